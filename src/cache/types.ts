@@ -1,0 +1,74 @@
+// The KV cache interface. Attention reads keys and values only through a per-block cache:
+// the forward pass appends each new token's K (after RoPE) and V, then asks the cache to
+// attend. A cache that stores quantized codes can therefore compute attention straight
+// from its own storage.
+
+/** Memory figures of one block's cache (the names are part of the JSON output contract). */
+export interface KvBlockStats {
+  /** Bit-width of the body (16 or 32 for a float cache, as stored). */
+  bodyBits: number;
+  sinkTokens: number;
+  bodyTokens: number;
+  windowTokens: number;
+  /** The original's figure: K and V elements × bits / 8, codes only. */
+  codeBytes: number;
+  /** The honest figure: bytes of the buffers actually held (codes + scales + zeros + spare capacity). */
+  heldBytes: number;
+  /** Per-block budget, or null when the cache has none. */
+  budgetBytes: number | null;
+}
+
+export interface KvStats {
+  method: string;
+  blocks: KvBlockStats[];
+  totalCodeBytes: number;
+  totalHeldBytes: number;
+}
+
+/** Shapes every block cache needs. */
+export interface KvShape {
+  numHeads: number; // query heads
+  numKvHeads: number;
+  headDim: number;
+}
+
+export interface LayerKvCache {
+  /** Tokens held (sink + body + window). */
+  readonly length: number;
+  /**
+   * Append nTokens new tokens. keys/values: (nTokens, numKvHeads × headDim), keys after RoPE.
+   * Throws KvBudgetError when the tokens cannot be held within the budget.
+   */
+  append(keys: Float32Array, values: Float32Array, nTokens: number): void;
+  /**
+   * Causal attention for the last nTokens appended: query i sees cached tokens
+   * 0 … length − nTokens + i. queries: (nTokens, numHeads × headDim); out: same shape.
+   */
+  attend(queries: Float32Array, nTokens: number, out: Float32Array): void;
+  stats(): KvBlockStats;
+  reset(): void;
+}
+
+/** The caches of all blocks of one sequence. */
+export class KvCache {
+  constructor(readonly method: string, readonly layers: LayerKvCache[]) {}
+
+  /** Tokens held (every block holds the same number). */
+  get length(): number {
+    return this.layers.length ? this.layers[0].length : 0;
+  }
+
+  reset(): void {
+    for (const l of this.layers) l.reset();
+  }
+
+  stats(): KvStats {
+    const blocks = this.layers.map((l) => l.stats());
+    return {
+      method: this.method,
+      blocks,
+      totalCodeBytes: blocks.reduce((a, b) => a + b.codeBytes, 0),
+      totalHeldBytes: blocks.reduce((a, b) => a + b.heldBytes, 0),
+    };
+  }
+}

@@ -1,0 +1,74 @@
+// `pmkvq chat`: an interactive multi-turn session; the KV cache is kept across turns.
+
+import readline from "node:readline";
+import { Command } from "commander";
+import { createFullPrecisionCache } from "../cache/full.js";
+import { ChatSession } from "../generate/chat.js";
+import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
+import { loadModelWithProgress, modelOption } from "./common.js";
+
+export interface ChatFlags {
+  model: string;
+  system?: string;
+  maxNewTokens: number;
+  temperature?: number;
+  topP?: number;
+  seed: number;
+}
+
+export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Command {
+  return new Command("chat")
+    .description("Interactive multi-turn chat (type /reset to start over, /exit or Ctrl-D to quit)")
+    .addOption(modelOption())
+    .option("--system <text>", "a system message at the start of the conversation")
+    .option("--max-new-tokens <n>", "limit per reply", parseIntArg(1), 1024)
+    .option("--temperature <t>", "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)", parseFloatArg(0))
+    .option("--top-p <p>", "nucleus sampling mass in (0, 1]", parseFloatArg(0, 1, true))
+    .option("--seed <n>", "random seed; turn i uses seed + i", parseIntArg(0, 2 ** 32 - 1), 0)
+    .action(async (flags: ChatFlags) => run(flags));
+}
+
+export async function runChat(flags: ChatFlags): Promise<void> {
+  const model = loadModelWithProgress(flags.model, true);
+  if (!model.tokenizer.hasChatTemplate) {
+    process.stderr.write("note: this model has no chat template; each turn is fed as plain text continuing the conversation\n");
+  }
+  const cache = createFullPrecisionCache(model.config, model.config.numLayers);
+  const session = new ChatSession(model, cache, flags.system);
+  const interactive = process.stdin.isTTY === true;
+  const rl = readline.createInterface({ input: process.stdin, terminal: interactive });
+  const prompt = () => {
+    if (interactive) process.stderr.write("> ");
+  };
+  process.stderr.write("chat ready — /reset clears the conversation, /exit quits\n");
+  prompt();
+  let turn = 0;
+  for await (const raw of rl) {
+    const line = raw.trim();
+    if (line === "/exit" || line === "/quit") break;
+    if (line === "/reset") {
+      session.reset();
+      process.stderr.write("(conversation cleared)\n");
+      prompt();
+      continue;
+    }
+    if (line === "") {
+      prompt();
+      continue;
+    }
+    const r = session.send(line, {
+      maxNewTokens: flags.maxNewTokens,
+      temperature: flags.temperature,
+      topP: flags.topP,
+      seed: flags.seed + turn++,
+      onText: (d) => process.stdout.write(d),
+    });
+    process.stdout.write("\n");
+    process.stderr.write(
+      `[${r.finishReason}] +${r.newPromptTokens} prompt tok${r.rebuilt ? " (conversation re-read)" : ""}, ${r.outputTokens} tok at ` +
+        `${r.timings.decodeTokPerS.toFixed(1)} tok/s · cache ${cache.length} tok, ${formatBytes(r.kv.totalHeldBytes)}\n`,
+    );
+    prompt();
+  }
+  rl.close();
+}

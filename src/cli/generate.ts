@@ -1,0 +1,75 @@
+// `pmkvq generate`: one prompt in, text out (streamed), or one JSON object with --json.
+
+import fs from "node:fs";
+import { Command } from "commander";
+import { UsageError } from "../errors.js";
+import { generate } from "../generate/generate.js";
+import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
+import { loadModelWithProgress, modelOption } from "./common.js";
+
+export interface GenerateFlags {
+  model: string;
+  prompt?: string;
+  promptFile?: string;
+  chat?: boolean;
+  system?: string;
+  maxNewTokens: number;
+  temperature?: number;
+  topP?: number;
+  seed: number;
+  json?: boolean;
+  prefillChunk: number;
+}
+
+export function generateCommand(run: (flags: GenerateFlags) => void | Promise<void>): Command {
+  return new Command("generate")
+    .description("Generate a continuation of a prompt (streams text to stdout)")
+    .addOption(modelOption())
+    .option("--prompt <text>", "the prompt text")
+    .option("--prompt-file <file>", "read the prompt from a file instead")
+    .option("--chat", "wrap the prompt as one user turn in the model's chat template (with the generation prompt)")
+    .option("--system <text>", "with --chat: a system message before the user turn")
+    .option("--max-new-tokens <n>", "stop after this many generated tokens", parseIntArg(0), 256)
+    .option("--temperature <t>", "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)", parseFloatArg(0))
+    .option("--top-p <p>", "nucleus sampling mass in (0, 1] (default: generation_config.json, else 1)", parseFloatArg(0, 1, true))
+    .option("--seed <n>", "random seed for sampling (same seed → same output)", parseIntArg(0, 2 ** 32 - 1), 0)
+    .option("--json", "print one JSON object (ids, text, finishReason, token counts, timings, kv memory) instead of streaming")
+    .option("--prefill-chunk <n>", "prompt tokens per forward pass during prefill", parseIntArg(1), 128)
+    .action(async (flags: GenerateFlags) => run(flags));
+}
+
+export async function runGenerate(flags: GenerateFlags): Promise<void> {
+  if ((flags.prompt === undefined) === (flags.promptFile === undefined)) throw new UsageError("give exactly one of --prompt TEXT or --prompt-file FILE");
+  let text = flags.prompt ?? "";
+  if (flags.promptFile !== undefined) {
+    try {
+      text = fs.readFileSync(flags.promptFile, "utf8");
+    } catch (e) {
+      throw new UsageError(`--prompt-file ${flags.promptFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
+    }
+  }
+  if (flags.system !== undefined && !flags.chat) throw new UsageError("--system needs --chat");
+  const model = loadModelWithProgress(flags.model, !flags.json);
+  const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: text }];
+  const result = generate(model, flags.chat ? { messages } : text, {
+    maxNewTokens: flags.maxNewTokens,
+    temperature: flags.temperature,
+    topP: flags.topP,
+    seed: flags.seed,
+    prefillChunk: flags.prefillChunk,
+    onText: flags.json ? undefined : (delta) => process.stdout.write(delta),
+  });
+  if (flags.json) {
+    process.stdout.write(JSON.stringify({ ...result, loadMs: model.loadMs, weightBytes: model.weightBytes }) + "\n");
+    return;
+  }
+  process.stdout.write("\n");
+  const t = result.timings;
+  process.stderr.write(
+    `[${result.finishReason}] prompt ${result.promptTokens} tok, output ${result.outputTokens} tok · ` +
+      `load ${model.loadMs.toFixed(0)} ms (weights ${formatBytes(model.weightBytes)}) · ` +
+      `prefill ${t.prefillTokPerS.toFixed(1)} tok/s · decode ${t.decodeTokPerS.toFixed(1)} tok/s · ` +
+      `KV cache ${formatBytes(result.kv.totalHeldBytes)}\n`,
+  );
+  if (result.kvBudgetMessage) process.stderr.write(`KV budget: ${result.kvBudgetMessage}\n`);
+}

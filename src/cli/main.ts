@@ -1,0 +1,56 @@
+// The `pmkvq` command: parses flags, runs one command, turns errors into exit codes.
+
+import { Command, CommanderError } from "commander";
+import { PmkvqError } from "../errors.js";
+import { normalizeArgv } from "./args.js";
+import { chatCommand, runChat } from "./chat.js";
+import { generateCommand, runGenerate } from "./generate.js";
+
+export type Handlers = {
+  generate: Parameters<typeof generateCommand>[0];
+  chat: Parameters<typeof chatCommand>[0];
+};
+
+export const defaultHandlers: Handlers = { generate: runGenerate, chat: runChat };
+
+export function buildProgram(handlers: Handlers = defaultHandlers): Command {
+  const program = new Command("pmkvq")
+    .description("PM-KVQ: long chain-of-thought LLMs with a progressive mixed-precision KV cache (TypeScript)")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureHelp({ showGlobalOptions: true });
+  program.addCommand(generateCommand(handlers.generate));
+  program.addCommand(chatCommand(handlers.chat));
+  return program;
+}
+
+/** Parse argv (without node and script) into a command name and its flags, without running it. */
+export async function parseCLI(argv: string[]): Promise<{ command: string; flags: Record<string, unknown> }> {
+  let result: { command: string; flags: Record<string, unknown> } | null = null;
+  const capture = (command: string) => (flags: object) => {
+    result = { command, flags: flags as Record<string, unknown> };
+  };
+  const program = buildProgram({ generate: capture("generate"), chat: capture("chat") });
+  program.exitOverride();
+  for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  program.configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  await program.parseAsync(normalizeArgv(argv), { from: "user" });
+  if (!result) throw new Error("no command given");
+  return result;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  for (const c of program.commands) c.exitOverride();
+  try {
+    await program.parseAsync(normalizeArgv(argv), { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof PmkvqError) {
+      process.stderr.write(`pmkvq: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,28 @@
+// One error class per kind of failure a user can act on. Library code throws these;
+// only src/cli/ turns them into an exit code and a message.
+
+export class PmkvqError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A model folder, config.json or checkpoint file is missing, malformed or unsupported. */
+export class CheckpointError extends PmkvqError {}
+
+/** A config.json field is missing or describes an architecture we do not run. */
+export class ConfigError extends PmkvqError {}
+
+/** tokenizer.json / tokenizer_config.json / chat template problems. */
+export class TokenizerError extends PmkvqError {}
+
+/** A flag or argument value is invalid. */
+export class UsageError extends PmkvqError {}
+
+/** The KV cache cannot hold the sequence within its memory budget (spec §3). */
+export class KvBudgetError extends PmkvqError {
+  constructor(message: string, readonly layer: number) {
+    super(message);
+  }
+}

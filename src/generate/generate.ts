@@ -1,0 +1,152 @@
+// The generation loop: prefill the prompt in chunks, then decode one token at a time
+// until an EOS id, the token limit, or the KV budget stops it.
+
+import { createFullPrecisionCache } from "../cache/full.js";
+import type { KvCache, KvStats } from "../cache/types.js";
+import { KvBudgetError, UsageError } from "../errors.js";
+import type { LoadedModel } from "../model/checkpoint.js";
+import { IncrementalDecoder, type ChatMessage } from "../tokenizer/tokenizer.js";
+import { Rng } from "./rng.js";
+import { sampleToken, type SamplingParams } from "./sampler.js";
+
+export type FinishReason = "stop" | "length" | "kv_budget";
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** Default: generation_config.json (do_sample true → its temperature), else greedy. */
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  /** The cache to fill; a new full-precision cache when absent. Reused caches continue at their length. */
+  cache?: KvCache;
+  /** Ids that end generation; default: the model's EOS ids. */
+  eosTokenIds?: number[];
+  /** Tokens per prefill forward (bounds scratch memory). */
+  prefillChunk?: number;
+  /** Streaming: called with each piece of new text as it decodes. */
+  onText?: (delta: string) => void;
+  /** Called with each new token id (after it is sampled). */
+  onToken?: (id: number, step: number) => void;
+  /** Called after each decode step with the cache (e.g. to trace memory). */
+  onStep?: (step: number, cache: KvCache) => void;
+}
+
+export interface GenerateResult {
+  /** Generated ids, without the stop token. */
+  ids: number[];
+  text: string;
+  finishReason: FinishReason;
+  /** The EOS id that stopped generation, when finishReason is "stop". */
+  stopTokenId: number | null;
+  promptTokens: number;
+  outputTokens: number;
+  sampling: SamplingParams & { seed: number };
+  timings: {
+    prefillMs: number;
+    decodeMs: number;
+    prefillTokPerS: number;
+    /** Decode forward passes per second. */
+    decodeTokPerS: number;
+  };
+  kv: KvStats;
+  /** Set when finishReason is "kv_budget". */
+  kvBudgetMessage?: string;
+}
+
+export type Prompt = string | number[] | { messages: ChatMessage[] };
+
+/** Resolve sampling parameters: explicit values, else generation_config.json, else greedy. */
+export function resolveSampling(model: LoadedModel, temperature?: number, topP?: number): SamplingParams {
+  const g = model.generation;
+  const t = temperature ?? (g.doSample ? (g.temperature ?? 1) : 0);
+  const p = topP ?? (g.doSample ? (g.topP ?? 1) : 1);
+  if (!(t >= 0) || !Number.isFinite(t)) throw new UsageError(`temperature must be ≥ 0 (got ${t})`);
+  if (!(p > 0 && p <= 1)) throw new UsageError(`top-p must be in (0, 1] (got ${p})`);
+  return { temperature: t, topP: p };
+}
+
+export function encodePrompt(model: LoadedModel, prompt: Prompt): number[] {
+  if (Array.isArray(prompt)) return prompt;
+  if (typeof prompt === "string") return model.tokenizer.encode(prompt);
+  return model.tokenizer.encodeChat(prompt.messages, true);
+}
+
+export function generate(model: LoadedModel, prompt: Prompt, opts: GenerateOptions = {}): GenerateResult {
+  const c = model.config;
+  const promptIds = encodePrompt(model, prompt);
+  if (promptIds.length === 0) throw new UsageError("the prompt encodes to no tokens");
+  const maxNew = opts.maxNewTokens ?? 256;
+  if (!Number.isInteger(maxNew) || maxNew < 0) throw new UsageError(`max new tokens must be a non-negative integer (got ${maxNew})`);
+  const sampling = resolveSampling(model, opts.temperature, opts.topP);
+  const seed = opts.seed ?? 0;
+  const rng = new Rng(seed);
+  const eos = new Set(opts.eosTokenIds ?? model.generation.eosTokenIds);
+  const cache = opts.cache ?? createFullPrecisionCache(c, c.numLayers);
+  const chunk = opts.prefillChunk ?? 128;
+  const tf = model.transformer;
+  const decoder = new IncrementalDecoder(model.tokenizer, promptIds);
+
+  const ids: number[] = [];
+  let finishReason: FinishReason = "length";
+  let stopTokenId: number | null = null;
+  let kvBudgetMessage: string | undefined;
+  let pos = cache.length;
+  let prefillMs = 0;
+  let decodeMs = 0;
+  let decodeSteps = 0;
+  let decodeStart = 0;
+
+  try {
+    // prefill
+    const t0 = performance.now();
+    let logits: Float32Array = new Float32Array(0);
+    for (let i = 0; i < promptIds.length; i += chunk) {
+      const part = promptIds.slice(i, i + chunk);
+      logits = tf.forward(part, part.map((_, j) => pos + j), cache, "last");
+      pos += part.length;
+    }
+    prefillMs = performance.now() - t0;
+    // decode
+    decodeStart = performance.now();
+    for (let step = 0; step < maxNew; step++) {
+      const id = sampleToken(logits, sampling, rng);
+      if (eos.has(id)) {
+        finishReason = "stop";
+        stopTokenId = id;
+        break;
+      }
+      ids.push(id);
+      opts.onToken?.(id, step);
+      const delta = decoder.push(id);
+      if (delta) opts.onText?.(delta);
+      if (step === maxNew - 1) break;
+      logits = tf.forward([id], [pos], cache, "last");
+      pos++;
+      decodeSteps++;
+      opts.onStep?.(step, cache);
+    }
+  } catch (e) {
+    if (!(e instanceof KvBudgetError)) throw e;
+    finishReason = "kv_budget";
+    kvBudgetMessage = e.message;
+  }
+  if (decodeStart > 0) decodeMs = performance.now() - decodeStart;
+
+  return {
+    ids,
+    text: model.tokenizer.decode(ids),
+    finishReason,
+    stopTokenId,
+    promptTokens: promptIds.length,
+    outputTokens: ids.length,
+    sampling: { ...sampling, seed },
+    timings: {
+      prefillMs,
+      decodeMs,
+      prefillTokPerS: prefillMs > 0 ? (promptIds.length / prefillMs) * 1000 : 0,
+      decodeTokPerS: decodeMs > 0 ? (decodeSteps / decodeMs) * 1000 : 0,
+    },
+    kv: cache.stats(),
+    ...(kvBudgetMessage ? { kvBudgetMessage } : {}),
+  };
+}

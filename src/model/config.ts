@@ -1,0 +1,139 @@
+// config.json → ModelConfig: the few numbers the transformer needs, validated.
+
+import { ConfigError } from "../errors.js";
+
+export const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM", "Qwen2ForCausalLM"] as const;
+export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
+export const SUPPORTED_ROPE_TYPES = ["default", "linear", "llama3"] as const;
+
+export interface RopeScaling {
+  type: "default" | "linear" | "llama3";
+  factor: number;
+  /** llama3 only. */
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
+}
+
+export interface ModelConfig {
+  architecture: Architecture;
+  hiddenSize: number; // dim of the residual stream
+  intermediateSize: number; // hidden dim of the SwiGLU MLP
+  numLayers: number; // transformer blocks
+  numHeads: number; // query heads
+  numKvHeads: number; // key/value heads (GQA: numHeads % numKvHeads === 0)
+  headDim: number; // per-head dim (explicit head_dim or hiddenSize / numHeads)
+  vocabSize: number;
+  maxPositionEmbeddings: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: RopeScaling;
+  tieWordEmbeddings: boolean;
+  /** q/k/v projections carry biases (Qwen2 always, Llama with attention_bias). */
+  qkvBias: boolean;
+  /** o_proj carries a bias (Llama with attention_bias). */
+  oBias: boolean;
+  bosTokenId: number | null;
+  eosTokenIds: number[];
+  /** The checkpoint's own dtype (informational). */
+  torchDtype: string;
+}
+
+function need(raw: Record<string, unknown>, key: string, file: string): number {
+  const v = raw[key];
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`${file}: "${key}" must be a number (got ${JSON.stringify(v)})`);
+  return v;
+}
+
+function positiveInt(raw: Record<string, unknown>, key: string, file: string): number {
+  const v = need(raw, key, file);
+  if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${file}: "${key}" must be a positive integer (got ${v})`);
+  return v;
+}
+
+export function tokenIdList(v: unknown): number[] {
+  if (typeof v === "number") return [v];
+  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === "number");
+  return [];
+}
+
+/** Parse a Hugging Face config.json object. `file` names it in errors. */
+export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfig {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(`${file}: not a JSON object`);
+  const c = raw as Record<string, unknown>;
+  const archs = Array.isArray(c.architectures) ? (c.architectures as unknown[]) : [];
+  const architecture = archs.find((a): a is Architecture => (SUPPORTED_ARCHITECTURES as readonly unknown[]).includes(a));
+  if (!architecture) {
+    throw new ConfigError(
+      `${file}: architecture ${JSON.stringify(archs)} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`,
+    );
+  }
+  const hiddenSize = positiveInt(c, "hidden_size", file);
+  const numHeads = positiveInt(c, "num_attention_heads", file);
+  const numKvHeads = c.num_key_value_heads == null ? numHeads : positiveInt(c, "num_key_value_heads", file);
+  if (numHeads % numKvHeads !== 0) {
+    throw new ConfigError(`${file}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
+  }
+  let headDim: number;
+  if (c.head_dim != null) headDim = positiveInt(c, "head_dim", file);
+  else {
+    if (hiddenSize % numHeads !== 0) throw new ConfigError(`${file}: hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
+    headDim = hiddenSize / numHeads;
+  }
+  if (headDim % 2 !== 0) throw new ConfigError(`${file}: head_dim ${headDim} must be even for RoPE`);
+  if (c.hidden_act != null && c.hidden_act !== "silu") {
+    throw new ConfigError(`${file}: hidden_act "${c.hidden_act}" is not supported; supported: silu`);
+  }
+  if (c.mlp_bias === true) throw new ConfigError(`${file}: mlp_bias true is not supported`);
+  if (architecture === "Qwen2ForCausalLM" && c.use_sliding_window === true) {
+    throw new ConfigError(`${file}: use_sliding_window true is not supported (full attention only)`);
+  }
+  const attentionBias = c.attention_bias === true;
+  const maxPos = c.max_position_embeddings == null ? 4096 : positiveInt(c, "max_position_embeddings", file);
+  return {
+    architecture,
+    hiddenSize,
+    intermediateSize: positiveInt(c, "intermediate_size", file),
+    numLayers: positiveInt(c, "num_hidden_layers", file),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize: positiveInt(c, "vocab_size", file),
+    maxPositionEmbeddings: maxPos,
+    rmsNormEps: c.rms_norm_eps == null ? 1e-6 : need(c, "rms_norm_eps", file),
+    ropeTheta: c.rope_theta == null ? 10000 : need(c, "rope_theta", file),
+    ropeScaling: parseRopeScaling(c.rope_scaling, maxPos, file),
+    tieWordEmbeddings: c.tie_word_embeddings === true,
+    qkvBias: architecture === "Qwen2ForCausalLM" || attentionBias,
+    oBias: architecture === "LlamaForCausalLM" && attentionBias,
+    bosTokenId: typeof c.bos_token_id === "number" ? c.bos_token_id : null,
+    eosTokenIds: tokenIdList(c.eos_token_id),
+    torchDtype: typeof c.torch_dtype === "string" ? c.torch_dtype : typeof c.dtype === "string" ? (c.dtype as string) : "unknown",
+  };
+}
+
+function parseRopeScaling(raw: unknown, maxPos: number, file: string): RopeScaling {
+  const plain: RopeScaling = { type: "default", factor: 1, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: maxPos };
+  if (raw == null) return plain;
+  if (typeof raw !== "object") throw new ConfigError(`${file}: rope_scaling must be an object or null`);
+  const r = raw as Record<string, unknown>;
+  const type = r.rope_type ?? r.type ?? "default";
+  const where = `${file}: rope_scaling`;
+  if (type === "default") return plain;
+  if (type === "linear") return { ...plain, type, factor: need(r, "factor", where) };
+  if (type === "llama3") {
+    return {
+      type,
+      factor: need(r, "factor", where),
+      lowFreqFactor: need(r, "low_freq_factor", where),
+      highFreqFactor: need(r, "high_freq_factor", where),
+      originalMaxPositionEmbeddings: positiveInt(r, "original_max_position_embeddings", where),
+    };
+  }
+  throw new ConfigError(`${where} type ${JSON.stringify(type)} is not supported; supported: ${SUPPORTED_ROPE_TYPES.join(", ")}`);
+}
+
+/** kv_hidden = num_key_value_heads × head_dim (spec §4). */
+export function kvHidden(c: ModelConfig): number {
+  return c.numKvHeads * c.headDim;
+}

@@ -1,0 +1,123 @@
+// The transformer forward pass (Llama / Qwen2), one sequence, any number of new tokens.
+// Every scratch buffer lives in RunState and is allocated once per chunk size.
+
+import { UsageError } from "../errors.js";
+import type { KvCache } from "../cache/types.js";
+import { addInPlace, matmul, rmsnorm, rope, swiglu } from "../tensor/ops.js";
+import type { ModelConfig } from "./config.js";
+import { ropeInvFreq, ropeTables } from "./rope.js";
+import type { Weights } from "./weights.js";
+
+export type LogitsMode = "last" | "all" | "none";
+
+/** Scratch buffers for a chunk of up to `tokens` tokens. */
+class RunState {
+  readonly x: Float32Array; // (T, dim) residual stream
+  readonly xb: Float32Array; // (T, dim) normed input of a sublayer
+  readonly q: Float32Array; // (T, numHeads·d)
+  readonly k: Float32Array; // (T, numKvHeads·d)
+  readonly v: Float32Array; // (T, numKvHeads·d)
+  readonly att: Float32Array; // (T, numHeads·d) attention output before o_proj
+  readonly proj: Float32Array; // (T, dim) output of o_proj / down_proj
+  readonly gate: Float32Array; // (T, intermediate)
+  readonly up: Float32Array; // (T, intermediate)
+  readonly cos: Float32Array; // (T, d/2)
+  readonly sin: Float32Array; // (T, d/2)
+  logits: Float32Array; // (1 or T, vocab)
+
+  constructor(readonly tokens: number, c: ModelConfig) {
+    const T = tokens;
+    this.x = new Float32Array(T * c.hiddenSize);
+    this.xb = new Float32Array(T * c.hiddenSize);
+    this.q = new Float32Array(T * c.numHeads * c.headDim);
+    this.k = new Float32Array(T * c.numKvHeads * c.headDim);
+    this.v = new Float32Array(T * c.numKvHeads * c.headDim);
+    this.att = new Float32Array(T * c.numHeads * c.headDim);
+    this.proj = new Float32Array(T * c.hiddenSize);
+    this.gate = new Float32Array(T * c.intermediateSize);
+    this.up = new Float32Array(T * c.intermediateSize);
+    this.cos = new Float32Array((T * c.headDim) / 2);
+    this.sin = new Float32Array((T * c.headDim) / 2);
+    this.logits = new Float32Array(c.vocabSize);
+  }
+}
+
+/** Optional observers for calibration: they see intermediate tensors of each block. */
+export interface ForwardHooks {
+  /** Keys after RoPE and values of block `layer`, (T, numKvHeads·d) each. */
+  onKv?(layer: number, keys: Float32Array, values: Float32Array, T: number): void;
+}
+
+export class Transformer {
+  readonly invFreq: Float64Array;
+  private state: RunState | null = null;
+
+  constructor(readonly config: ModelConfig, readonly weights: Weights) {
+    this.invFreq = ropeInvFreq(config);
+  }
+
+  private stateFor(T: number): RunState {
+    if (!this.state || this.state.tokens < T) this.state = new RunState(T, this.config);
+    return this.state;
+  }
+
+  /**
+   * Run `tokens` at `positions` through the model, appending their K/V to `cache`.
+   * Returns logits of the last token ("last": (vocab)), of every token ("all": (T, vocab)),
+   * or an empty array ("none"). The returned buffer is scratch: copy it to keep it.
+   */
+  forward(tokens: ArrayLike<number>, positions: ArrayLike<number>, cache: KvCache, mode: LogitsMode = "last", hooks?: ForwardHooks): Float32Array {
+    const c = this.config;
+    const w = this.weights;
+    const T = tokens.length;
+    if (T === 0) throw new UsageError("forward: no tokens");
+    if (positions.length !== T) throw new UsageError(`forward: ${T} tokens but ${positions.length} positions`);
+    const s = this.stateFor(T);
+    const dim = c.hiddenSize;
+    const d = c.headDim;
+    const qDim = c.numHeads * d;
+    const kvDim = c.numKvHeads * d;
+    const inter = c.intermediateSize;
+
+    // token embeddings
+    for (let t = 0; t < T; t++) {
+      const id = tokens[t];
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new UsageError(`token id ${id} is outside the vocabulary (0 … ${c.vocabSize - 1})`);
+      s.x.set(w.embed.subarray(id * dim, (id + 1) * dim), t * dim);
+    }
+    ropeTables(this.invFreq, positions, s.cos, s.sin);
+
+    for (let l = 0; l < c.numLayers; l++) {
+      const lw = w.layers[l];
+      // attention: norm, q/k/v projections, RoPE on q and k
+      rmsnorm(s.xb, s.x, lw.attnNorm, T, dim, c.rmsNormEps);
+      matmul(s.q, s.xb, lw.wq, lw.bq, T, dim, qDim);
+      matmul(s.k, s.xb, lw.wk, lw.bk, T, dim, kvDim);
+      matmul(s.v, s.xb, lw.wv, lw.bv, T, dim, kvDim);
+      rope(s.q, s.cos, s.sin, T, c.numHeads, d);
+      rope(s.k, s.cos, s.sin, T, c.numKvHeads, d);
+      hooks?.onKv?.(l, s.k, s.v, T);
+      // the cache stores K/V and computes attention from what it holds
+      const layerCache = cache.layers[l];
+      layerCache.append(s.k, s.v, T);
+      layerCache.attend(s.q, T, s.att);
+      matmul(s.proj, s.att, lw.wo, lw.bo, T, qDim, dim);
+      addInPlace(s.x, s.proj, T * dim);
+      // SwiGLU MLP
+      rmsnorm(s.xb, s.x, lw.ffnNorm, T, dim, c.rmsNormEps);
+      matmul(s.gate, s.xb, lw.wGate, null, T, dim, inter);
+      matmul(s.up, s.xb, lw.wUp, null, T, dim, inter);
+      swiglu(s.gate, s.up, T * inter);
+      matmul(s.proj, s.gate, lw.wDown, null, T, inter, dim);
+      addInPlace(s.x, s.proj, T * dim);
+    }
+
+    if (mode === "none") return new Float32Array(0);
+    const first = mode === "last" ? T - 1 : 0;
+    const rows = T - first;
+    if (s.logits.length < rows * c.vocabSize) s.logits = new Float32Array(rows * c.vocabSize);
+    rmsnorm(s.xb, s.x.subarray(first * dim), w.finalNorm, rows, dim, c.rmsNormEps);
+    matmul(s.logits, s.xb, w.lmHead, null, rows, dim, c.vocabSize);
+    return s.logits.subarray(0, rows * c.vocabSize);
+  }
+}

@@ -1,0 +1,41 @@
+// Rotary position embedding frequencies (Hugging Face semantics), including llama3 scaling.
+
+import type { ModelConfig } from "./config.js";
+
+/** inv_freq[i] = 1 / theta^(2i/d), adjusted by rope_scaling; computed in float64. */
+export function ropeInvFreq(c: ModelConfig): Float64Array {
+  const d = c.headDim;
+  const inv = new Float64Array(d / 2);
+  for (let i = 0; i < d / 2; i++) inv[i] = 1 / Math.pow(c.ropeTheta, (2 * i) / d);
+  const s = c.ropeScaling;
+  if (s.type === "linear") {
+    for (let i = 0; i < inv.length; i++) inv[i] /= s.factor;
+  } else if (s.type === "llama3") {
+    // transformers' _compute_llama3_parameters: low frequencies divided by factor,
+    // high frequencies kept, a smooth blend in between.
+    const lowFreqWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+    const highFreqWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+    for (let i = 0; i < inv.length; i++) {
+      const wavelen = (2 * Math.PI) / inv[i];
+      if (wavelen > lowFreqWavelen) inv[i] = inv[i] / s.factor;
+      else if (wavelen >= highFreqWavelen) {
+        const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+        inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
+      }
+    }
+  }
+  return inv;
+}
+
+/** cos/sin tables (T, d/2) for the given positions. */
+export function ropeTables(invFreq: Float64Array, positions: ArrayLike<number>, cos: Float32Array, sin: Float32Array): void {
+  const half = invFreq.length;
+  for (let t = 0; t < positions.length; t++) {
+    const p = positions[t];
+    for (let i = 0; i < half; i++) {
+      const angle = p * invFreq[i];
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+    }
+  }
+}

@@ -1,0 +1,115 @@
+// Model weights as plain float32 buffers, with their shapes in comments (llama2.c style).
+
+import { CheckpointError } from "../errors.js";
+import type { ModelConfig } from "./config.js";
+
+export interface LayerWeights {
+  attnNorm: Float32Array; // (dim)
+  wq: Float32Array; // (numHeads·headDim, dim)
+  wk: Float32Array; // (numKvHeads·headDim, dim)
+  wv: Float32Array; // (numKvHeads·headDim, dim)
+  wo: Float32Array; // (dim, numHeads·headDim)
+  bq: Float32Array | null; // (numHeads·headDim)
+  bk: Float32Array | null; // (numKvHeads·headDim)
+  bv: Float32Array | null; // (numKvHeads·headDim)
+  bo: Float32Array | null; // (dim)
+  ffnNorm: Float32Array; // (dim)
+  wGate: Float32Array; // (intermediate, dim)
+  wUp: Float32Array; // (intermediate, dim)
+  wDown: Float32Array; // (dim, intermediate)
+}
+
+export interface Weights {
+  embed: Float32Array; // (vocab, dim)
+  layers: LayerWeights[];
+  finalNorm: Float32Array; // (dim)
+  lmHead: Float32Array; // (vocab, dim); the same buffer as embed when tied
+}
+
+/** Where weights come from: a checkpoint folder, or tensors a test builds. */
+export interface TensorSource {
+  has(name: string): boolean;
+  /** Shape of a tensor; throws CheckpointError if absent. */
+  shape(name: string): number[];
+  /** Float32 data of a tensor. */
+  read(name: string): Float32Array;
+  /** Where the tensor lives, for error messages. */
+  where(name: string): string;
+}
+
+/** Hugging Face tensor names for Llama and Qwen2. */
+export function hfNames(layer: number) {
+  const p = `model.layers.${layer}.`;
+  return {
+    attnNorm: p + "input_layernorm.weight",
+    wq: p + "self_attn.q_proj.weight",
+    wk: p + "self_attn.k_proj.weight",
+    wv: p + "self_attn.v_proj.weight",
+    wo: p + "self_attn.o_proj.weight",
+    bq: p + "self_attn.q_proj.bias",
+    bk: p + "self_attn.k_proj.bias",
+    bv: p + "self_attn.v_proj.bias",
+    bo: p + "self_attn.o_proj.bias",
+    ffnNorm: p + "post_attention_layernorm.weight",
+    wGate: p + "mlp.gate_proj.weight",
+    wUp: p + "mlp.up_proj.weight",
+    wDown: p + "mlp.down_proj.weight",
+  };
+}
+
+export function loadWeights(c: ModelConfig, src: TensorSource, onTensor?: (name: string) => void): Weights {
+  const get = (name: string, shape: number[]): Float32Array => {
+    if (!src.has(name)) throw new CheckpointError(`checkpoint has no tensor "${name}" (expected shape ${JSON.stringify(shape)})`);
+    const got = src.shape(name);
+    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+      throw new CheckpointError(`${src.where(name)}: tensor "${name}" has shape ${JSON.stringify(got)}, config.json implies ${JSON.stringify(shape)}`);
+    }
+    onTensor?.(name);
+    return src.read(name);
+  };
+  const optional = (name: string, shape: number[], wanted: boolean): Float32Array | null => {
+    if (!wanted) {
+      if (src.has(name)) throw new CheckpointError(`${src.where(name)}: unexpected tensor "${name}" (config.json says no bias)`);
+      return null;
+    }
+    return get(name, shape);
+  };
+  const { hiddenSize: dim, headDim, numHeads, numKvHeads, intermediateSize: inter, vocabSize } = c;
+  const qDim = numHeads * headDim;
+  const kvDim = numKvHeads * headDim;
+  const embed = get("model.embed_tokens.weight", [vocabSize, dim]);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < c.numLayers; l++) {
+    const n = hfNames(l);
+    layers.push({
+      attnNorm: get(n.attnNorm, [dim]),
+      wq: get(n.wq, [qDim, dim]),
+      wk: get(n.wk, [kvDim, dim]),
+      wv: get(n.wv, [kvDim, dim]),
+      wo: get(n.wo, [dim, qDim]),
+      bq: optional(n.bq, [qDim], c.qkvBias),
+      bk: optional(n.bk, [kvDim], c.qkvBias),
+      bv: optional(n.bv, [kvDim], c.qkvBias),
+      bo: optional(n.bo, [dim], c.oBias),
+      ffnNorm: get(n.ffnNorm, [dim]),
+      wGate: get(n.wGate, [inter, dim]),
+      wUp: get(n.wUp, [inter, dim]),
+      wDown: get(n.wDown, [dim, inter]),
+    });
+  }
+  const finalNorm = get("model.norm.weight", [dim]);
+  let lmHead: Float32Array;
+  if (src.has("lm_head.weight") && !c.tieWordEmbeddings) lmHead = get("lm_head.weight", [vocabSize, dim]);
+  else if (c.tieWordEmbeddings) lmHead = embed;
+  else throw new CheckpointError(`checkpoint has no tensor "lm_head.weight" and config.json does not set tie_word_embeddings`);
+  return { embed, layers, finalNorm, lmHead };
+}
+
+/** Bytes held by the weights (a tied head is counted once). */
+export function weightBytes(w: Weights): number {
+  let n = w.embed.byteLength + w.finalNorm.byteLength + (w.lmHead === w.embed ? 0 : w.lmHead.byteLength);
+  for (const l of w.layers) {
+    for (const v of Object.values(l)) if (v) n += (v as Float32Array).byteLength;
+  }
+  return n;
+}
