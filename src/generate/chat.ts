@@ -2,6 +2,7 @@
 // the text the chat template adds after what the cache already holds.
 
 import type { KvCache } from "../cache/types.js";
+import { KvBudgetError } from "../errors.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import type { ChatMessage } from "../tokenizer/tokenizer.js";
 import { generate, type GenerateOptions, type GenerateResult } from "./generate.js";
@@ -34,10 +35,10 @@ export class ChatSession {
     this.cacheValid = true;
   }
 
-  /** Without a chat template, turns are plain text joined by newlines. */
+  /** Without a chat template, a user turn starts a new line and the reply continues it. */
   private render(messages: ChatMessage[]): string {
     if (this.model.tokenizer.hasChatTemplate) return this.model.tokenizer.applyChatTemplate(messages, true);
-    return messages.map((m) => m.content).join("\n");
+    return messages.map((m, i) => (m.role === "assistant" || i === 0 ? m.content : "\n" + m.content)).join("");
   }
 
   send(userText: string, opts: Omit<GenerateOptions, "cache"> = {}): ChatTurnResult {
@@ -54,10 +55,31 @@ export class ChatSession {
       // a template writes its own BOS; plain text gets the tokenizer's
       newIds = tok.encode(full, !tok.hasChatTemplate);
     }
-    const result = generate(this.model, newIds, { ...opts, cache: this.cache });
-    this.messages.push({ role: "assistant", content: result.text });
-    this.cachedText = full + result.text;
-    this.cacheValid = result.finishReason !== "kv_budget";
+    // The reply as it continues the prompt text (a leading space a decoder would strip is kept),
+    // so that the next rendering of the conversation starts with exactly what the cache holds.
+    let continuation = "";
+    const result = generate(this.model, newIds, {
+      ...opts,
+      cache: this.cache,
+      onText: (d) => {
+        continuation += d;
+        opts.onText?.(d);
+      },
+    });
+    // generation does not feed its last token when it stops at the length limit; the next
+    // turn continues after it, so the cache must hold it
+    let cacheValid = result.finishReason !== "kv_budget";
+    if (result.finishReason === "length" && result.ids.length > 0) {
+      try {
+        this.model.transformer.forward([result.ids[result.ids.length - 1]], [this.cache.length], this.cache, "none");
+      } catch (e) {
+        if (!(e instanceof KvBudgetError)) throw e;
+        cacheValid = false;
+      }
+    }
+    this.messages.push({ role: "assistant", content: continuation });
+    this.cachedText = full + continuation;
+    this.cacheValid = cacheValid;
     return { ...result, newPromptTokens: newIds.length, rebuilt };
   }
 }

@@ -89,6 +89,9 @@ export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfi
     throw new ConfigError(`${file}: use_sliding_window true is not supported (full attention only)`);
   }
   const attentionBias = c.attention_bias === true;
+  // transformers ≥ 5 writes rope_theta and the scaling into one "rope_parameters" object
+  const ropeParams = c.rope_parameters && typeof c.rope_parameters === "object" ? (c.rope_parameters as Record<string, unknown>) : null;
+  const ropeTheta = ropeParams?.rope_theta ?? c.rope_theta;
   const maxPos = c.max_position_embeddings == null ? 4096 : positiveInt(c, "max_position_embeddings", file);
   return {
     architecture,
@@ -101,8 +104,8 @@ export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfi
     vocabSize: positiveInt(c, "vocab_size", file),
     maxPositionEmbeddings: maxPos,
     rmsNormEps: c.rms_norm_eps == null ? 1e-6 : need(c, "rms_norm_eps", file),
-    ropeTheta: c.rope_theta == null ? 10000 : need(c, "rope_theta", file),
-    ropeScaling: parseRopeScaling(c.rope_scaling, maxPos, file),
+    ropeTheta: ropeTheta == null ? 10000 : need({ rope_theta: ropeTheta }, "rope_theta", file),
+    ropeScaling: parseRopeScaling(ropeParams ?? c.rope_scaling, maxPos, file),
     tieWordEmbeddings: c.tie_word_embeddings === true,
     qkvBias: architecture === "Qwen2ForCausalLM" || attentionBias,
     oBias: architecture === "LlamaForCausalLM" && attentionBias,

@@ -115,13 +115,12 @@ function parseHeader(file: string, headerBuf: Buffer, fileBytes: number): Safete
     }
     tensors.set(name, { name, dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e });
   }
-  const sorted = [...tensors.values()].sort((x, y) => x.begin - y.begin || x.end - y.end);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1];
-    const cur = sorted[i];
-    if (cur.begin < prev.end && cur.end > cur.begin) {
-      fail(file, `tensor "${cur.name}" overlaps tensor "${prev.name}" in the data section`);
-    }
+  // no two non-empty tensors share a byte: compare each with the furthest-reaching one before it
+  const sorted = [...tensors.values()].filter((t) => t.end > t.begin).sort((x, y) => x.begin - y.begin || x.end - y.end);
+  let reach: TensorInfo | null = null;
+  for (const cur of sorted) {
+    if (reach && cur.begin < reach.end) fail(file, `tensor "${cur.name}" overlaps tensor "${reach.name}" in the data section`);
+    if (!reach || cur.end > reach.end) reach = cur;
   }
   return { file, fileBytes, dataStart, tensors, metadata };
 }
@@ -214,9 +213,9 @@ export function encodeSafetensors(tensors: TensorToWrite[], metadata: Record<str
     chunks.push(bytes);
     offset += bytes.length;
   }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - (json.length % 8)) % 8); // align the data section to 8 bytes
-  const jsonBuf = Buffer.from(json, "utf8");
+  const json = JSON.stringify(header);
+  const jsonBytes = Buffer.byteLength(json, "utf8");
+  const jsonBuf = Buffer.from(json + " ".repeat((8 - (jsonBytes % 8)) % 8), "utf8"); // align the data section to 8 bytes
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(jsonBuf.length));
   return Buffer.concat([len, jsonBuf, ...chunks]);

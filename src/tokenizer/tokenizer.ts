@@ -76,6 +76,7 @@ export class TextTokenizer {
   }
 
   decode(ids: number[], skipSpecialTokens = true): string {
+    if (ids.length === 0) return "";
     return this.tok.decode(ids, { skip_special_tokens: skipSpecialTokens });
   }
 

@@ -1,0 +1,92 @@
+// The command line as a user types it: flag parsing (ours and the original's spellings),
+// errors with exit codes, and real runs of the built `pmkvq` binary.
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { test } from "node:test";
+import { normalizeArgv } from "../../src/cli/args.js";
+import { parseCLI } from "../../src/cli/main.js";
+import { readStoriesReference, REPO_ROOT, STORIES_DIR } from "../helpers.js";
+
+const BIN = path.join(REPO_ROOT, "bin", "pmkvq.js");
+const ref = readStoriesReference();
+
+function pmkvq(args: string[], input?: string) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", input, timeout: 60000 });
+}
+
+test("the original's snake_case spellings map to ours", () => {
+  assert.deepEqual(normalizeArgv(["--model_path", "m", "--n_sink_token=1", "--save_path", "x", "--prompt", "a_b"]), [
+    "--model", "m", "--n-sink-token=1", "--out", "x", "--prompt", "a_b",
+  ]);
+  assert.deepEqual(normalizeArgv(["--", "--not_a_flag"]), ["--", "--not_a_flag"]);
+});
+
+test("parseCLI returns typed flags with defaults", async () => {
+  const { command, flags } = await parseCLI(["generate", "--model_path", "/m", "--prompt", "hi", "--max_new_tokens", "7", "--top-p", "0.9"]);
+  assert.equal(command, "generate");
+  assert.equal(flags.model, "/m");
+  assert.equal(flags.maxNewTokens, 7);
+  assert.equal(flags.topP, 0.9);
+  assert.equal(flags.seed, 0);
+  assert.equal(flags.temperature, undefined);
+});
+
+test("bad flag values are rejected by the parser", async () => {
+  for (const bad of [["--max-new-tokens", "x"], ["--max-new-tokens", "-1"], ["--top-p", "0"], ["--top-p", "1.5"], ["--temperature", "-0.1"], ["--seed", "1.5"]]) {
+    await assert.rejects(parseCLI(["generate", "--model", "m", "--prompt", "p", ...bad]), bad.join(" "));
+  }
+  await assert.rejects(parseCLI(["generate", "--prompt", "p"]), /--model/);
+});
+
+test("pmkvq generate --json reproduces the reference greedy ids", () => {
+  const r = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "Once upon a time", "--max-new-tokens", "64", "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.ids, ref.greedy_ids);
+  assert.equal(out.text, ref.greedy_text);
+  assert.equal(out.finishReason, "length");
+  assert.equal(out.promptTokens, 5);
+  assert.equal(out.outputTokens, 64);
+  for (const k of ["prefillMs", "decodeMs", "prefillTokPerS", "decodeTokPerS"]) assert.equal(typeof out.timings[k], "number");
+  assert.equal(out.kv.blocks.length, 5);
+});
+
+test("pmkvq generate streams text to stdout and a summary to stderr", () => {
+  const r = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "Once upon a time", "--max-new-tokens", "64"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, ref.greedy_text + "\n");
+  assert.match(r.stderr, /decode [\d.]+ tok\/s/);
+});
+
+test("user errors exit with code 2 or 1 and a message that names the problem", () => {
+  const missing = pmkvq(["generate", "--model", "/no/such/model", "--prompt", "x"]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /\/no\/such\/model: not a model folder/);
+  const both = pmkvq(["generate", "--model", STORIES_DIR]);
+  assert.equal(both.status, 2);
+  assert.match(both.stderr, /--prompt/);
+  const badFlag = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--top-p", "7"]);
+  assert.equal(badFlag.status, 1);
+  assert.match(badFlag.stderr, /--top-p/);
+  const unknown = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--frobnicate"]);
+  assert.equal(unknown.status, 1);
+  assert.match(unknown.stderr, /unknown option '--frobnicate'/);
+});
+
+test("--help explains every flag", () => {
+  const r = pmkvq(["generate", "--help"]);
+  assert.equal(r.status, 0);
+  for (const f of ["--model", "--prompt", "--prompt-file", "--chat", "--max-new-tokens", "--temperature", "--top-p", "--seed", "--json"]) assert.ok(r.stdout.includes(f), f);
+});
+
+test("pmkvq chat: two turns, /reset and /exit over stdin", () => {
+  const r = pmkvq(["chat", "--model", STORIES_DIR, "--max-new-tokens", "10"], "Once upon a time\nThe dog\n/reset\nOnce upon a time\n/exit\nnever read\n");
+  assert.equal(r.status, 0, r.stderr);
+  const replies = r.stdout.split("\n").filter(Boolean);
+  assert.equal(replies.length, 3);
+  assert.equal(replies[0], replies[2], "after /reset the same input gives the same greedy reply");
+  assert.equal(replies[0], ref.greedy_text.slice(0, replies[0].length));
+  assert.match(r.stderr, /conversation cleared/);
+});
