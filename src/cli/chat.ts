@@ -5,10 +5,12 @@ import { Command } from "commander";
 import { createFullPrecisionCache } from "../cache/full.js";
 import { ChatSession } from "../generate/chat.js";
 import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
-import { loadModelWithProgress, modelOption } from "./common.js";
+import { loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
+import type { WeightDtype } from "../tensor/matrix.js";
 
 export interface ChatFlags {
   model: string;
+  weightsDtype: WeightDtype | "auto";
   system?: string;
   maxNewTokens: number;
   temperature?: number;
@@ -20,6 +22,7 @@ export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Co
   return new Command("chat")
     .description("Interactive multi-turn chat (type /reset to start over, /exit or Ctrl-D to quit)")
     .addOption(modelOption())
+    .addOption(weightsDtypeOption())
     .option("--system <text>", "a system message at the start of the conversation")
     .option("--max-new-tokens <n>", "limit per reply", parseIntArg(1), 1024)
     .option("--temperature <t>", "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)", parseFloatArg(0))
@@ -29,7 +32,7 @@ export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Co
 }
 
 export async function runChat(flags: ChatFlags): Promise<void> {
-  const model = loadModelWithProgress(flags.model, true);
+  const model = loadModelWithProgress(flags.model, true, flags.weightsDtype);
   if (!model.tokenizer.hasChatTemplate) {
     process.stderr.write("note: this model has no chat template; each turn is fed as plain text continuing the conversation\n");
   }

@@ -5,10 +5,12 @@ import { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { generate } from "../generate/generate.js";
 import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
-import { loadModelWithProgress, modelOption } from "./common.js";
+import { loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
+import type { WeightDtype } from "../tensor/matrix.js";
 
 export interface GenerateFlags {
   model: string;
+  weightsDtype: WeightDtype | "auto";
   prompt?: string;
   promptFile?: string;
   chat?: boolean;
@@ -25,6 +27,7 @@ export function generateCommand(run: (flags: GenerateFlags) => void | Promise<vo
   return new Command("generate")
     .description("Generate a continuation of a prompt (streams text to stdout)")
     .addOption(modelOption())
+    .addOption(weightsDtypeOption())
     .option("--prompt <text>", "the prompt text")
     .option("--prompt-file <file>", "read the prompt from a file instead")
     .option("--chat", "wrap the prompt as one user turn in the model's chat template (with the generation prompt)")
@@ -49,7 +52,7 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
     }
   }
   if (flags.system !== undefined && !flags.chat) throw new UsageError("--system needs --chat");
-  const model = loadModelWithProgress(flags.model, !flags.json);
+  const model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype);
   const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: text }];
   const result = generate(model, flags.chat ? { messages } : text, {
     maxNewTokens: flags.maxNewTokens,

@@ -9,6 +9,7 @@ import { readJsonFile } from "../util/atomic.js";
 import { parseModelConfig, tokenIdList, type ModelConfig } from "./config.js";
 import { Transformer } from "./forward.js";
 import { SafetensorsFile } from "./safetensors.js";
+import type { Matrix, WeightDtype } from "../tensor/matrix.js";
 import { loadWeights, weightBytes, type TensorSource } from "./weights.js";
 
 /** Sampling defaults a model ships in generation_config.json. */
@@ -27,7 +28,7 @@ export interface LoadedModel {
   transformer: Transformer;
   tokenizer: TextTokenizer;
   generation: GenerationDefaults;
-  /** Bytes held by the float32 weights. */
+  /** Bytes held by the weights (matrices in their held precision, norms and biases float32). */
   weightBytes: number;
   /** dtypes found in the checkpoint files, e.g. { BF16: 290 }. */
   checkpointDtypes: Record<string, number>;
@@ -35,6 +36,8 @@ export interface LoadedModel {
 }
 
 export interface LoadOptions {
+  /** Precision weight matrices are held in; "auto" (default) keeps the checkpoint's. */
+  weightsDtype?: WeightDtype | "auto";
   /** Called after each tensor is read (progress). */
   onTensor?: (name: string, done: number, total: number) => void;
 }
@@ -89,6 +92,10 @@ export class CheckpointTensors implements TensorSource {
     return this.file(name).readF32(name);
   }
 
+  readMatrix(name: string, dtype: WeightDtype | "auto"): Matrix {
+    return this.file(name).readMatrix(name, dtype);
+  }
+
   where(name: string): string {
     return this.owner.get(name)?.file ?? this.dir;
   }
@@ -134,7 +141,7 @@ export function loadTransformer(dir: string, opts: LoadOptions = {}): { config: 
   try {
     let done = 0;
     const total = tensors.tensorCount;
-    const weights = loadWeights(config, tensors, (name) => opts.onTensor?.(name, ++done, total));
+    const weights = loadWeights(config, tensors, opts.weightsDtype ?? "auto", (name) => opts.onTensor?.(name, ++done, total));
     return { config, transformer: new Transformer(config, weights), checkpointDtypes: tensors.dtypes() };
   } finally {
     tensors.close();

@@ -3,7 +3,8 @@
 
 import { UsageError } from "../errors.js";
 import type { KvCache } from "../cache/types.js";
-import { addInPlace, matmul, rmsnorm, rope, swiglu } from "../tensor/ops.js";
+import { matmulMatrix, matrixRow } from "../tensor/matrix.js";
+import { addInPlace, rmsnorm, rope, swiglu } from "../tensor/ops.js";
 import type { ModelConfig } from "./config.js";
 import { ropeInvFreq, ropeTables } from "./rope.js";
 import type { Weights } from "./weights.js";
@@ -83,7 +84,7 @@ export class Transformer {
     for (let t = 0; t < T; t++) {
       const id = tokens[t];
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new UsageError(`token id ${id} is outside the vocabulary (0 … ${c.vocabSize - 1})`);
-      s.x.set(w.embed.subarray(id * dim, (id + 1) * dim), t * dim);
+      matrixRow(w.embed, id, s.x.subarray(t * dim, (t + 1) * dim));
     }
     ropeTables(this.invFreq, positions, s.cos, s.sin);
 
@@ -91,9 +92,9 @@ export class Transformer {
       const lw = w.layers[l];
       // attention: norm, q/k/v projections, RoPE on q and k
       rmsnorm(s.xb, s.x, lw.attnNorm, T, dim, c.rmsNormEps);
-      matmul(s.q, s.xb, lw.wq, lw.bq, T, dim, qDim);
-      matmul(s.k, s.xb, lw.wk, lw.bk, T, dim, kvDim);
-      matmul(s.v, s.xb, lw.wv, lw.bv, T, dim, kvDim);
+      matmulMatrix(s.q, s.xb, lw.wq, lw.bq, T);
+      matmulMatrix(s.k, s.xb, lw.wk, lw.bk, T);
+      matmulMatrix(s.v, s.xb, lw.wv, lw.bv, T);
       rope(s.q, s.cos, s.sin, T, c.numHeads, d);
       rope(s.k, s.cos, s.sin, T, c.numKvHeads, d);
       hooks?.onKv?.(l, s.k, s.v, T);
@@ -101,14 +102,14 @@ export class Transformer {
       const layerCache = cache.layers[l];
       layerCache.append(s.k, s.v, T);
       layerCache.attend(s.q, T, s.att);
-      matmul(s.proj, s.att, lw.wo, lw.bo, T, qDim, dim);
+      matmulMatrix(s.proj, s.att, lw.wo, lw.bo, T);
       addInPlace(s.x, s.proj, T * dim);
       // SwiGLU MLP
       rmsnorm(s.xb, s.x, lw.ffnNorm, T, dim, c.rmsNormEps);
-      matmul(s.gate, s.xb, lw.wGate, null, T, dim, inter);
-      matmul(s.up, s.xb, lw.wUp, null, T, dim, inter);
+      matmulMatrix(s.gate, s.xb, lw.wGate, null, T);
+      matmulMatrix(s.up, s.xb, lw.wUp, null, T);
       swiglu(s.gate, s.up, T * inter);
-      matmul(s.proj, s.gate, lw.wDown, null, T, inter, dim);
+      matmulMatrix(s.proj, s.gate, lw.wDown, null, T);
       addInPlace(s.x, s.proj, T * dim);
     }
 
@@ -117,7 +118,7 @@ export class Transformer {
     const rows = T - first;
     if (s.logits.length < rows * c.vocabSize) s.logits = new Float32Array(rows * c.vocabSize);
     rmsnorm(s.xb, s.x.subarray(first * dim), w.finalNorm, rows, dim, c.rmsNormEps);
-    matmul(s.logits, s.xb, w.lmHead, null, rows, dim, c.vocabSize);
+    matmulMatrix(s.logits, s.xb, w.lmHead, null, rows);
     return s.logits.subarray(0, rows * c.vocabSize);
   }
 }

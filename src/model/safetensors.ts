@@ -7,6 +7,7 @@ import fs from "node:fs";
 import { CheckpointError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
+import type { Matrix, WeightDtype } from "../tensor/matrix.js";
 
 /** Headers larger than this are refused: real ones are kilobytes, a huge value means corruption. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -164,6 +165,32 @@ export class SafetensorsFile {
       else bf16ToF32(raw, result);
     }
     return result;
+  }
+
+  /**
+   * A 2-D float tensor as a weight matrix in `dtype`; "auto" keeps the checkpoint's
+   * precision (F32 → f32, F16 → f16, BF16 → bf16).
+   */
+  readMatrix(name: string, dtype: WeightDtype | "auto"): Matrix {
+    const t = this.info(name);
+    if (t.shape.length !== 2) throw new CheckpointError(`${this.file}: tensor "${name}" has shape ${JSON.stringify(t.shape)}, expected a matrix`);
+    const [rows, cols] = t.shape;
+    const stored: WeightDtype | null = t.dtype === "F32" ? "f32" : t.dtype === "F16" ? "f16" : t.dtype === "BF16" ? "bf16" : null;
+    const target = dtype === "auto" ? stored : dtype;
+    if (stored === null || target === null) {
+      throw new CheckpointError(`${this.file}: tensor "${name}" has dtype ${t.dtype}; supported: ${FLOAT_DTYPES.join(", ")}`);
+    }
+    if (target === stored && stored !== "f32") {
+      const raw = new Uint16Array(rows * cols);
+      this.readInto(t, new Uint8Array(raw.buffer, 0, t.end - t.begin));
+      return { dtype: stored, rows, cols, data: raw };
+    }
+    const f32 = this.readF32(name);
+    if (target === "f32") return { dtype: "f32", rows, cols, data: f32 };
+    const half = new Uint16Array(f32.length);
+    if (target === "bf16") f32ToBf16(f32, half);
+    else f32ToF16(f32, half);
+    return { dtype: target, rows, cols, data: half };
   }
 
   /** Raw bytes of a tensor (any dtype). */

@@ -1,29 +1,31 @@
-// Model weights as plain float32 buffers, with their shapes in comments (llama2.c style).
+// Model weights, with their shapes in comments (llama2.c style). Matrices keep the
+// checkpoint's precision (see tensor/matrix.ts); norms and biases are float32.
 
 import { CheckpointError } from "../errors.js";
+import { matrixBytes, type Matrix, type WeightDtype } from "../tensor/matrix.js";
 import type { ModelConfig } from "./config.js";
 
 export interface LayerWeights {
   attnNorm: Float32Array; // (dim)
-  wq: Float32Array; // (numHeads·headDim, dim)
-  wk: Float32Array; // (numKvHeads·headDim, dim)
-  wv: Float32Array; // (numKvHeads·headDim, dim)
-  wo: Float32Array; // (dim, numHeads·headDim)
+  wq: Matrix; // (numHeads·headDim, dim)
+  wk: Matrix; // (numKvHeads·headDim, dim)
+  wv: Matrix; // (numKvHeads·headDim, dim)
+  wo: Matrix; // (dim, numHeads·headDim)
   bq: Float32Array | null; // (numHeads·headDim)
   bk: Float32Array | null; // (numKvHeads·headDim)
   bv: Float32Array | null; // (numKvHeads·headDim)
   bo: Float32Array | null; // (dim)
   ffnNorm: Float32Array; // (dim)
-  wGate: Float32Array; // (intermediate, dim)
-  wUp: Float32Array; // (intermediate, dim)
-  wDown: Float32Array; // (dim, intermediate)
+  wGate: Matrix; // (intermediate, dim)
+  wUp: Matrix; // (intermediate, dim)
+  wDown: Matrix; // (dim, intermediate)
 }
 
 export interface Weights {
-  embed: Float32Array; // (vocab, dim)
+  embed: Matrix; // (vocab, dim)
   layers: LayerWeights[];
   finalNorm: Float32Array; // (dim)
-  lmHead: Float32Array; // (vocab, dim); the same buffer as embed when tied
+  lmHead: Matrix; // (vocab, dim); the same object as embed when tied
 }
 
 /** Where weights come from: a checkpoint folder, or tensors a test builds. */
@@ -33,6 +35,8 @@ export interface TensorSource {
   shape(name: string): number[];
   /** Float32 data of a tensor. */
   read(name: string): Float32Array;
+  /** A 2-D tensor as a matrix in the given precision ("auto": as stored). */
+  readMatrix(name: string, dtype: WeightDtype | "auto"): Matrix;
   /** Where the tensor lives, for error messages. */
   where(name: string): string;
 }
@@ -57,15 +61,22 @@ export function hfNames(layer: number) {
   };
 }
 
-export function loadWeights(c: ModelConfig, src: TensorSource, onTensor?: (name: string) => void): Weights {
-  const get = (name: string, shape: number[]): Float32Array => {
+export function loadWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "auto" = "auto", onTensor?: (name: string) => void): Weights {
+  const check = (name: string, shape: number[]): void => {
     if (!src.has(name)) throw new CheckpointError(`checkpoint has no tensor "${name}" (expected shape ${JSON.stringify(shape)})`);
     const got = src.shape(name);
     if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
       throw new CheckpointError(`${src.where(name)}: tensor "${name}" has shape ${JSON.stringify(got)}, config.json implies ${JSON.stringify(shape)}`);
     }
     onTensor?.(name);
+  };
+  const get = (name: string, shape: number[]): Float32Array => {
+    check(name, shape);
     return src.read(name);
+  };
+  const mat = (name: string, rows: number, cols: number): Matrix => {
+    check(name, [rows, cols]);
+    return src.readMatrix(name, dtype);
   };
   const optional = (name: string, shape: number[], wanted: boolean): Float32Array | null => {
     if (!wanted) {
@@ -77,29 +88,29 @@ export function loadWeights(c: ModelConfig, src: TensorSource, onTensor?: (name:
   const { hiddenSize: dim, headDim, numHeads, numKvHeads, intermediateSize: inter, vocabSize } = c;
   const qDim = numHeads * headDim;
   const kvDim = numKvHeads * headDim;
-  const embed = get("model.embed_tokens.weight", [vocabSize, dim]);
+  const embed = mat("model.embed_tokens.weight", vocabSize, dim);
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.numLayers; l++) {
     const n = hfNames(l);
     layers.push({
       attnNorm: get(n.attnNorm, [dim]),
-      wq: get(n.wq, [qDim, dim]),
-      wk: get(n.wk, [kvDim, dim]),
-      wv: get(n.wv, [kvDim, dim]),
-      wo: get(n.wo, [dim, qDim]),
+      wq: mat(n.wq, qDim, dim),
+      wk: mat(n.wk, kvDim, dim),
+      wv: mat(n.wv, kvDim, dim),
+      wo: mat(n.wo, dim, qDim),
       bq: optional(n.bq, [qDim], c.qkvBias),
       bk: optional(n.bk, [kvDim], c.qkvBias),
       bv: optional(n.bv, [kvDim], c.qkvBias),
       bo: optional(n.bo, [dim], c.oBias),
       ffnNorm: get(n.ffnNorm, [dim]),
-      wGate: get(n.wGate, [inter, dim]),
-      wUp: get(n.wUp, [inter, dim]),
-      wDown: get(n.wDown, [dim, inter]),
+      wGate: mat(n.wGate, inter, dim),
+      wUp: mat(n.wUp, inter, dim),
+      wDown: mat(n.wDown, dim, inter),
     });
   }
   const finalNorm = get("model.norm.weight", [dim]);
-  let lmHead: Float32Array;
-  if (src.has("lm_head.weight") && !c.tieWordEmbeddings) lmHead = get("lm_head.weight", [vocabSize, dim]);
+  let lmHead: Matrix;
+  if (src.has("lm_head.weight") && !c.tieWordEmbeddings) lmHead = mat("lm_head.weight", vocabSize, dim);
   else if (c.tieWordEmbeddings) lmHead = embed;
   else throw new CheckpointError(`checkpoint has no tensor "lm_head.weight" and config.json does not set tie_word_embeddings`);
   return { embed, layers, finalNorm, lmHead };
@@ -107,9 +118,12 @@ export function loadWeights(c: ModelConfig, src: TensorSource, onTensor?: (name:
 
 /** Bytes held by the weights (a tied head is counted once). */
 export function weightBytes(w: Weights): number {
-  let n = w.embed.byteLength + w.finalNorm.byteLength + (w.lmHead === w.embed ? 0 : w.lmHead.byteLength);
+  let n = matrixBytes(w.embed) + w.finalNorm.byteLength + (w.lmHead === w.embed ? 0 : matrixBytes(w.lmHead));
   for (const l of w.layers) {
-    for (const v of Object.values(l)) if (v) n += (v as Float32Array).byteLength;
+    for (const v of Object.values(l)) {
+      if (v instanceof Float32Array) n += v.byteLength;
+      else if (v) n += matrixBytes(v as Matrix);
+    }
   }
   return n;
 }

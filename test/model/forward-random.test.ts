@@ -8,6 +8,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { createFullPrecisionCache } from "../../src/cache/full.js";
 import { CheckpointError, ConfigError } from "../../src/errors.js";
+import { weightBytes } from "../../src/model/weights.js";
 import { loadTransformer } from "../../src/model/checkpoint.js";
 import { writeSafetensors, type TensorToWrite } from "../../src/model/safetensors.js";
 import { maxRelDiff, randomArray, seededRandom, tempDir } from "../helpers.js";
@@ -401,6 +402,26 @@ for (const dtype of ["BF16", "F16"] as const) {
     t.diagnostic(`${dtype}: max rel diff vs rounded reference ${rel.toExponential(2)}; vs F32 file ${vsF32.toExponential(2)}`);
   });
 }
+
+// 16-bit checkpoints stay 16-bit in memory (2 bytes per matrix weight, not 4); widening
+// them to f32 on load gives bit-identical logits, since bf16/f16 → f32 is exact.
+test("BF16 weights are held as bf16: half the matrix bytes, same logits as widened f32", () => {
+  const dir = writeCheckpoint(hfConfig(QWEN), qwenWeights, { dtype: "BF16" });
+  const held = loadTransformer(dir);
+  const widened = loadTransformer(dir, { weightsDtype: "f32" });
+  let matrixParams = 0;
+  let vectorParams = 0;
+  for (const [name, { shape }] of qwenWeights) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (shape.length === 2) matrixParams += n;
+    else vectorParams += n;
+  }
+  assert.equal(weightBytes(held.transformer.weights), 2 * matrixParams + 4 * vectorParams);
+  assert.equal(weightBytes(widened.transformer.weights), 4 * matrixParams + 4 * vectorParams);
+  assert.equal(held.transformer.weights.layers[0].wq.dtype, "bf16");
+  const logits = (m: typeof held) => Float32Array.from(m.transformer.forward(TOKENS, range(TOKENS.length), createFullPrecisionCache(m.config, m.config.numLayers), "all"));
+  assert.deepEqual(logits(held), logits(widened));
+});
 
 // Two shards plus model.safetensors.index.json give exactly the single-file logits.
 test("sharded checkpoint equals the single-file checkpoint exactly", () => {

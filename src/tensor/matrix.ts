@@ -1,0 +1,74 @@
+// Weight matrices held in their checkpoint precision (float32, float16 or bfloat16) and
+// widened to float32 row by row inside the products, so a 16-bit checkpoint costs 2 bytes
+// per weight in memory, not 4.
+
+import { bf16ToF32, f16ToF32 } from "./dtype.js";
+import { matmul } from "./ops.js";
+
+export type WeightDtype = "f32" | "f16" | "bf16";
+
+export interface Matrix {
+  dtype: WeightDtype;
+  rows: number;
+  cols: number;
+  /** rows × cols values, row-major: Float32Array for f32, raw 16-bit patterns otherwise. */
+  data: Float32Array | Uint16Array;
+}
+
+export function matrixBytes(m: Matrix): number {
+  return m.data.byteLength;
+}
+
+/** Widen row r into out[0 … cols). */
+export function matrixRow(m: Matrix, r: number, out: Float32Array): void {
+  const start = r * m.cols;
+  if (m.dtype === "f32") out.set((m.data as Float32Array).subarray(start, start + m.cols));
+  else if (m.dtype === "bf16") bf16ToF32((m.data as Uint16Array).subarray(start, start + m.cols), out);
+  else f16ToF32((m.data as Uint16Array).subarray(start, start + m.cols), out);
+}
+
+/** The whole matrix as float32 (a copy for 16-bit matrices, the buffer itself for f32). */
+export function matrixToF32(m: Matrix): Float32Array {
+  if (m.dtype === "f32") return m.data as Float32Array;
+  const out = new Float32Array(m.rows * m.cols);
+  if (m.dtype === "bf16") bf16ToF32(m.data as Uint16Array, out);
+  else f16ToF32(m.data as Uint16Array, out);
+  return out;
+}
+
+export function f32Matrix(data: Float32Array, rows: number, cols: number): Matrix {
+  return { dtype: "f32", rows, cols, data };
+}
+
+let rowScratch = new Float32Array(0);
+
+/**
+ * out (T, rows) = x (T, cols) · Wᵀ (+ bias). Plain TypeScript; for 16-bit weights each row
+ * is widened once and used for all T tokens.
+ */
+export function matmulMatrix(out: Float32Array, x: Float32Array, w: Matrix, bias: Float32Array | null, T: number): void {
+  const { rows, cols } = w;
+  if (w.dtype === "f32") {
+    matmul(out, x, w.data as Float32Array, bias, T, cols, rows);
+    return;
+  }
+  if (rowScratch.length < cols) rowScratch = new Float32Array(cols);
+  const row = rowScratch;
+  for (let o = 0; o < rows; o++) {
+    matrixRow(w, o, row);
+    const b = bias ? bias[o] : 0;
+    for (let t = 0; t < T; t++) {
+      const xOff = t * cols;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let i = 0;
+      for (; i + 3 < cols; i += 4) {
+        s0 += x[xOff + i] * row[i];
+        s1 += x[xOff + i + 1] * row[i + 1];
+        s2 += x[xOff + i + 2] * row[i + 2];
+        s3 += x[xOff + i + 3] * row[i + 3];
+      }
+      for (; i < cols; i++) s0 += x[xOff + i] * row[i];
+      out[t * rows + o] = s0 + s1 + s2 + s3 + b;
+    }
+  }
+}
