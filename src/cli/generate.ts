@@ -5,10 +5,13 @@ import { Command } from "commander";
 import { UsageError } from "../errors.js";
 import { generate } from "../generate/generate.js";
 import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
+import { createCache } from "../cache/factory.js";
+import { KvTraceWriter } from "../cache/trace.js";
+import { addCacheOptions, cacheSpecFromFlags, type CacheFlags } from "./cache-options.js";
 import { loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
 import type { WeightDtype } from "../tensor/matrix.js";
 
-export interface GenerateFlags {
+export interface GenerateFlags extends CacheFlags {
   model: string;
   weightsDtype: WeightDtype | "auto";
   prompt?: string;
@@ -24,7 +27,7 @@ export interface GenerateFlags {
 }
 
 export function generateCommand(run: (flags: GenerateFlags) => void | Promise<void>): Command {
-  return new Command("generate")
+  const cmd = new Command("generate")
     .description("Generate a continuation of a prompt (streams text to stdout)")
     .addOption(modelOption())
     .addOption(weightsDtypeOption())
@@ -37,8 +40,8 @@ export function generateCommand(run: (flags: GenerateFlags) => void | Promise<vo
     .option("--top-p <p>", "nucleus sampling mass in (0, 1] (default: generation_config.json, else 1)", parseFloatArg(0, 1, true))
     .option("--seed <n>", "random seed for sampling (same seed → same output)", parseIntArg(0, 2 ** 32 - 1), 0)
     .option("--json", "print one JSON object (ids, text, finishReason, token counts, timings, kv memory) instead of streaming")
-    .option("--prefill-chunk <n>", "prompt tokens per forward pass during prefill", parseIntArg(1), 128)
-    .action(async (flags: GenerateFlags) => run(flags));
+    .option("--prefill-chunk <n>", "prompt tokens per forward pass during prefill", parseIntArg(1), 128);
+  return addCacheOptions(cmd).action(async (flags: GenerateFlags) => run(flags));
 }
 
 export async function runGenerate(flags: GenerateFlags): Promise<void> {
@@ -53,15 +56,27 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
   }
   if (flags.system !== undefined && !flags.chat) throw new UsageError("--system needs --chat");
   const model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype);
+  const cache = createCache(model.config, cacheSpecFromFlags(flags, model.config));
+  const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
   const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: text }];
-  const result = generate(model, flags.chat ? { messages } : text, {
-    maxNewTokens: flags.maxNewTokens,
-    temperature: flags.temperature,
-    topP: flags.topP,
-    seed: flags.seed,
-    prefillChunk: flags.prefillChunk,
-    onText: flags.json ? undefined : (delta) => process.stdout.write(delta),
-  });
+  const prompt = flags.chat ? { messages } : text;
+  let result;
+  try {
+    result = generate(model, prompt, {
+      cache,
+      maxNewTokens: flags.maxNewTokens,
+      temperature: flags.temperature,
+      topP: flags.topP,
+      seed: flags.seed,
+      prefillChunk: flags.prefillChunk,
+      onText: flags.json ? undefined : (delta) => process.stdout.write(delta),
+      onStep: trace ? (step, c) => trace.record(step, c) : undefined,
+    });
+  } catch (e) {
+    trace?.abort();
+    throw e;
+  }
+  trace?.finish();
   if (flags.json) {
     process.stdout.write(JSON.stringify({ ...result, loadMs: model.loadMs, weightBytes: model.weightBytes }) + "\n");
     return;
@@ -72,7 +87,8 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
     `[${result.finishReason}] prompt ${result.promptTokens} tok, output ${result.outputTokens} tok · ` +
       `load ${model.loadMs.toFixed(0)} ms (weights ${formatBytes(model.weightBytes)}) · ` +
       `prefill ${t.prefillTokPerS.toFixed(1)} tok/s · decode ${t.decodeTokPerS.toFixed(1)} tok/s · ` +
-      `KV cache ${formatBytes(result.kv.totalHeldBytes)}\n`,
+      `KV cache (${result.kv.method}) ${formatBytes(result.kv.totalHeldBytes)} held, ${formatBytes(result.kv.totalCodeBytes)} codes` +
+      (flags.method === "pm-kvq" ? `, body bits [${result.kv.blocks.map((b) => b.bodyBits).join(",")}]` : "") + "\n",
   );
   if (result.kvBudgetMessage) process.stderr.write(`KV budget: ${result.kvBudgetMessage}\n`);
 }

@@ -27,7 +27,7 @@ export interface GenerateOptions {
   onText?: (delta: string) => void;
   /** Called with each new token id (after it is sampled). */
   onToken?: (id: number, step: number) => void;
-  /** Called after each decode step with the cache (e.g. to trace memory). */
+  /** Called with the cache after the prefill (step 0) and after each decode step (1, 2, …). */
   onStep?: (step: number, cache: KvCache) => void;
 }
 
@@ -106,6 +106,7 @@ export function generate(model: LoadedModel, prompt: Prompt, opts: GenerateOptio
       pos += part.length;
     }
     prefillMs = performance.now() - t0;
+    opts.onStep?.(0, cache);
     // decode
     decodeStart = performance.now();
     for (let step = 0; step < maxNew; step++) {
@@ -123,7 +124,7 @@ export function generate(model: LoadedModel, prompt: Prompt, opts: GenerateOptio
       logits = tf.forward([id], [pos], cache, "last");
       pos++;
       decodeSteps++;
-      opts.onStep?.(step, cache);
+      opts.onStep?.(decodeSteps, cache);
     }
   } catch (e) {
     if (!(e instanceof KvBudgetError)) throw e;

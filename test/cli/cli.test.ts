@@ -7,7 +7,8 @@ import path from "node:path";
 import { test } from "node:test";
 import { normalizeArgv } from "../../src/cli/args.js";
 import { parseCLI } from "../../src/cli/main.js";
-import { readStoriesReference, REPO_ROOT, STORIES_DIR } from "../helpers.js";
+import fs from "node:fs";
+import { readStoriesReference, REPO_ROOT, STORIES_DIR, tempDir } from "../helpers.js";
 
 const BIN = path.join(REPO_ROOT, "bin", "pmkvq.js");
 const ref = readStoriesReference();
@@ -89,4 +90,44 @@ test("pmkvq chat: two turns, /reset and /exit over stdin", () => {
   assert.equal(replies[0], replies[2], "after /reset the same input gives the same greedy reply");
   assert.equal(replies[0], ref.greedy_text.slice(0, replies[0].length));
   assert.match(r.stderr, /conversation cleared/);
+});
+
+test("pmkvq generate --method pm-kvq: budgets, snake_case flags, kv figures and a trace", () => {
+  const trace = path.join(tempDir(), "trace.jsonl");
+  const r = pmkvq([
+    "generate", "--model", STORIES_DIR, "--prompt", "Once upon a time", "--max-new-tokens", "100", "--json",
+    "--method", "pm-kvq", "--kv_budgets", "0.008", "--n_window_token", "32", "--backend", "real", "--kv-trace", trace,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.kv.method, "pm-kvq/real");
+  assert.equal(out.kv.blocks.length, 5);
+  for (const b of out.kv.blocks) {
+    for (const k of ["bodyBits", "sinkTokens", "bodyTokens", "windowTokens", "codeBytes", "heldBytes", "budgetBytes"]) assert.equal(typeof b[k], "number", k);
+    assert.equal(b.budgetBytes, Math.floor(0.008 * 2 ** 20));
+    assert.ok(b.codeBytes <= b.budgetBytes);
+    assert.equal(b.sinkTokens + b.bodyTokens + b.windowTokens, out.promptTokens + out.outputTokens - (out.finishReason === "length" ? 1 : 0));
+  }
+  assert.equal(out.kv.totalHeldBytes, out.kv.blocks.reduce((a: number, b: { heldBytes: number }) => a + b.heldBytes, 0));
+  const lines = fs.readFileSync(trace, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(lines[0].step, 0);
+  assert.equal(lines.length, out.outputTokens, "prefill + one line per decode step");
+  assert.ok(lines.every((l, i) => i === 0 || l.tokens === lines[i - 1].tokens + 1));
+  assert.ok(lines.some((l) => l.blocks[0].bodyBits < 16), "the budget forced the body down");
+  assert.ok(fs.readdirSync(path.dirname(trace)).every((f) => !f.endsWith(".tmp")), "no temp file left");
+});
+
+test("pmkvq generate --method pm-kvq errors: no budgets, bad bits, a budget too small", () => {
+  const base = ["generate", "--model", STORIES_DIR, "--prompt", "Once upon a time", "--method", "pm-kvq"];
+  const none = pmkvq(base);
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, /needs --kv-budgets/);
+  const bits = pmkvq([...base, "--kv-budgets", "1", "--n-init-kv-bits", "3"]);
+  assert.equal(bits.status, 2);
+  assert.match(bits.stderr, /n-init-kv-bits must be one of 16, 8, 4, 2/);
+  const tiny = pmkvq([...base, "--kv-budgets", "0.0001", "--json"]);
+  assert.equal(tiny.status, 0, tiny.stderr);
+  const out = JSON.parse(tiny.stdout);
+  assert.equal(out.finishReason, "kv_budget");
+  assert.match(out.kvBudgetMessage, /over its budget/);
 });

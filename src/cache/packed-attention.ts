@@ -1,0 +1,89 @@
+// Attention straight from packed codes (spec §3), never materialising dequantized rows:
+//   q·k̂  = Σ_groups  s·(q·codes) − z·Σq
+//   Σ_j p_j v̂_j = Σ_groups  Σ_j (p_j s_j)·codes_j − Σ_j p_j z_j
+// Plain TypeScript reference; the fast kernels are tested against it.
+
+import type { PackedTokenStore } from "./packed-store.js";
+
+/**
+ * scores[outOff + t] = scale · (q · k̂_t) for rows t < count of one KV head.
+ * q: the query head's d values at q[qOff …]; sumQ[g]: Σ of q over group g of the head.
+ */
+export function packedScores(
+  store: PackedTokenStore, count: number, kvHead: number, d: number,
+  q: Float32Array, qOff: number, sumQ: Float64Array, scale: number,
+  scores: Float32Array, outOff: number,
+): void {
+  const { bits, G, wordsPerRow, groupsPerRow, codes, scales, zeros } = store;
+  const per = 32 / bits;
+  const mask = bits === 32 ? -1 : (1 << bits) - 1;
+  const headGroups = d / G;
+  const e0 = kvHead * d;
+  const g0 = kvHead * headGroups;
+  for (let t = 0; t < count; t++) {
+    const wBase = t * wordsPerRow;
+    const pBase = t * groupsPerRow + g0;
+    let score = 0;
+    for (let gi = 0; gi < headGroups; gi++) {
+      let dot = 0;
+      const eStart = e0 + gi * G;
+      const qBase = qOff + gi * G;
+      if (eStart % per === 0 && G % per === 0) {
+        // whole words: unpack each word's codes with shifts only
+        const w0 = wBase + eStart / per;
+        for (let w = 0; w < G / per; w++) {
+          const word = codes[w0 + w];
+          const qw = qBase + w * per;
+          for (let k = 0; k < per; k++) dot += q[qw + k] * ((word >>> (k * bits)) & mask);
+        }
+      } else {
+        for (let c = 0; c < G; c++) {
+          const e = eStart + c;
+          const code = (codes[wBase + Math.floor(e / per)] >>> ((e % per) * bits)) & mask;
+          dot += q[qBase + c] * code;
+        }
+      }
+      score += scales[pBase + gi] * dot - zeros[pBase + gi] * sumQ[gi];
+    }
+    scores[outOff + t] = score * scale;
+  }
+}
+
+/** out[outOff + c] += Σ_t probs[pOff + t] · v̂_t[c] over rows t < count of one KV head. */
+export function packedWeightedSum(
+  store: PackedTokenStore, count: number, kvHead: number, d: number,
+  probs: Float32Array, pOff: number, out: Float64Array,
+): void {
+  const { bits, G, wordsPerRow, groupsPerRow, codes, scales, zeros } = store;
+  const per = 32 / bits;
+  const mask = bits === 32 ? -1 : (1 << bits) - 1;
+  const headGroups = d / G;
+  const e0 = kvHead * d;
+  const g0 = kvHead * headGroups;
+  for (let t = 0; t < count; t++) {
+    const p = probs[pOff + t];
+    if (p === 0) continue;
+    const wBase = t * wordsPerRow;
+    const pBase = t * groupsPerRow + g0;
+    for (let gi = 0; gi < headGroups; gi++) {
+      const ps = p * scales[pBase + gi];
+      const pz = p * zeros[pBase + gi];
+      const eStart = e0 + gi * G;
+      const oBase = gi * G;
+      if (eStart % per === 0 && G % per === 0) {
+        const w0 = wBase + eStart / per;
+        for (let w = 0; w < G / per; w++) {
+          const word = codes[w0 + w];
+          const ow = oBase + w * per;
+          for (let k = 0; k < per; k++) out[ow + k] += ps * ((word >>> (k * bits)) & mask) - pz;
+        }
+      } else {
+        for (let c = 0; c < G; c++) {
+          const e = eStart + c;
+          const code = (codes[wBase + Math.floor(e / per)] >>> ((e % per) * bits)) & mask;
+          out[oBase + c] += ps * code - pz;
+        }
+      }
+    }
+  }
+}
