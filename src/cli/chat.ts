@@ -2,13 +2,15 @@
 
 import readline from "node:readline";
 import { Command } from "commander";
-import { createFullPrecisionCache } from "../cache/full.js";
+import { createCache } from "../cache/factory.js";
+import { KvTraceWriter } from "../cache/trace.js";
 import { ChatSession } from "../generate/chat.js";
+import { addCacheOptions, cacheSpecFromFlags, type CacheFlags } from "./cache-options.js";
 import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
 import { loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
 import type { WeightDtype } from "../tensor/matrix.js";
 
-export interface ChatFlags {
+export interface ChatFlags extends CacheFlags {
   model: string;
   weightsDtype: WeightDtype | "auto";
   system?: string;
@@ -19,7 +21,7 @@ export interface ChatFlags {
 }
 
 export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Command {
-  return new Command("chat")
+  const cmd = new Command("chat")
     .description("Interactive multi-turn chat (type /reset to start over, /exit or Ctrl-D to quit)")
     .addOption(modelOption())
     .addOption(weightsDtypeOption())
@@ -27,8 +29,8 @@ export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Co
     .option("--max-new-tokens <n>", "limit per reply", parseIntArg(1), 1024)
     .option("--temperature <t>", "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)", parseFloatArg(0))
     .option("--top-p <p>", "nucleus sampling mass in (0, 1]", parseFloatArg(0, 1, true))
-    .option("--seed <n>", "random seed; turn i uses seed + i", parseIntArg(0, 2 ** 32 - 1), 0)
-    .action(async (flags: ChatFlags) => run(flags));
+    .option("--seed <n>", "random seed; turn i uses seed + i", parseIntArg(0, 2 ** 32 - 1), 0);
+  return addCacheOptions(cmd).action(async (flags: ChatFlags) => run(flags));
 }
 
 export async function runChat(flags: ChatFlags): Promise<void> {
@@ -36,8 +38,10 @@ export async function runChat(flags: ChatFlags): Promise<void> {
   if (!model.tokenizer.hasChatTemplate) {
     process.stderr.write("note: this model has no chat template; each turn is fed as plain text continuing the conversation\n");
   }
-  const cache = createFullPrecisionCache(model.config, model.config.numLayers);
+  const cache = createCache(model.config, cacheSpecFromFlags(flags, model.config));
   const session = new ChatSession(model, cache, flags.system);
+  const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
+  let traceStep = 0;
   const interactive = process.stdin.isTTY === true;
   const rl = readline.createInterface({ input: process.stdin, terminal: interactive });
   const prompt = () => {
@@ -65,6 +69,7 @@ export async function runChat(flags: ChatFlags): Promise<void> {
       topP: flags.topP,
       seed: flags.seed + turn++,
       onText: (d) => process.stdout.write(d),
+      onStep: trace ? (_step, c) => trace.record(traceStep++, c) : undefined,
     });
     process.stdout.write("\n");
     process.stderr.write(
@@ -74,4 +79,5 @@ export async function runChat(flags: ChatFlags): Promise<void> {
     prompt();
   }
   rl.close();
+  trace?.finish();
 }
