@@ -3,6 +3,8 @@
 import { Command, Option } from "commander";
 import { parseKvBudgetsMB } from "../cache/budgets.js";
 import { METHODS, type CacheSpec, type Method } from "../cache/factory.js";
+import { foldRepScales, readRepScales } from "../calib/rep-scales.js";
+import type { LoadedModel } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
 import { parseIntArg } from "./args.js";
 
@@ -17,6 +19,7 @@ export interface CacheFlags {
   nInitKvBits: number;
   groupSize?: number;
   kvTrace?: string;
+  repScales?: string;
 }
 
 const bitsArg = parseIntArg(1, 16);
@@ -32,7 +35,13 @@ export function addCacheOptions(cmd: Command): Command {
     .option("--n-window-token-bits <b>", "pm-kvq: bit-width of window tokens (16, 8, 4, 2)", bitsArg, 16)
     .option("--n-init-kv-bits <b>", "pm-kvq: starting bit-width of the body (16, 8, 4, 2)", bitsArg, 16)
     .option("--group-size <n>", "quantization group size in channels (default: 128, or head_dim when smaller)", parseIntArg(1))
-    .option("--kv-trace <file>", "write per decode step each block's body bits and bytes (JSON lines)");
+    .option("--kv-trace <file>", "write per decode step each block's body bits and bytes (JSON lines)")
+    .option("--rep-scales <file>", "key reparameterization scales from `pmkvq search-scales`, folded into q_proj/k_proj at load");
+}
+
+/** Apply model transforms the cache flags ask for (folding --rep-scales into the weights). */
+export function applyModelTransforms(flags: CacheFlags, model: LoadedModel): void {
+  if (flags.repScales) foldRepScales(model.transformer.weights, model.config, readRepScales(flags.repScales, model.config).scales);
 }
 
 export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): CacheSpec {

@@ -5,7 +5,7 @@ import { Command } from "commander";
 import { createCache } from "../cache/factory.js";
 import { KvTraceWriter } from "../cache/trace.js";
 import { ChatSession } from "../generate/chat.js";
-import { addCacheOptions, cacheSpecFromFlags, type CacheFlags } from "./cache-options.js";
+import { addCacheOptions, applyModelTransforms, cacheSpecFromFlags, type CacheFlags } from "./cache-options.js";
 import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
 import { loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
 import type { WeightDtype } from "../tensor/matrix.js";
@@ -38,6 +38,7 @@ export async function runChat(flags: ChatFlags): Promise<void> {
   if (!model.tokenizer.hasChatTemplate) {
     process.stderr.write("note: this model has no chat template; each turn is fed as plain text continuing the conversation\n");
   }
+  applyModelTransforms(flags, model);
   const cache = createCache(model.config, cacheSpecFromFlags(flags, model.config));
   const session = new ChatSession(model, cache, flags.system);
   const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;

@@ -43,3 +43,43 @@ export function loadModelWithProgress(dir: string, verbose: boolean, weightsDtyp
   }
   return model;
 }
+
+/**
+ * Progress of long work on stderr: a bar with ETA on a terminal, otherwise a line at every
+ * tenth of the work (so logs of batch jobs show it too). `show` false keeps it silent.
+ */
+export class Progress {
+  private readonly bar: cliProgress.SingleBar | null;
+  private done = 0;
+  private lastDecile = -1;
+  private readonly t0 = performance.now();
+
+  constructor(private readonly label: string, private readonly total: number, private readonly show = true, extra = "") {
+    this.bar = progressBar(show, `${label} {bar} {value}/{total} · eta {eta_formatted}${extra}`);
+    this.bar?.start(total, 0);
+  }
+
+  tick(by = 1, payload: Record<string, unknown> = {}): void {
+    this.done += by;
+    if (this.bar) {
+      this.bar.update(this.done, payload);
+      return;
+    }
+    if (!this.show) return;
+    const decile = Math.floor((10 * this.done) / this.total);
+    if (decile !== this.lastDecile) {
+      this.lastDecile = decile;
+      const s = (performance.now() - this.t0) / 1000;
+      const eta = this.done > 0 ? (s / this.done) * (this.total - this.done) : 0;
+      process.stderr.write(`${this.label}: ${this.done}/${this.total} (${Math.round((100 * this.done) / this.total)}%), ${s.toFixed(1)} s, eta ${eta.toFixed(0)} s\n`);
+    }
+  }
+
+  stop(): void {
+    this.bar?.stop();
+  }
+
+  get seconds(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+}

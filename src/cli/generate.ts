@@ -7,7 +7,7 @@ import { generate } from "../generate/generate.js";
 import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
 import { createCache } from "../cache/factory.js";
 import { KvTraceWriter } from "../cache/trace.js";
-import { addCacheOptions, cacheSpecFromFlags, type CacheFlags } from "./cache-options.js";
+import { addCacheOptions, applyModelTransforms, cacheSpecFromFlags, type CacheFlags } from "./cache-options.js";
 import { loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
 import type { WeightDtype } from "../tensor/matrix.js";
 
@@ -56,6 +56,7 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
   }
   if (flags.system !== undefined && !flags.chat) throw new UsageError("--system needs --chat");
   const model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype);
+  applyModelTransforms(flags, model);
   const cache = createCache(model.config, cacheSpecFromFlags(flags, model.config));
   const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
   const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: text }];

@@ -3,15 +3,33 @@
 import { Command, CommanderError } from "commander";
 import { PmkvqError } from "../errors.js";
 import { normalizeArgv } from "./args.js";
+import { allocateCommand, runAllocate } from "./allocate.js";
+import { calibrateCommand, runCalibrate } from "./calibrate.js";
 import { chatCommand, runChat } from "./chat.js";
 import { generateCommand, runGenerate } from "./generate.js";
+import { maxKeysCommand, runMaxKeys } from "./max-keys.js";
+import { runSearchScales, searchScalesCommand } from "./search-scales.js";
+import { runSensitivity, sensitivityCommand } from "./sensitivity.js";
 
 export type Handlers = {
   generate: Parameters<typeof generateCommand>[0];
   chat: Parameters<typeof chatCommand>[0];
+  sensitivity: Parameters<typeof sensitivityCommand>[0];
+  maxKeys: Parameters<typeof maxKeysCommand>[0];
+  searchScales: Parameters<typeof searchScalesCommand>[0];
+  allocate: Parameters<typeof allocateCommand>[0];
+  calibrate: Parameters<typeof calibrateCommand>[0];
 };
 
-export const defaultHandlers: Handlers = { generate: runGenerate, chat: runChat };
+export const defaultHandlers: Handlers = {
+  generate: runGenerate,
+  chat: runChat,
+  sensitivity: runSensitivity,
+  maxKeys: runMaxKeys,
+  searchScales: runSearchScales,
+  allocate: runAllocate,
+  calibrate: runCalibrate,
+};
 
 export function buildProgram(handlers: Handlers = defaultHandlers): Command {
   const program = new Command("pmkvq")
@@ -20,6 +38,11 @@ export function buildProgram(handlers: Handlers = defaultHandlers): Command {
     .configureHelp({ showGlobalOptions: true });
   program.addCommand(generateCommand(handlers.generate));
   program.addCommand(chatCommand(handlers.chat));
+  program.addCommand(sensitivityCommand(handlers.sensitivity));
+  program.addCommand(allocateCommand(handlers.allocate));
+  program.addCommand(maxKeysCommand(handlers.maxKeys));
+  program.addCommand(searchScalesCommand(handlers.searchScales));
+  program.addCommand(calibrateCommand(handlers.calibrate));
   return program;
 }
 
@@ -29,7 +52,15 @@ export async function parseCLI(argv: string[]): Promise<{ command: string; flags
   const capture = (command: string) => (flags: object) => {
     result = { command, flags: flags as Record<string, unknown> };
   };
-  const program = buildProgram({ generate: capture("generate"), chat: capture("chat") });
+  const program = buildProgram({
+    generate: capture("generate"),
+    chat: capture("chat"),
+    sensitivity: capture("sensitivity"),
+    maxKeys: capture("max-keys"),
+    searchScales: capture("search-scales"),
+    allocate: capture("allocate"),
+    calibrate: capture("calibrate"),
+  });
   program.exitOverride();
   for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
   program.configureOutput({ writeErr: () => {}, writeOut: () => {} });

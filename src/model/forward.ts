@@ -76,8 +76,6 @@ export class Transformer {
     const s = this.stateFor(T);
     const dim = c.hiddenSize;
     const d = c.headDim;
-    const qDim = c.numHeads * d;
-    const kvDim = c.numKvHeads * d;
     const inter = c.intermediateSize;
 
     // token embeddings

@@ -2,7 +2,7 @@
 // widened to float32 row by row inside the products, so a 16-bit checkpoint costs 2 bytes
 // per weight in memory, not 4.
 
-import { bf16ToF32, f16ToF32 } from "./dtype.js";
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./dtype.js";
 import { matmul } from "./ops.js";
 
 export type WeightDtype = "f32" | "f16" | "bf16";
@@ -70,5 +70,23 @@ export function matmulMatrix(out: Float32Array, x: Float32Array, w: Matrix, bias
       for (; i < cols; i++) s0 += x[xOff + i] * row[i];
       out[t * rows + o] = s0 + s1 + s2 + s3 + b;
     }
+  }
+}
+
+/** Multiply row r of m by factors[r] in place (16-bit matrices are rounded back to their precision). */
+export function scaleMatrixRows(m: Matrix, factors: ArrayLike<number>): void {
+  if (m.dtype === "f32") {
+    const data = m.data as Float32Array;
+    for (let r = 0; r < m.rows; r++) for (let c = 0; c < m.cols; c++) data[r * m.cols + c] *= factors[r];
+    return;
+  }
+  const row = new Float32Array(m.cols);
+  const raw = m.data as Uint16Array;
+  for (let r = 0; r < m.rows; r++) {
+    matrixRow(m, r, row);
+    for (let c = 0; c < m.cols; c++) row[c] *= factors[r];
+    const dest = raw.subarray(r * m.cols, (r + 1) * m.cols);
+    if (m.dtype === "bf16") f32ToBf16(row, dest);
+    else f32ToF16(row, dest);
   }
 }

@@ -411,7 +411,7 @@ test("BF16 weights are held as bf16: half the matrix bytes, same logits as widen
   const widened = loadTransformer(dir, { weightsDtype: "f32" });
   let matrixParams = 0;
   let vectorParams = 0;
-  for (const [name, { shape }] of qwenWeights) {
+  for (const { shape } of qwenWeights.values()) {
     const n = shape.reduce((a, b) => a * b, 1);
     if (shape.length === 2) matrixParams += n;
     else vectorParams += n;

@@ -1,0 +1,72 @@
+// Flags shared by the calibration commands (sensitivity, max-keys, search-scales, calibrate),
+// with defaults scaled from the original's (512 samples × 2048 tokens at 8192) to a CPU.
+
+import { Command, Option } from "commander";
+import { buildCalibrationSamples, interpolatedPositions, readCalibrationDocuments } from "../calib/data.js";
+import { UsageError } from "../errors.js";
+import type { LoadedModel } from "../model/checkpoint.js";
+import type { ModelConfig } from "../model/config.js";
+import { parseIntArg } from "./args.js";
+import { modelOption } from "./common.js";
+
+export interface CalibFlags {
+  model: string;
+  dataset?: string;
+  datasetPath?: string;
+  nSamples: number;
+  seqLen?: number;
+  effectiveLen?: number;
+  seed: number;
+  groupSize?: number;
+}
+
+export function addCalibOptions(cmd: Command): Command {
+  return cmd
+    .addOption(modelOption())
+    .option("--dataset <path>", "calibration text: a .txt file, a JSON-lines file ({\"text\": …} per line, as RedPajama samples), or a folder of them")
+    .addOption(new Option("--dataset-path <path>", "same as --dataset (the original's spelling)").hideHelp())
+    .option("--n-samples <n>", "calibration samples (the original uses 512)", parseIntArg(1), 16)
+    .option("--seq-len <n>", "tokens per sample (default: min(512, max_position_embeddings / 4); the original uses 2048)", parseIntArg(2))
+    .option("--effective-len <n>", "positions are spread over this length: ids 0, s, 2s, … with s = effective-len / seq-len (default: 4 × seq-len, as the original's 8192 / 2048)", parseIntArg(2))
+    .option("--seed <n>", "shuffles the calibration documents", parseIntArg(0, 2 ** 32 - 1), 0)
+    .option("--group-size <n>", "quantization group size (default: 128, or head_dim when smaller)", parseIntArg(1));
+}
+
+export interface CalibSetup {
+  samples: number[][];
+  positions: number[];
+  seqLen: number;
+  effectiveLen: number;
+  groupSize: number;
+  dataset: string;
+  files: string[];
+}
+
+export function calibDefaults(flags: CalibFlags, c: ModelConfig): { seqLen: number; effectiveLen: number; groupSize: number } {
+  const seqLen = flags.seqLen ?? Math.max(2, Math.min(512, Math.floor(c.maxPositionEmbeddings / 4)));
+  const groupSize = flags.groupSize ?? Math.min(128, c.headDim);
+  if (c.headDim % groupSize !== 0) throw new UsageError(`--group-size ${groupSize} must divide head_dim ${c.headDim}`);
+  return { seqLen, effectiveLen: flags.effectiveLen ?? 4 * seqLen, groupSize };
+}
+
+export function calibSetup(flags: CalibFlags, model: LoadedModel): CalibSetup {
+  const dataset = flags.dataset ?? flags.datasetPath;
+  if (!dataset) throw new UsageError("give the calibration text with --dataset PATH");
+  const { seqLen, effectiveLen, groupSize } = calibDefaults(flags, model.config);
+  const positions = interpolatedPositions(seqLen, effectiveLen);
+  const { documents, files } = readCalibrationDocuments(dataset);
+  const samples = buildCalibrationSamples(model.tokenizer, documents, { nSamples: flags.nSamples, seqLen, seed: flags.seed });
+  return { samples, positions, seqLen, effectiveLen, groupSize, dataset, files };
+}
+
+export function calibMeta(flags: CalibFlags, s: CalibSetup): Record<string, string> {
+  return {
+    model: flags.model,
+    dataset: s.dataset,
+    n_samples: String(flags.nSamples),
+    seq_len: String(s.seqLen),
+    effective_len: String(s.effectiveLen),
+    seed: String(flags.seed),
+    group_size: String(s.groupSize),
+  };
+}

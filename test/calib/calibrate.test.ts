@@ -1,0 +1,114 @@
+// End to end on stories260K with a small corpus the test writes: every calibration command,
+// `pmkvq calibrate` with its manifest and resume, and generation with the artifacts.
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { readSensitivity } from "../../src/calib/allocate.js";
+import { readMaxKeys } from "../../src/calib/max-keys.js";
+import { readRepScales } from "../../src/calib/rep-scales.js";
+import { loadModel } from "../../src/model/checkpoint.js";
+import { REPO_ROOT, seededRandom, STORIES_DIR, tempDir } from "../helpers.js";
+
+const BIN = path.join(REPO_ROOT, "bin", "pmkvq.js");
+const dir = tempDir("pmkvq-calib-");
+const model = loadModel(STORIES_DIR);
+
+function pmkvq(args: string[]) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 120000 });
+}
+
+/** A few KB of little stories in JSON lines, as RedPajama samples come. */
+function writeCorpus(): string {
+  const rand = seededRandom(3);
+  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+  const lines = Array.from({ length: 40 }, () => {
+    const [a, b] = [pick(["Lily", "Tom", "Sam", "Mia"]), pick(["Ben", "Sue", "Max"])];
+    const thing = pick(["ball", "kite", "dog", "cake", "boat"]);
+    return JSON.stringify({ text: `Once upon a time, ${a} had a red ${thing}. One day ${a} and ${b} went to the park to play with the ${thing}. They were very happy. Then it started to rain, so they ran home and had warm milk.` });
+  });
+  const file = path.join(dir, "corpus.jsonl");
+  fs.writeFileSync(file, lines.join("\n") + "\n");
+  return file;
+}
+
+const corpus = writeCorpus();
+const common = ["--model", STORIES_DIR, "--n-samples", "4", "--seq-len", "64", "--effective-len", "256"];
+
+test("each calibration command writes an artifact the next one reads (original spellings too)", () => {
+  const sens = path.join(dir, "steps", "sens.json");
+  let r = pmkvq(["sensitivity", ...common, "--dataset_path", corpus, "--save_path", sens]);
+  assert.equal(r.status, 0, r.stderr);
+  const s = readSensitivity(sens, [4, 2]);
+  assert.equal(s.kSensitivity["4"].length, 5);
+  const alloc = path.join(dir, "steps", "alloc.json");
+  r = pmkvq(["allocate", "--sensitivity_path", sens, "--memory_budget", "0.02", "--fbit_choices", "4,2", "--hidden_size", "32", "--max_len", "256", "--save_path", alloc]);
+  assert.equal(r.status, 0, r.stderr);
+  const a = JSON.parse(fs.readFileSync(alloc, "utf8"));
+  assert.equal(a.bits.length, 5);
+  assert.ok(a.totalMB <= 0.02);
+  const mk = path.join(dir, "steps", "mk.safetensors");
+  r = pmkvq(["max-keys", ...common, "--dataset", corpus, "--out", mk]);
+  assert.equal(r.status, 0, r.stderr);
+  const { maxKeys, metadata } = readMaxKeys(mk, model.config);
+  assert.equal(maxKeys.length, 5);
+  assert.equal(metadata.effective_len, "256");
+  const rs = path.join(dir, "steps", "rs.safetensors");
+  r = pmkvq(["search-scales", ...common, "--dataset", corpus, "--max_keys_path", mk, "--k_bits", "2", "--v_bits", "2", "--grid", "5", "--out", rs]);
+  assert.equal(r.status, 0, r.stderr);
+  const scales = readRepScales(rs, model.config);
+  assert.equal(scales.scales.length, 5);
+  assert.ok([...scales.alphas].every((x) => [1, 0.8, 0.6, 0.4, 0.2].some((g) => Math.abs(g - x) < 1e-6)));
+});
+
+test("calibrate: all steps, a manifest with hashes, resume, and generation with the results", () => {
+  const out = path.join(dir, "cal");
+  // budgets for 4096 tokens: at 2 to 4 bits they dwarf the 16-bit window, as with the original's 32768
+  const args = ["calibrate", ...common, "--dataset", corpus, "--memory-budget", "0.4", "--max-len", "4096", "--grid", "4", "--out", out];
+  let r = pmkvq(args);
+  assert.equal(r.status, 0, r.stderr);
+  for (const f of ["sensitivity.json", "allocation.json", "max_keys.safetensors", "rep_scales.safetensors", "manifest.json"]) assert.ok(fs.existsSync(path.join(out, f)), f);
+  const manifest = JSON.parse(fs.readFileSync(path.join(out, "manifest.json"), "utf8"));
+  assert.deepEqual(Object.keys(manifest.steps).sort(), ["allocation", "max-keys", "rep-scales", "sensitivity"]);
+  assert.match(manifest.model.sha256, /^[0-9a-f]{64}$/);
+  assert.match(manifest.dataset.sha256, /^[0-9a-f]{64}$/);
+  assert.match(r.stdout, /ran: sensitivity, allocation, max-keys, rep-scales/);
+  // same inputs: nothing reruns
+  r = pmkvq(args);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ran: nothing; up to date: sensitivity, allocation, max-keys, rep-scales/);
+  // another budget: only the allocation reruns; a damaged artifact is rebuilt
+  fs.appendFileSync(path.join(out, "max_keys.safetensors"), "x");
+  r = pmkvq(args.map((a) => (a === "0.4" ? "0.5" : a)));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ran: allocation, max-keys; up to date: sensitivity, rep-scales/);
+  assert.ok(fs.readdirSync(out).every((f) => !f.endsWith(".tmp")));
+  // the artifacts drive generation
+  const g = pmkvq([
+    "generate", "--model", STORIES_DIR, "--prompt", "Once upon a time", "--max-new-tokens", "30", "--json", "--method", "pm-kvq",
+    "--kv-budgets", path.join(out, "allocation.json"), "--rep-scales", path.join(out, "rep_scales.safetensors"),
+  ]);
+  assert.equal(g.status, 0, g.stderr);
+  const res = JSON.parse(g.stdout);
+  const alloc = JSON.parse(fs.readFileSync(path.join(out, "allocation.json"), "utf8"));
+  assert.deepEqual(res.kv.blocks.map((b: { budgetBytes: number }) => b.budgetBytes), alloc.budgetsMB.map((mb: number) => Math.floor(mb * 2 ** 20)));
+  assert.ok(alloc.bits.includes(2) && alloc.bits.includes(4), `mixed bits: ${alloc.bits}`);
+  assert.ok(res.outputTokens > 0 && res.finishReason !== "kv_budget", `${res.finishReason} after ${res.outputTokens} tokens`);
+});
+
+test("calibrate refuses bad input with a message naming it", () => {
+  const out = path.join(dir, "bad");
+  const cases: [string[], RegExp][] = [
+    [["--dataset", path.join(dir, "none.jsonl"), "--memory-budget", "1"], /no such file or folder/],
+    [["--dataset", corpus, "--memory-budget", "0.0001", "--max-len", "256"], /smallest feasible budget/],
+    [["--dataset", corpus, "--memory-budget", "1", "--effective-len", "100"], /whole multiple/],
+    [["--dataset", corpus, "--memory-budget", "1", "--n-samples", "500"], /holds \d+ samples/],
+  ];
+  for (const [extra, msg] of cases) {
+    const r = pmkvq(["calibrate", ...common, ...extra, "--out", out]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, msg);
+  }
+});
