@@ -1,13 +1,22 @@
-// Building the KV cache a run asks for, by method name.
+// Building the KV cache a run asks for, by method name, and the weight transforms a method
+// folds into the model (RotateKV's rotations).
 
+import { foldRotateKv, validateRotateKv } from "../calib/rotatekv.js";
 import { UsageError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
+import type { Transformer } from "../model/forward.js";
+import { RopeTable, ropeInvFreq } from "../model/rope.js";
+import { isBitWidth } from "../quant/quantizer.js";
 import { MB } from "./budgets.js";
 import { createFullPrecisionCache } from "./full.js";
+import { createKiviCache } from "./kivi.js";
+import { createMikvCache } from "./mikv.js";
 import { createProgressiveCache, defaultProgressiveOptions, type ProgressiveOptions } from "./progressive.js";
+import { createRotateKvCache } from "./rotatekv.js";
+import { createRtnCache } from "./rtn.js";
 import type { KvCache } from "./types.js";
 
-export const METHODS = ["original", "pm-kvq"] as const;
+export const METHODS = ["original", "pm-kvq", "rtn", "kivi", "mikv", "rotatekv"] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface CacheSpec {
@@ -16,17 +25,73 @@ export interface CacheSpec {
   budgetsMB?: number[];
   /** pm-kvq: sink/window/init bits, group size, backend (defaults: the original's). */
   progressive?: Partial<ProgressiveOptions>;
+  /** Baselines: key and value bits (default 4). */
+  kBits?: number;
+  vBits?: number;
+  /** Quantization group size (default: 128, or head_dim when smaller). */
+  groupSize?: number;
+  /** MiKV: most-attended tokens kept at full precision. */
+  mikvSinkTokens?: number;
+  /** RotateKV: Hadamard block over kv_hidden (default kv_hidden), channel reorder, pivot tokens. */
+  rotatekv?: { kHadDim?: number; reorder?: Int32Array[] | null; nPivotTokens?: number };
+}
+
+function baselineBits(spec: CacheSpec): { kBits: number; vBits: number } {
+  const kBits = spec.kBits ?? 4;
+  const vBits = spec.vBits ?? 4;
+  for (const [name, b] of [["k-bits", kBits], ["v-bits", vBits]] as const) {
+    if (!isBitWidth(b)) throw new UsageError(`--${name} must be one of 16, 8, 4, 2, 1 (got ${b})`);
+  }
+  return { kBits, vBits };
+}
+
+function rotateKvTransform(config: ModelConfig, spec: CacheSpec) {
+  return { kHadDim: spec.rotatekv?.kHadDim ?? config.numKvHeads * config.headDim, reorder: spec.rotatekv?.reorder ?? null };
+}
+
+const folded = new WeakMap<Transformer, string>();
+
+/**
+ * Fold the weight transforms a method needs into the model (RotateKV only; a no-op for the
+ * others). Idempotent for the same transform; a second, different one is refused.
+ */
+export function prepareModelForMethod(tf: Transformer, spec: CacheSpec): void {
+  if (spec.method !== "rotatekv") return;
+  const t = rotateKvTransform(tf.config, spec);
+  const key = JSON.stringify({ k: t.kHadDim, r: t.reorder?.map((p) => Array.from(p)) ?? null });
+  const done = folded.get(tf);
+  if (done === key) return;
+  if (done !== undefined) throw new UsageError("this model already carries another RotateKV rotation; load it again");
+  foldRotateKv(tf.weights, tf.config, t);
+  folded.set(tf, key);
 }
 
 export function createCache(config: ModelConfig, spec: CacheSpec): KvCache {
+  const groupSize = spec.groupSize ?? Math.min(128, config.headDim);
+  if (!Number.isInteger(groupSize) || groupSize < 1 || config.headDim % groupSize !== 0) {
+    throw new UsageError(`--group-size ${groupSize} must divide head_dim ${config.headDim}`);
+  }
+  const L = config.numLayers;
   switch (spec.method) {
     case "original":
-      return createFullPrecisionCache(config, config.numLayers);
+      return createFullPrecisionCache(config, L);
     case "pm-kvq": {
       if (!spec.budgetsMB) throw new UsageError("--method pm-kvq needs --kv-budgets (MB per block, or a JSON file from `pmkvq allocate`)");
-      if (spec.budgetsMB.length !== config.numLayers) throw new UsageError(`${spec.budgetsMB.length} KV budgets for ${config.numLayers} blocks`);
-      const opts = { ...defaultProgressiveOptions(config.headDim), ...spec.progressive };
+      if (spec.budgetsMB.length !== L) throw new UsageError(`${spec.budgetsMB.length} KV budgets for ${L} blocks`);
+      const opts = { ...defaultProgressiveOptions(config.headDim), groupSize, ...spec.progressive };
       return createProgressiveCache(config, spec.budgetsMB.map((mb) => Math.floor(mb * MB)), opts);
+    }
+    case "rtn":
+      return createRtnCache(config, L, { ...baselineBits(spec), groupSize });
+    case "kivi":
+      return createKiviCache(config, L, { ...baselineBits(spec), groupSize });
+    case "mikv":
+      return createMikvCache(config, L, { ...baselineBits(spec), groupSize, nSinkTokens: spec.mikvSinkTokens ?? 32 });
+    case "rotatekv": {
+      const t = rotateKvTransform(config, spec);
+      validateRotateKv(config, t);
+      const rope = new RopeTable(ropeInvFreq(config));
+      return createRotateKvCache(config, L, { ...t, ...baselineBits(spec), groupSize, nPivotTokens: spec.rotatekv?.nPivotTokens ?? 1 }, rope);
     }
     default:
       throw new UsageError(`unknown method ${JSON.stringify(spec.method)}; supported: ${METHODS.join(", ")}`);

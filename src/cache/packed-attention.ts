@@ -3,7 +3,9 @@
 //   Σ_j p_j v̂_j = Σ_groups  Σ_j (p_j s_j)·codes_j − Σ_j p_j z_j
 // Plain TypeScript reference; the fast kernels are tested against it.
 
+import { softmax } from "../tensor/ops.js";
 import type { PackedTokenStore } from "./packed-store.js";
+import type { KvShape } from "./types.js";
 
 /**
  * scores[outOff + t] = scale · (q · k̂_t) for rows t < count of one KV head.
@@ -83,6 +85,60 @@ export function packedWeightedSum(
           const code = (codes[wBase + Math.floor(e / per)] >>> ((e % per) * bits)) & mask;
           out[oBase + c] += ps * code - pz;
         }
+      }
+    }
+  }
+}
+
+/**
+ * Causal attention over segments of packed K/V stores that hold the tokens in order
+ * (e.g. sink, body, window): out (T, numHeads·d) for the last T of the tokens held.
+ */
+export class PackedAttention {
+  private scores = new Float32Array(0);
+  private readonly sumQ: Float64Array;
+  private readonly acc: Float64Array;
+
+  constructor(readonly shape: KvShape, readonly G: number) {
+    this.sumQ = new Float64Array(shape.headDim / G);
+    this.acc = new Float64Array(shape.headDim);
+  }
+
+  attend(out: Float32Array, queries: Float32Array, T: number, segments: [PackedTokenStore, PackedTokenStore][]): void {
+    const { numHeads, numKvHeads, headDim: d } = this.shape;
+    const G = this.G;
+    const group = numHeads / numKvHeads;
+    const scale = 1 / Math.sqrt(d);
+    const L = segments.reduce((a, [k]) => a + k.length, 0);
+    if (this.scores.length < L) this.scores = new Float32Array(Math.ceil(L / 256) * 256);
+    const scores = this.scores;
+    for (let t = 0; t < T; t++) {
+      const seen = L - T + t + 1; // causal limit
+      for (let h = 0; h < numHeads; h++) {
+        const kvh = Math.floor(h / group);
+        const qOff = (t * numHeads + h) * d;
+        for (let g = 0; g < d / G; g++) {
+          let s = 0;
+          for (let c = 0; c < G; c++) s += queries[qOff + g * G + c];
+          this.sumQ[g] = s;
+        }
+        let start = 0;
+        for (const [k] of segments) {
+          const count = Math.min(k.length, seen - start);
+          if (count <= 0) continue;
+          packedScores(k, count, kvh, d, queries, qOff, this.sumQ, scale, scores, start);
+          start += count;
+        }
+        softmax(scores, 0, seen);
+        this.acc.fill(0);
+        start = 0;
+        for (const [, v] of segments) {
+          const count = Math.min(v.length, seen - start);
+          if (count <= 0) continue;
+          packedWeightedSum(v, count, kvh, d, scores, start, this.acc);
+          start += count;
+        }
+        for (let c = 0; c < d; c++) out[qOff + c] = this.acc[c];
       }
     }
   }

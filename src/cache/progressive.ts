@@ -8,9 +8,8 @@
 import { KvBudgetError, UsageError } from "../errors.js";
 import { fakeQuantize, isBitWidth } from "../quant/quantizer.js";
 import { attendFloat } from "./attention.js";
-import { packedScores, packedWeightedSum } from "./packed-attention.js";
+import { PackedAttention } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
-import { softmax } from "../tensor/ops.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
 export type ProgressiveBackend = "real" | "fake";
@@ -143,9 +142,7 @@ export class RealProgressiveLayerCache extends ProgressiveLayerCacheBase {
   private readonly sink: [PackedTokenStore, PackedTokenStore];
   private readonly body: [PackedTokenStore, PackedTokenStore];
   private readonly window: [PackedTokenStore, PackedTokenStore];
-  private scores = new Float32Array(0);
-  private readonly sumQ: Float64Array;
-  private readonly acc: Float64Array;
+  private readonly attention: PackedAttention;
 
   constructor(shape: KvShape, opts: ProgressiveOptions, budgetBytes: number, layer: number) {
     super(shape, opts, budgetBytes, layer);
@@ -154,8 +151,7 @@ export class RealProgressiveLayerCache extends ProgressiveLayerCacheBase {
     this.sink = [store(opts.sinkBits, Math.max(1, nSinkTokens)), store(opts.sinkBits, Math.max(1, nSinkTokens))];
     this.window = [store(opts.windowBits, Math.max(1, W)), store(opts.windowBits, Math.max(1, W))];
     this.body = [store(opts.initBodyBits, Math.max(1, W)), store(opts.initBodyBits, Math.max(1, W))];
-    this.sumQ = new Float64Array(shape.headDim / G);
-    this.acc = new Float64Array(shape.headDim);
+    this.attention = new PackedAttention(shape, G);
   }
 
   protected storeSink(k: Float32Array, v: Float32Array, from: number, n: number): void {
@@ -188,44 +184,7 @@ export class RealProgressiveLayerCache extends ProgressiveLayerCacheBase {
   }
 
   attend(queries: Float32Array, T: number, out: Float32Array): void {
-    const { numHeads, numKvHeads, headDim: d } = this.shape;
-    const G = this.opts.groupSize;
-    const group = numHeads / numKvHeads;
-    const scale = 1 / Math.sqrt(d);
-    const L = this.length;
-    if (this.scores.length < L) this.scores = new Float32Array(Math.ceil(L / 256) * 256);
-    const scores = this.scores;
-    const segments: [PackedTokenStore, PackedTokenStore][] = [this.sink, this.body, this.window];
-    for (let t = 0; t < T; t++) {
-      const seen = L - T + t + 1;
-      for (let h = 0; h < numHeads; h++) {
-        const kvh = Math.floor(h / group);
-        const qOff = (t * numHeads + h) * d;
-        for (let g = 0; g < d / G; g++) {
-          let s = 0;
-          for (let c = 0; c < G; c++) s += queries[qOff + g * G + c];
-          this.sumQ[g] = s;
-        }
-        // scores over sink, body, window in token order, up to the causal limit
-        let start = 0;
-        for (const [k] of segments) {
-          const count = Math.min(k.length, seen - start);
-          if (count <= 0) continue;
-          packedScores(k, count, kvh, d, queries, qOff, this.sumQ, scale, scores, start);
-          start += count;
-        }
-        softmax(scores, 0, seen);
-        this.acc.fill(0);
-        start = 0;
-        for (const [, v] of segments) {
-          const count = Math.min(v.length, seen - start);
-          if (count <= 0) continue;
-          packedWeightedSum(v, count, kvh, d, scores, start, this.acc);
-          start += count;
-        }
-        for (let c = 0; c < d; c++) out[qOff + c] = this.acc[c];
-      }
-    }
+    this.attention.attend(out, queries, T, [this.sink, this.body, this.window]);
   }
 
   dequantized(): { keys: Float32Array; values: Float32Array } {

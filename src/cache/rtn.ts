@@ -1,8 +1,10 @@
-// RTN baseline (spec §7): K (after RoPE) and V of every token fake-quantized per group at
-// k/v bits before attention — direct quantization, no progression.
+// RTN baseline (spec §7): K (after RoPE) and V of every token quantized per token, groups of
+// G channels, at k/v bits — direct quantization, no progression. Held bit-packed (real
+// memory); attention is computed from the codes. Dequantized values equal the original's
+// simulated RTN (fake quantization) exactly.
 
-import { fakeQuantize } from "../quant/quantizer.js";
-import { attendFloat } from "./attention.js";
+import { PackedAttention } from "./packed-attention.js";
+import { PackedTokenStore } from "./packed-store.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
 export interface RtnOptions {
@@ -11,44 +13,44 @@ export interface RtnOptions {
   groupSize: number;
 }
 
+/** Storage grows in steps of this many tokens. */
+const GROW_TOKENS = 128;
+
 export class RtnLayerCache implements LayerKvCache {
-  private keys = new Float32Array(0); // (capacity, kvHeads·d) dequantized
-  private values = new Float32Array(0);
-  private scores = new Float32Array(0);
-  private tokens = 0;
-  private readonly rowElems: number;
+  private readonly keys: PackedTokenStore;
+  private readonly values: PackedTokenStore;
+  private readonly attention: PackedAttention;
 
   constructor(readonly shape: KvShape, readonly opts: RtnOptions) {
-    this.rowElems = shape.numKvHeads * shape.headDim;
+    const row = shape.numKvHeads * shape.headDim;
+    this.keys = new PackedTokenStore(row, opts.groupSize, opts.kBits, 0, GROW_TOKENS);
+    this.values = new PackedTokenStore(row, opts.groupSize, opts.vBits, 0, GROW_TOKENS);
+    this.attention = new PackedAttention(shape, opts.groupSize);
   }
 
   get length(): number {
-    return this.tokens;
+    return this.keys.length;
   }
 
   append(keys: Float32Array, values: Float32Array, n: number): void {
-    const need = (this.tokens + n) * this.rowElems;
-    if (need > this.keys.length) {
-      const cap = Math.ceil((this.tokens + n) / 256) * 256;
-      const k = new Float32Array(cap * this.rowElems);
-      const v = new Float32Array(cap * this.rowElems);
-      k.set(this.keys.subarray(0, this.tokens * this.rowElems));
-      v.set(this.values.subarray(0, this.tokens * this.rowElems));
-      this.keys = k;
-      this.values = v;
-      this.scores = new Float32Array(cap);
-    }
-    const at = this.tokens * this.rowElems;
-    const len = n * this.rowElems;
-    this.keys.set(keys.subarray(0, len), at);
-    this.values.set(values.subarray(0, len), at);
-    fakeQuantize(this.keys, at, len, this.opts.groupSize, this.opts.kBits);
-    fakeQuantize(this.values, at, len, this.opts.groupSize, this.opts.vBits);
-    this.tokens += n;
+    this.keys.appendFloats(keys, 0, n);
+    this.values.appendFloats(values, 0, n);
   }
 
   attend(queries: Float32Array, nTokens: number, out: Float32Array): void {
-    attendFloat(out, queries, nTokens, this.keys, this.values, this.tokens, this.shape, this.scores);
+    this.attention.attend(out, queries, nTokens, [[this.keys, this.values]]);
+  }
+
+  /** Dequantized keys and values in token order (tests). */
+  dequantized(): { keys: Float32Array; values: Float32Array } {
+    const row = this.keys.rowElems;
+    const keys = new Float32Array(this.length * row);
+    const values = new Float32Array(this.length * row);
+    for (let t = 0; t < this.length; t++) {
+      this.keys.dequantizeRow(t, keys, t * row);
+      this.values.dequantizeRow(t, values, t * row);
+    }
+    return { keys, values };
   }
 
   stats(): KvBlockStats {
@@ -56,19 +58,17 @@ export class RtnLayerCache implements LayerKvCache {
     return {
       bodyBits: kBits === vBits ? kBits : (kBits + vBits) / 2,
       sinkTokens: 0,
-      bodyTokens: this.tokens,
+      bodyTokens: this.length,
       windowTokens: 0,
-      codeBytes: (this.tokens * this.rowElems * (kBits + vBits)) / 8,
-      // simulated: the floats actually held (a packed store would need codes + 2 × 4 bytes per group)
-      heldBytes: this.keys.byteLength + this.values.byteLength,
+      codeBytes: this.keys.codeBytes() + this.values.codeBytes(),
+      heldBytes: this.keys.heldBytes() + this.values.heldBytes(),
       budgetBytes: null,
     };
   }
 
   reset(): void {
-    this.tokens = 0;
-    this.keys = new Float32Array(0);
-    this.values = new Float32Array(0);
+    this.keys.reset();
+    this.values.reset();
   }
 }
 

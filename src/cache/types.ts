@@ -32,14 +32,28 @@ export interface KvShape {
   headDim: number;
 }
 
+/** What the forward pass knows about the tokens it appends, for caches that need more than K/V. */
+export interface AppendContext {
+  /** Position ids of the new tokens. */
+  positions: ArrayLike<number>;
+  /** The block's input hidden states of the new tokens, (nTokens, hiddenSize). */
+  hidden: Float32Array;
+  hiddenSize: number;
+}
+
 export interface LayerKvCache {
   /** Tokens held (sink + body + window). */
   readonly length: number;
   /**
-   * Append nTokens new tokens. keys/values: (nTokens, numKvHeads × headDim), keys after RoPE.
-   * Throws KvBudgetError when the tokens cannot be held within the budget.
+   * When true, the forward pass appends keys *before* RoPE and the cache applies RoPE itself
+   * (for transforms folded into k_proj that do not commute with RoPE, e.g. RotateKV).
    */
-  append(keys: Float32Array, values: Float32Array, nTokens: number): void;
+  readonly keysBeforeRope?: boolean;
+  /**
+   * Append nTokens new tokens. keys/values: (nTokens, numKvHeads × headDim), keys after RoPE
+   * (unless keysBeforeRope). Throws KvBudgetError when they cannot be held within the budget.
+   */
+  append(keys: Float32Array, values: Float32Array, nTokens: number, ctx?: AppendContext): void;
   /**
    * Causal attention for the last nTokens appended: query i sees cached tokens
    * 0 … length − nTokens + i. queries: (nTokens, numHeads × headDim); out: same shape.

@@ -2,7 +2,9 @@
 
 import { Command, Option } from "commander";
 import { parseKvBudgetsMB } from "../cache/budgets.js";
-import { METHODS, type CacheSpec, type Method } from "../cache/factory.js";
+import { METHODS, prepareModelForMethod, type CacheSpec, type Method } from "../cache/factory.js";
+import { readReorder } from "../calib/rotatekv.js";
+import { UsageError } from "../errors.js";
 import { foldRepScales, readRepScales } from "../calib/rep-scales.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
@@ -20,13 +22,23 @@ export interface CacheFlags {
   groupSize?: number;
   kvTrace?: string;
   repScales?: string;
+  kBits: number;
+  vBits: number;
+  nSinkTokens: number;
+  kHadDim?: number;
+  nPivotToken: number;
+  reorder?: string;
 }
 
 const bitsArg = parseIntArg(1, 16);
 
 export function addCacheOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--method <name>", "KV cache: original (full precision) or pm-kvq (progressive mixed precision)").choices([...METHODS]).default("original"))
+    .addOption(
+      new Option("--method <name>", "KV cache: original (full precision), pm-kvq (progressive mixed precision), or a baseline: rtn, kivi, mikv, rotatekv")
+        .choices([...METHODS])
+        .default("original"),
+    )
     .addOption(new Option("--backend <kind>", "pm-kvq storage: real (bit-packed codes, attention from the codes) or fake (the original's simulated floats)").choices(["real", "fake"]).default("real"))
     .option("--kv-budgets <MB|file>", "pm-kvq: per-block budget — one number of MB for every block, or a JSON file (a list of MB, or `pmkvq allocate` output)")
     .option("--n-sink-token <n>", "pm-kvq: first tokens kept at sink bits forever", parseIntArg(0), 1)
@@ -36,18 +48,30 @@ export function addCacheOptions(cmd: Command): Command {
     .option("--n-init-kv-bits <b>", "pm-kvq: starting bit-width of the body (16, 8, 4, 2)", bitsArg, 16)
     .option("--group-size <n>", "quantization group size in channels (default: 128, or head_dim when smaller)", parseIntArg(1))
     .option("--kv-trace <file>", "write per decode step each block's body bits and bytes (JSON lines)")
-    .option("--rep-scales <file>", "key reparameterization scales from `pmkvq search-scales`, folded into q_proj/k_proj at load");
-}
-
-/** Apply model transforms the cache flags ask for (folding --rep-scales into the weights). */
-export function applyModelTransforms(flags: CacheFlags, model: LoadedModel): void {
-  if (flags.repScales) foldRepScales(model.transformer.weights, model.config, readRepScales(flags.repScales, model.config).scales);
+    .option("--rep-scales <file>", "key reparameterization scales from `pmkvq search-scales`, folded into q_proj/k_proj at load")
+    .option("--k-bits <b>", "baselines (rtn, kivi, mikv, rotatekv): key bits (16, 8, 4, 2, 1)", bitsArg, 4)
+    .option("--v-bits <b>", "baselines: value bits (16, 8, 4, 2, 1)", bitsArg, 4)
+    .option("--n-sink-tokens <n>", "mikv: most-attended tokens kept at full precision", parseIntArg(0), 32)
+    .option("--k-had-dim <n>", "rotatekv: Hadamard block size over kv_hidden (a power of two; default kv_hidden)", parseIntArg(1))
+    .option("--n-pivot-token <n>", "rotatekv: prefill tokens with the largest |hidden| kept unquantized", parseIntArg(0), 1)
+    .option("--reorder <file>", "rotatekv: key channel order from `pmkvq rotatekv-calib` (default: no reordering)");
 }
 
 export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): CacheSpec {
+  let reorder: Int32Array[] | null = null;
+  let kHadDim = flags.kHadDim;
+  if (flags.reorder) {
+    const r = readReorder(flags.reorder, config);
+    reorder = r.reorder;
+    if (kHadDim !== undefined && r.kHadDim !== null && r.kHadDim !== kHadDim) {
+      throw new UsageError(`--reorder ${flags.reorder} was made for --k-had-dim ${r.kHadDim}, not ${kHadDim}`);
+    }
+    kHadDim ??= r.kHadDim ?? undefined;
+  }
   return {
     method: flags.method,
     budgetsMB: flags.kvBudgets === undefined ? undefined : parseKvBudgetsMB(flags.kvBudgets, config.numLayers),
+    groupSize: flags.groupSize,
     progressive: {
       backend: flags.backend,
       nSinkTokens: flags.nSinkToken,
@@ -55,7 +79,16 @@ export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): Cach
       nWindowTokens: flags.nWindowToken,
       windowBits: flags.nWindowTokenBits,
       initBodyBits: flags.nInitKvBits,
-      groupSize: flags.groupSize ?? Math.min(128, config.headDim),
     },
+    kBits: flags.kBits,
+    vBits: flags.vBits,
+    mikvSinkTokens: flags.nSinkTokens,
+    rotatekv: { kHadDim, reorder, nPivotTokens: flags.nPivotToken },
   };
+}
+
+/** Apply the model transforms the flags ask for: --rep-scales, and RotateKV's rotations. */
+export function applyModelTransforms(flags: CacheFlags, model: LoadedModel, spec: CacheSpec): void {
+  if (flags.repScales) foldRepScales(model.transformer.weights, model.config, readRepScales(flags.repScales, model.config).scales);
+  prepareModelForMethod(model.transformer, spec);
 }

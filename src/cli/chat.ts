@@ -38,8 +38,9 @@ export async function runChat(flags: ChatFlags): Promise<void> {
   if (!model.tokenizer.hasChatTemplate) {
     process.stderr.write("note: this model has no chat template; each turn is fed as plain text continuing the conversation\n");
   }
-  applyModelTransforms(flags, model);
-  const cache = createCache(model.config, cacheSpecFromFlags(flags, model.config));
+  const spec = cacheSpecFromFlags(flags, model.config);
+  applyModelTransforms(flags, model, spec);
+  const cache = createCache(model.config, spec);
   const session = new ChatSession(model, cache, flags.system);
   const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
   let traceStep = 0;

@@ -56,8 +56,9 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
   }
   if (flags.system !== undefined && !flags.chat) throw new UsageError("--system needs --chat");
   const model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype);
-  applyModelTransforms(flags, model);
-  const cache = createCache(model.config, cacheSpecFromFlags(flags, model.config));
+  const spec = cacheSpecFromFlags(flags, model.config);
+  applyModelTransforms(flags, model, spec);
+  const cache = createCache(model.config, spec);
   const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
   const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: text }];
   const prompt = flags.chat ? { messages } : text;

@@ -8,6 +8,7 @@ import { calibrateCommand, runCalibrate } from "./calibrate.js";
 import { chatCommand, runChat } from "./chat.js";
 import { generateCommand, runGenerate } from "./generate.js";
 import { maxKeysCommand, runMaxKeys } from "./max-keys.js";
+import { rotateKvCalibCommand, runRotateKvCalib } from "./rotatekv-calib.js";
 import { runSearchScales, searchScalesCommand } from "./search-scales.js";
 import { runSensitivity, sensitivityCommand } from "./sensitivity.js";
 
@@ -19,6 +20,7 @@ export type Handlers = {
   searchScales: Parameters<typeof searchScalesCommand>[0];
   allocate: Parameters<typeof allocateCommand>[0];
   calibrate: Parameters<typeof calibrateCommand>[0];
+  rotatekvCalib: Parameters<typeof rotateKvCalibCommand>[0];
 };
 
 export const defaultHandlers: Handlers = {
@@ -29,6 +31,7 @@ export const defaultHandlers: Handlers = {
   searchScales: runSearchScales,
   allocate: runAllocate,
   calibrate: runCalibrate,
+  rotatekvCalib: runRotateKvCalib,
 };
 
 export function buildProgram(handlers: Handlers = defaultHandlers): Command {
@@ -43,6 +46,7 @@ export function buildProgram(handlers: Handlers = defaultHandlers): Command {
   program.addCommand(maxKeysCommand(handlers.maxKeys));
   program.addCommand(searchScalesCommand(handlers.searchScales));
   program.addCommand(calibrateCommand(handlers.calibrate));
+  program.addCommand(rotateKvCalibCommand(handlers.rotatekvCalib));
   return program;
 }
 
@@ -60,6 +64,7 @@ export async function parseCLI(argv: string[]): Promise<{ command: string; flags
     searchScales: capture("search-scales"),
     allocate: capture("allocate"),
     calibrate: capture("calibrate"),
+    rotatekvCalib: capture("rotatekv-calib"),
   });
   program.exitOverride();
   for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });

@@ -18,6 +18,7 @@ class RunState {
   readonly q: Float32Array; // (T, numHeads·d)
   readonly k: Float32Array; // (T, numKvHeads·d)
   readonly v: Float32Array; // (T, numKvHeads·d)
+  readonly kPre: Float32Array; // (T, numKvHeads·d) keys before RoPE, for caches that apply RoPE themselves
   readonly att: Float32Array; // (T, numHeads·d) attention output before o_proj
   readonly proj: Float32Array; // (T, dim) output of o_proj / down_proj
   readonly gate: Float32Array; // (T, intermediate)
@@ -33,6 +34,7 @@ class RunState {
     this.q = new Float32Array(T * c.numHeads * c.headDim);
     this.k = new Float32Array(T * c.numKvHeads * c.headDim);
     this.v = new Float32Array(T * c.numKvHeads * c.headDim);
+    this.kPre = new Float32Array(T * c.numKvHeads * c.headDim);
     this.att = new Float32Array(T * c.numHeads * c.headDim);
     this.proj = new Float32Array(T * c.hiddenSize);
     this.gate = new Float32Array(T * c.intermediateSize);
@@ -47,6 +49,8 @@ class RunState {
 export interface ForwardHooks {
   /** Keys after RoPE and values of block `layer`, (T, numKvHeads·d) each. */
   onKv?(layer: number, keys: Float32Array, values: Float32Array, T: number): void;
+  /** Keys of block `layer` before RoPE, (T, numKvHeads·d). */
+  onKeysBeforeRope?(layer: number, keys: Float32Array, T: number): void;
 }
 
 export class Transformer {
@@ -93,12 +97,14 @@ export class Transformer {
       matmulMatrix(s.q, s.xb, lw.wq, lw.bq, T);
       matmulMatrix(s.k, s.xb, lw.wk, lw.bk, T);
       matmulMatrix(s.v, s.xb, lw.wv, lw.bv, T);
+      const layerCache = cache.layers[l];
+      if (layerCache.keysBeforeRope) s.kPre.set(s.k.subarray(0, T * c.numKvHeads * d));
+      hooks?.onKeysBeforeRope?.(l, s.k, T);
       rope(s.q, s.cos, s.sin, T, c.numHeads, d);
       rope(s.k, s.cos, s.sin, T, c.numKvHeads, d);
       hooks?.onKv?.(l, s.k, s.v, T);
       // the cache stores K/V and computes attention from what it holds
-      const layerCache = cache.layers[l];
-      layerCache.append(s.k, s.v, T);
+      layerCache.append(layerCache.keysBeforeRope ? s.kPre : s.k, s.v, T, { positions, hidden: s.x, hiddenSize: dim });
       layerCache.attend(s.q, T, s.att);
       matmulMatrix(s.proj, s.att, lw.wo, lw.bo, T);
       addInPlace(s.x, s.proj, T * dim);

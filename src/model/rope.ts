@@ -39,3 +39,37 @@ export function ropeTables(invFreq: Float64Array, positions: ArrayLike<number>, 
     }
   }
 }
+
+/**
+ * cos/sin rows by integer position, computed once and kept (grows in chunks) — for caches that
+ * apply RoPE themselves at attention time. A property of positions, shared by all blocks.
+ */
+export class RopeTable {
+  cos = new Float32Array(0);
+  sin = new Float32Array(0);
+  private size = 0;
+  readonly half: number;
+
+  constructor(readonly invFreq: Float64Array) {
+    this.half = invFreq.length;
+  }
+
+  /** Offset of position p's row in cos/sin (p must be a non-negative integer). */
+  row(p: number): number {
+    if (p >= this.size) this.grow(p + 1);
+    return p * this.half;
+  }
+
+  private grow(minSize: number): void {
+    const size = Math.ceil(minSize / 1024) * 1024;
+    const cos = new Float32Array(size * this.half);
+    const sin = new Float32Array(size * this.half);
+    cos.set(this.cos);
+    sin.set(this.sin);
+    const positions = Array.from({ length: size - this.size }, (_, i) => this.size + i);
+    ropeTables(this.invFreq, positions, cos.subarray(this.size * this.half), sin.subarray(this.size * this.half));
+    this.cos = cos;
+    this.sin = sin;
+    this.size = size;
+  }
+}

@@ -131,3 +131,29 @@ test("pmkvq generate --method pm-kvq errors: no budgets, bad bits, a budget too 
   assert.equal(out.finishReason, "kv_budget");
   assert.match(out.kvBudgetMessage, /over its budget/);
 });
+
+test("every --method runs from the command line and names itself in kv.method", () => {
+  for (const [method, name] of [["rtn", "rtn-k2v4"], ["kivi", "kivi-k2v4"], ["mikv", "mikv-k2v4"], ["rotatekv", "rotatekv-k2v4"]]) {
+    const r = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "Once upon a time", "--max-new-tokens", "8", "--json", "--method", method, "--k_bits", "2", "--v_bits", "4"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).kv.method, name);
+  }
+  const bad = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--method", "h2o"]);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /Allowed choices are original, pm-kvq, rtn, kivi, mikv, rotatekv/);
+});
+
+test("rotatekv-calib writes reorder indices that generate --method rotatekv takes", () => {
+  const dir = tempDir();
+  const corpus = path.join(dir, "c.txt");
+  fs.writeFileSync(corpus, "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog. ".repeat(20));
+  const out = path.join(dir, "reorder.safetensors");
+  let r = pmkvq(["rotatekv-calib", "--model", STORIES_DIR, "--dataset", corpus, "--n-samples", "2", "--seq-len", "64", "--k-had-dim", "8", "--out", out]);
+  assert.equal(r.status, 0, r.stderr);
+  r = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "Once upon a time", "--max-new-tokens", "8", "--json", "--method", "rotatekv", "--k-bits", "16", "--v-bits", "16", "--reorder", out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).ids, ref.greedy_ids.slice(0, 8));
+  r = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--method", "rotatekv", "--reorder", out, "--k-had-dim", "16"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /made for --k-had-dim 8, not 16/);
+});

@@ -1,0 +1,83 @@
+// RotateKV: the folded rotations leave full-precision logits unchanged, 16-bit greedy equals
+// the original, the reorder is a balanced permutation, and pivots stay exact.
+
+import assert from "node:assert/strict";
+import path from "node:path";
+import { test } from "node:test";
+import { foldRotateKv, readReorder, reorderFromMeans, writeReorder, type RotateKvTransform } from "../../src/calib/rotatekv.js";
+import { createFullPrecisionCache } from "../../src/cache/full.js";
+import { createRotateKvCache } from "../../src/cache/rotatekv.js";
+import type { KvCache } from "../../src/cache/types.js";
+import { UsageError } from "../../src/errors.js";
+import { generate } from "../../src/generate/generate.js";
+import { loadModel } from "../../src/model/checkpoint.js";
+import type { Transformer } from "../../src/model/forward.js";
+import { RopeTable } from "../../src/model/rope.js";
+import { maxRelDiff, readStoriesReference, seededRandom, STORIES_DIR, tempDir } from "../helpers.js";
+
+const ref = readStoriesReference();
+const ids = ref.long_case.ids.slice(0, 60);
+
+function allLogits(tf: Transformer, cache: KvCache): Float32Array {
+  return Float32Array.from(tf.forward(ids, ids.map((_, i) => i), cache, "all"));
+}
+
+function randomPerm(n: number, seed: number): Int32Array {
+  const rand = seededRandom(seed);
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+for (const kHadDim of [32, 8]) {
+  test(`folded rotations (k-had-dim ${kHadDim}, reordered) with every token a pivot leave logits unchanged`, (t) => {
+    const model = loadModel(STORIES_DIR);
+    const c = model.config;
+    const before = allLogits(model.transformer, createFullPrecisionCache(c, c.numLayers));
+    const transform: RotateKvTransform = { kHadDim, reorder: Array.from({ length: c.numLayers }, (_, l) => randomPerm(32, l + 1)) };
+    foldRotateKv(model.transformer.weights, c, transform);
+    const cache = createRotateKvCache(c, c.numLayers, { ...transform, kBits: 2, vBits: 2, groupSize: 8, nPivotTokens: ids.length }, new RopeTable(model.transformer.invFreq));
+    const rel = maxRelDiff(allLogits(model.transformer, cache), before);
+    assert.ok(rel <= 1e-4, `relative logit change ${rel}`);
+    // the fold is real: without the cache undoing it, the keys are wrong
+    const undone = maxRelDiff(allLogits(model.transformer, createFullPrecisionCache(c, c.numLayers)), before);
+    assert.ok(undone > 1e-2, `folded weights with a plain cache change logits by ${undone}`);
+    t.diagnostic(`max relative logit change: ${rel.toExponential(2)}`);
+  });
+}
+
+test("at 16 bits the greedy output equals the original's", () => {
+  const model = loadModel(STORIES_DIR);
+  const c = model.config;
+  const transform: RotateKvTransform = { kHadDim: 32, reorder: null };
+  foldRotateKv(model.transformer.weights, c, transform);
+  const cache = createRotateKvCache(c, c.numLayers, { ...transform, kBits: 16, vBits: 16, groupSize: 8, nPivotTokens: 1 }, new RopeTable(model.transformer.invFreq));
+  const r = generate(model, ref.prompt_ids, { maxNewTokens: 64, cache });
+  assert.deepEqual(r.ids, ref.greedy_ids);
+  assert.equal(r.kv.blocks[0].sinkTokens, 1);
+  assert.equal(r.kv.blocks[0].bodyTokens, ref.prompt_ids.length + 63 - 1);
+});
+
+test("reorder: a permutation that deals the largest channels to different Hadamard blocks; round trip", () => {
+  const means = Float64Array.from({ length: 32 }, (_, i) => (i * 7) % 32);
+  const p = reorderFromMeans(means, 8);
+  assert.deepEqual([...p].sort((a, b) => a - b), Array.from({ length: 32 }, (_, i) => i));
+  const top4 = [...means.keys()].sort((a, b) => means[b] - means[a]).slice(0, 4);
+  const blockOf = (ch: number) => Math.floor([...p].indexOf(ch) / 8);
+  assert.deepEqual(top4.map(blockOf).sort(), [0, 1, 2, 3]);
+  const model = loadModel(STORIES_DIR);
+  const file = path.join(tempDir(), "reorder.safetensors");
+  const perms = Array.from({ length: 5 }, (_, l) => randomPerm(32, l));
+  writeReorder(file, perms, 8, { model: "stories260K" });
+  const back = readReorder(file, model.config);
+  assert.deepEqual(back.reorder, perms);
+  assert.equal(back.kHadDim, 8);
+});
+
+test("non-power-of-two Hadamard sizes are refused", () => {
+  const model = loadModel(STORIES_DIR);
+  assert.throws(() => foldRotateKv(model.transformer.weights, model.config, { kHadDim: 12, reorder: null }), UsageError);
+});
