@@ -6,7 +6,9 @@ import { normalizeArgv } from "./args.js";
 import { allocateCommand, runAllocate } from "./allocate.js";
 import { calibrateCommand, runCalibrate } from "./calibrate.js";
 import { chatCommand, runChat } from "./chat.js";
+import { evalCommand, runEvalCommand } from "./eval.js";
 import { generateCommand, runGenerate } from "./generate.js";
+import { judgeCommand, runJudge } from "./judge.js";
 import { maxKeysCommand, runMaxKeys } from "./max-keys.js";
 import { rotateKvCalibCommand, runRotateKvCalib } from "./rotatekv-calib.js";
 import { runSearchScales, searchScalesCommand } from "./search-scales.js";
@@ -21,6 +23,8 @@ export type Handlers = {
   allocate: Parameters<typeof allocateCommand>[0];
   calibrate: Parameters<typeof calibrateCommand>[0];
   rotatekvCalib: Parameters<typeof rotateKvCalibCommand>[0];
+  eval: Parameters<typeof evalCommand>[0];
+  judge: Parameters<typeof judgeCommand>[0];
 };
 
 export const defaultHandlers: Handlers = {
@@ -32,6 +36,8 @@ export const defaultHandlers: Handlers = {
   allocate: runAllocate,
   calibrate: runCalibrate,
   rotatekvCalib: runRotateKvCalib,
+  eval: runEvalCommand,
+  judge: runJudge,
 };
 
 export function buildProgram(handlers: Handlers = defaultHandlers): Command {
@@ -47,6 +53,8 @@ export function buildProgram(handlers: Handlers = defaultHandlers): Command {
   program.addCommand(searchScalesCommand(handlers.searchScales));
   program.addCommand(calibrateCommand(handlers.calibrate));
   program.addCommand(rotateKvCalibCommand(handlers.rotatekvCalib));
+  program.addCommand(evalCommand(handlers.eval));
+  program.addCommand(judgeCommand(handlers.judge));
   return program;
 }
 
@@ -65,6 +73,8 @@ export async function parseCLI(argv: string[]): Promise<{ command: string; flags
     allocate: capture("allocate"),
     calibrate: capture("calibrate"),
     rotatekvCalib: capture("rotatekv-calib"),
+    eval: capture("eval"),
+    judge: capture("judge"),
   });
   program.exitOverride();
   for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });

@@ -1,0 +1,79 @@
+// `pmkvq eval`: generate responses to a benchmark's problems and judge them (spec §8).
+
+import path from "node:path";
+import { Command, Option } from "commander";
+import { cacheSpecFromFlags, addCacheOptions, applyModelTransforms, type CacheFlags } from "./cache-options.js";
+import { loadBenchmark, selectRange, shardRange } from "../eval/benchmarks.js";
+import { runEval } from "../eval/runner.js";
+import { UsageError } from "../errors.js";
+import type { WeightDtype } from "../tensor/matrix.js";
+import { parseFloatArg, parseIntArg } from "./args.js";
+import { loadModelWithProgress, modelOption, Progress, weightsDtypeOption } from "./common.js";
+
+export interface EvalFlags extends CacheFlags {
+  model: string;
+  weightsDtype: WeightDtype | "auto";
+  datasetPath: string;
+  benchmark: string;
+  version: string;
+  start?: number;
+  end?: number;
+  shard?: string;
+  nResponses: number;
+  seed: number;
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  output?: string;
+}
+
+export function evalCommand(run: (f: EvalFlags) => void | Promise<void>): Command {
+  const cmd = new Command("eval")
+    .description("Answer a benchmark's problems (n responses each, seeds seed + i), judge them, and save the responses (resumable)")
+    .addOption(modelOption())
+    .addOption(weightsDtypeOption())
+    .addOption(new Option("--dataset-path <dir>", "root of the benchmark folders (<bench>/<bench>_<version>[_I|_II]/…)").makeOptionMandatory())
+    .addOption(new Option("--benchmark <name>", "benchmark folder: aime, cmimc, hmmt, usamo (or any in the same layout)").makeOptionMandatory())
+    .addOption(new Option("--version <v>", "version: 2024 or 2025 (aime), 2024 (cmimc), feb_2024 or feb_2025 (hmmt), 2025 (usamo)").makeOptionMandatory())
+    .option("--start <n>", "first problem of the ordered list (0-based)", parseIntArg(0))
+    .option("--end <n>", "one past the last problem (default: all)", parseIntArg(0))
+    .option("--shard <i/n>", "shorthand for the i-th of n equal --start/--end ranges (i from 0), e.g. $JOB_COMPLETION_INDEX/8")
+    .option("--n-responses <n>", "responses per problem", parseIntArg(1), 16)
+    .option("--seed <n>", "response i uses seed + i", parseIntArg(0, 2 ** 32 - 1), 0)
+    .option("--max-new-tokens <n>", "token limit per response", parseIntArg(1), 32768)
+    .option("--temperature <t>", "sampling temperature", parseFloatArg(0), 0.6)
+    .option("--top-p <p>", "nucleus sampling mass", parseFloatArg(0, 1, true), 0.95)
+    .option("--output <file>", "response file (JSON, the original's schema); rerunning resumes it (default: responses/<benchmark>_<version>_<method>_<start>-<end>.json)");
+  return addCacheOptions(cmd).action(async (f: EvalFlags) => run(f));
+}
+
+export async function runEvalCommand(flags: EvalFlags): Promise<void> {
+  const bench = loadBenchmark(flags.datasetPath, flags.benchmark, flags.version);
+  if (flags.shard !== undefined && (flags.start !== undefined || flags.end !== undefined)) throw new UsageError("give --shard or --start/--end, not both");
+  const range = flags.shard !== undefined ? shardRange(flags.shard, bench.problems.length) : { start: flags.start ?? 0, end: flags.end };
+  const { start, end, problems } = selectRange(bench, range.start, range.end);
+  const output = flags.output ?? path.join("responses", `${bench.name}_${bench.version}_${flags.method}_${start}-${end}.json`);
+  const model = loadModelWithProgress(flags.model, true, flags.weightsDtype);
+  const spec = cacheSpecFromFlags(flags, model.config);
+  applyModelTransforms(flags, model, spec);
+  process.stderr.write(`${bench.name} ${bench.version}: problems ${start} … ${end - 1} (${problems.length}) × ${flags.nResponses} responses → ${output}\n`);
+  const progress = new Progress("eval", problems.length * flags.nResponses, true, " responses · {tps} tok/s");
+  let tokens = 0;
+  const t0 = performance.now();
+  const result = runEval(model, {
+    benchmark: bench, problems, nResponses: flags.nResponses, seed: flags.seed, maxNewTokens: flags.maxNewTokens,
+    temperature: flags.temperature, topP: flags.topP, cache: spec, output,
+    onResponse: (e) => {
+      tokens += e.outputTokens;
+      progress.tick(1, { tps: (tokens / ((performance.now() - t0) / 1000)).toFixed(1) });
+    },
+  });
+  progress.stop();
+  const mine = problems.flatMap((p) => Array.from({ length: flags.nResponses }, (_, i) => result.records[`${p.id}.${i}`]));
+  const graded = mine.filter((r) => r.judgement !== null);
+  const pass = graded.length ? (100 * graded.filter((r) => r.judgement).length) / graded.length : null;
+  process.stdout.write(
+    `${result.generated} responses generated, ${result.skipped} already done → ${output}\n` +
+      (pass === null ? "not auto-gradable: responses saved for human grading\n" : `pass@1 over this range: ${pass.toFixed(1)}% (${graded.length} responses); judge the merged folder with \`pmkvq judge\`\n`),
+  );
+}

@@ -1,0 +1,75 @@
+// pmkvq eval end to end on stories260K with a tiny benchmark folder: the original's schema,
+// resume after a run killed at an arbitrary moment (same final file, nothing lost or doubled),
+// and judging the result.
+
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { REPO_ROOT, STORIES_DIR, tempDir } from "../helpers.js";
+import { writeToyBenchmark } from "./fixtures.js";
+
+const BIN = path.join(REPO_ROOT, "bin", "pmkvq.js");
+const root = tempDir();
+writeToyBenchmark(root, [["Once upon a time, Lily had 3 apples.", "3"], ["Tom saw a big dog.", "1"], ["The end.", "2"]]);
+
+function args(output: string, extra: string[] = []): string[] {
+  return [BIN, "eval", "--model_path", STORIES_DIR, "--dataset_path", root, "--benchmark", "toy", "--version", "1", "--end", "2",
+    "--n_responses", "2", "--max_new_tokens", "16", "--output_path", output, ...extra];
+}
+
+test("eval writes the original's schema with finish reason and kv figures", () => {
+  const out = path.join(tempDir(), "r.json");
+  const r = spawnSync(process.execPath, args(out), { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const data = JSON.parse(fs.readFileSync(out, "utf8"));
+  assert.deepEqual(Object.keys(data), ["toy_1.1.0", "toy_1.1.1", "toy_1.2.0", "toy_1.2.1"]);
+  for (const [key, v] of Object.entries(data) as [string, Record<string, unknown>][]) {
+    for (const f of ["seed", "response", "response_answer", "gold", "judgement", "input_len", "output_len", "finish_reason", "kv"]) assert.ok(f in v, `${key}.${f}`);
+    assert.equal(v.seed, Number(key.at(-1)));
+    assert.ok((v.output_len as number) <= 16);
+  }
+  assert.notEqual(data["toy_1.1.0"].response, data["toy_1.1.1"].response, "seed + i gives different samples");
+});
+
+test("a run killed at any moment resumes to the same final file", async () => {
+  const dir = tempDir();
+  const reference = path.join(dir, "reference.json");
+  assert.equal(spawnSync(process.execPath, args(reference, ["--max_new_tokens", "150"]), { encoding: "utf8" }).status, 0);
+  const want = fs.readFileSync(reference, "utf8");
+  let sawPartial = false;
+  for (const killAfterMs of [250, 400, 550, 700, 850, 1000]) {
+    const out = path.join(dir, `killed-${killAfterMs}.json`);
+    const child = spawn(process.execPath, args(out, ["--max_new_tokens", "150"]), { stdio: "ignore" });
+    const exited = new Promise((r) => child.on("exit", r));
+    await new Promise((r) => setTimeout(r, killAfterMs));
+    child.kill("SIGKILL");
+    await exited;
+    if (fs.existsSync(out)) {
+      const partial = Object.keys(JSON.parse(fs.readFileSync(out, "utf8"))).length; // never half-written
+      if (partial > 0 && partial < 4) sawPartial = true;
+    }
+    const rerun = spawnSync(process.execPath, args(out, ["--max_new_tokens", "150"]), { encoding: "utf8" });
+    assert.equal(rerun.status, 0, rerun.stderr);
+    assert.equal(fs.readFileSync(out, "utf8"), want, `killed after ${killAfterMs} ms`);
+  }
+  assert.ok(sawPartial, "at least one kill landed mid-run");
+  // judge the folder: complete, one entry per key
+  const j = spawnSync(process.execPath, [BIN, "judge", "--responses-dir", dir, "--json"], { encoding: "utf8" });
+  assert.equal(j.status, 0, j.stderr);
+  const report = JSON.parse(j.stdout);
+  assert.equal(report.n_responses, 4);
+  assert.deepEqual(report.missing, []);
+  assert.equal(report.duplicates.length, 4 * 6, "every killed-run file repeats the reference's keys");
+});
+
+test("eval flags: --shard, and bad ranges are refused", () => {
+  const out = path.join(tempDir(), "s.json");
+  const r = spawnSync(process.execPath, [...args(out).filter((a, i, all) => a !== "--end" && all[i - 1] !== "--end"), "--shard", "1/3", "--n_responses", "1"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(out, "utf8"))), ["toy_1.2.0"]);
+  const bad = spawnSync(process.execPath, [...args(out), "--start", "5"], { encoding: "utf8" });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--start 5 is outside 0 … 3/);
+});
