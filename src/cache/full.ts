@@ -1,20 +1,32 @@
-// The full-precision KV cache (method "original"): keys and values kept as float32.
+// The full-precision KV cache (method "original"): keys and values as float32, or as float16
+// (half the memory; widened inside the attention kernel).
 
+import { attendFloatKernel } from "../tensor/kernels.js";
+import { allocF32, allocU16, release } from "../tensor/memory.js";
+import { f16ToF32, f32ToF16 } from "../tensor/dtype.js";
 import { attendFloat } from "./attention.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
 /** Capacity grows in steps of this many tokens, so spare capacity stays small. */
 const GROW_TOKENS = 256;
 
+export type KvDtype = "f32" | "f16";
+
 export class FullPrecisionLayerCache implements LayerKvCache {
-  private keys = new Float32Array(0); // (capacity, kvHeads·d)
-  private values = new Float32Array(0); // (capacity, kvHeads·d)
-  private scores = new Float32Array(0); // attention scratch, (capacity)
+  private keys: Float32Array | Uint16Array; // (capacity, kvHeads·d)
+  private values: Float32Array | Uint16Array; // (capacity, kvHeads·d)
+  private scores = new Float32Array(0); // attention scratch of the plain path, (capacity)
   private tokens = 0;
   private readonly rowSize: number;
 
-  constructor(readonly shape: KvShape) {
+  constructor(readonly shape: KvShape, readonly dtype: KvDtype = "f32") {
     this.rowSize = shape.numKvHeads * shape.headDim;
+    this.keys = this.alloc(0);
+    this.values = this.alloc(0);
+  }
+
+  private alloc(n: number): Float32Array | Uint16Array {
+    return this.dtype === "f32" ? allocF32(n) : allocU16(n);
   }
 
   get length(): number {
@@ -24,33 +36,54 @@ export class FullPrecisionLayerCache implements LayerKvCache {
   append(keys: Float32Array, values: Float32Array, nTokens: number): void {
     const need = this.tokens + nTokens;
     if (need * this.rowSize > this.keys.length) this.grow(need);
-    this.keys.set(keys.subarray(0, nTokens * this.rowSize), this.tokens * this.rowSize);
-    this.values.set(values.subarray(0, nTokens * this.rowSize), this.tokens * this.rowSize);
+    const at = this.tokens * this.rowSize;
+    const n = nTokens * this.rowSize;
+    if (this.dtype === "f32") {
+      (this.keys as Float32Array).set(keys.subarray(0, n), at);
+      (this.values as Float32Array).set(values.subarray(0, n), at);
+    } else {
+      f32ToF16(keys.subarray(0, n), (this.keys as Uint16Array).subarray(at, at + n));
+      f32ToF16(values.subarray(0, n), (this.values as Uint16Array).subarray(at, at + n));
+    }
     this.tokens = need;
   }
 
   private grow(minTokens: number): void {
     const cap = Math.ceil(minTokens / GROW_TOKENS) * GROW_TOKENS;
-    const k = new Float32Array(cap * this.rowSize);
-    const v = new Float32Array(cap * this.rowSize);
-    k.set(this.keys.subarray(0, this.tokens * this.rowSize));
-    v.set(this.values.subarray(0, this.tokens * this.rowSize));
+    const k = this.alloc(cap * this.rowSize);
+    const v = this.alloc(cap * this.rowSize);
+    k.set(this.keys.subarray(0, this.tokens * this.rowSize) as never);
+    v.set(this.values.subarray(0, this.tokens * this.rowSize) as never);
+    release(this.keys);
+    release(this.values);
     this.keys = k;
     this.values = v;
-    this.scores = new Float32Array(cap);
   }
 
   attend(queries: Float32Array, nTokens: number, out: Float32Array): void {
-    attendFloat(out, queries, nTokens, this.keys, this.values, this.tokens, this.shape, this.scores);
+    if (attendFloatKernel(out, queries, nTokens, this.keys, this.values, this.tokens, this.shape)) return;
+    if (this.scores.length < this.tokens) this.scores = new Float32Array(Math.ceil(this.tokens / GROW_TOKENS) * GROW_TOKENS);
+    if (this.dtype === "f32") {
+      attendFloat(out, queries, nTokens, this.keys as Float32Array, this.values as Float32Array, this.tokens, this.shape, this.scores);
+    } else {
+      // plain path: widen the held rows (the twin of the kernel's in-register widening)
+      const n = this.tokens * this.rowSize;
+      const k = new Float32Array(n);
+      const v = new Float32Array(n);
+      f16ToF32((this.keys as Uint16Array).subarray(0, n), k);
+      f16ToF32((this.values as Uint16Array).subarray(0, n), v);
+      attendFloat(out, queries, nTokens, k, v, this.tokens, this.shape, this.scores);
+    }
   }
 
   stats(): KvBlockStats {
+    const bits = this.dtype === "f32" ? 32 : 16;
     return {
-      bodyBits: 32,
+      bodyBits: bits,
       sinkTokens: 0,
       bodyTokens: this.tokens,
       windowTokens: 0,
-      codeBytes: 2 * this.tokens * this.rowSize * 4,
+      codeBytes: (2 * this.tokens * this.rowSize * bits) / 8,
       heldBytes: this.keys.byteLength + this.values.byteLength,
       budgetBytes: null,
     };
@@ -58,12 +91,14 @@ export class FullPrecisionLayerCache implements LayerKvCache {
 
   reset(): void {
     this.tokens = 0;
-    this.keys = new Float32Array(0);
-    this.values = new Float32Array(0);
+    release(this.keys);
+    release(this.values);
+    this.keys = this.alloc(0);
+    this.values = this.alloc(0);
     this.scores = new Float32Array(0);
   }
 }
 
-export function createFullPrecisionCache(shape: KvShape, numLayers: number): KvCache {
-  return new KvCache("original", Array.from({ length: numLayers }, () => new FullPrecisionLayerCache(shape)));
+export function createFullPrecisionCache(shape: KvShape, numLayers: number, dtype: KvDtype = "f32"): KvCache {
+  return new KvCache(dtype === "f32" ? "original" : "original-f16", Array.from({ length: numLayers }, () => new FullPrecisionLayerCache(shape, dtype)));
 }

@@ -3,6 +3,7 @@
 //   Σ_j p_j v̂_j = Σ_groups  Σ_j (p_j s_j)·codes_j − Σ_j p_j z_j
 // Plain TypeScript reference; the fast kernels are tested against it.
 
+import { attendPackedKernel } from "../tensor/kernels.js";
 import { softmax } from "../tensor/ops.js";
 import type { PackedTokenStore } from "./packed-store.js";
 import type { KvShape } from "./types.js";
@@ -105,6 +106,12 @@ export class PackedAttention {
   }
 
   attend(out: Float32Array, queries: Float32Array, T: number, segments: [PackedTokenStore, PackedTokenStore][]): void {
+    if (attendPackedKernel(out, queries, T, this.shape, this.G, segments)) return;
+    this.attendPlain(out, queries, T, segments);
+  }
+
+  /** The plain-TypeScript twin of the WebAssembly kernel. */
+  attendPlain(out: Float32Array, queries: Float32Array, T: number, segments: [PackedTokenStore, PackedTokenStore][]): void {
     const { numHeads, numKvHeads, headDim: d } = this.shape;
     const G = this.G;
     const group = numHeads / numKvHeads;

@@ -4,6 +4,7 @@
 import { dequantizeValue, quantizeGroups } from "../quant/quantizer.js";
 import { unpackCodes, packCodes, wordsFor } from "../quant/pack.js";
 import { shrinkScale, shrinkTable } from "../quant/shrink.js";
+import { allocF32, allocU32, release } from "../tensor/memory.js";
 
 export class PackedTokenStore {
   codes: Uint32Array; // (capacity, wordsPerRow) packed codes
@@ -23,9 +24,9 @@ export class PackedTokenStore {
     this.groupsPerRow = rowElems / G;
     this.wordsPerRow = wordsFor(rowElems, bits);
     this.capacity = initialTokens;
-    this.codes = new Uint32Array(initialTokens * this.wordsPerRow);
-    this.scales = new Float32Array(initialTokens * this.groupsPerRow);
-    this.zeros = new Float32Array(initialTokens * this.groupsPerRow);
+    this.codes = allocU32(initialTokens * this.wordsPerRow);
+    this.scales = allocF32(initialTokens * this.groupsPerRow);
+    this.zeros = allocF32(initialTokens * this.groupsPerRow);
     this.rowCodes = new Uint16Array(rowElems);
   }
 
@@ -41,12 +42,13 @@ export class PackedTokenStore {
   private reserve(tokens: number): void {
     if (tokens <= this.capacity) return;
     const cap = this.growTokens > 0 ? Math.ceil(tokens / this.growTokens) * this.growTokens : tokens;
-    const codes = new Uint32Array(cap * this.wordsPerRow);
+    const codes = allocU32(cap * this.wordsPerRow);
     codes.set(this.codes.subarray(0, this.length * this.wordsPerRow));
-    const scales = new Float32Array(cap * this.groupsPerRow);
+    const scales = allocF32(cap * this.groupsPerRow);
     scales.set(this.scales.subarray(0, this.length * this.groupsPerRow));
-    const zeros = new Float32Array(cap * this.groupsPerRow);
+    const zeros = allocF32(cap * this.groupsPerRow);
     zeros.set(this.zeros.subarray(0, this.length * this.groupsPerRow));
+    this.releaseBuffers();
     this.codes = codes;
     this.scales = scales;
     this.zeros = zeros;
@@ -109,7 +111,7 @@ export class PackedTokenStore {
     const table = shrinkTable(from);
     const wordsTo = wordsFor(this.rowElems, to);
     const cap = this.growTokens > 0 ? Math.ceil(this.length / this.growTokens) * this.growTokens : this.length;
-    const codes = new Uint32Array(cap * wordsTo);
+    const codes = allocU32(cap * wordsTo);
     const row = this.rowCodes;
     for (let t = 0; t < this.length; t++) {
       unpackCodes(this.codes, t * this.wordsPerRow, this.rowElems, from, row, 0);
@@ -117,10 +119,11 @@ export class PackedTokenStore {
       packCodes(row, 0, this.rowElems, to, codes, t * wordsTo);
     }
     const n = this.length * this.groupsPerRow;
-    const scales = new Float32Array(cap * this.groupsPerRow);
-    const zeros = new Float32Array(cap * this.groupsPerRow);
+    const scales = allocF32(cap * this.groupsPerRow);
+    const zeros = allocF32(cap * this.groupsPerRow);
     for (let g = 0; g < n; g++) scales[g] = shrinkScale(this.scales[g], from);
     zeros.set(this.zeros.subarray(0, n));
+    this.releaseBuffers();
     this.codes = codes;
     this.scales = scales;
     this.zeros = zeros;
@@ -144,8 +147,15 @@ export class PackedTokenStore {
     this.wordsPerRow = wordsFor(this.rowElems, bits);
     this.length = 0;
     this.capacity = 0;
+    this.releaseBuffers();
     this.codes = new Uint32Array(0);
     this.scales = new Float32Array(0);
     this.zeros = new Float32Array(0);
+  }
+
+  private releaseBuffers(): void {
+    release(this.codes);
+    release(this.scales);
+    release(this.zeros);
   }
 }

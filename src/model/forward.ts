@@ -4,7 +4,8 @@
 import { UsageError } from "../errors.js";
 import type { KvCache } from "../cache/types.js";
 import { matmulMatrix, matrixRow } from "../tensor/matrix.js";
-import { addInPlace, rmsnorm, rope, swiglu } from "../tensor/ops.js";
+import { addInPlace, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
+import { allocF32, release } from "../tensor/memory.js";
 import type { ModelConfig } from "./config.js";
 import { ropeInvFreq, ropeTables } from "./rope.js";
 import type { Weights } from "./weights.js";
@@ -29,19 +30,24 @@ class RunState {
 
   constructor(readonly tokens: number, c: ModelConfig) {
     const T = tokens;
-    this.x = new Float32Array(T * c.hiddenSize);
-    this.xb = new Float32Array(T * c.hiddenSize);
-    this.q = new Float32Array(T * c.numHeads * c.headDim);
-    this.k = new Float32Array(T * c.numKvHeads * c.headDim);
-    this.v = new Float32Array(T * c.numKvHeads * c.headDim);
-    this.kPre = new Float32Array(T * c.numKvHeads * c.headDim);
-    this.att = new Float32Array(T * c.numHeads * c.headDim);
-    this.proj = new Float32Array(T * c.hiddenSize);
-    this.gate = new Float32Array(T * c.intermediateSize);
-    this.up = new Float32Array(T * c.intermediateSize);
-    this.cos = new Float32Array((T * c.headDim) / 2);
-    this.sin = new Float32Array((T * c.headDim) / 2);
-    this.logits = new Float32Array(c.vocabSize);
+    this.x = allocF32(T * c.hiddenSize);
+    this.xb = allocF32(T * c.hiddenSize);
+    this.q = allocF32(T * c.numHeads * c.headDim);
+    this.k = allocF32(T * c.numKvHeads * c.headDim);
+    this.v = allocF32(T * c.numKvHeads * c.headDim);
+    this.kPre = allocF32(T * c.numKvHeads * c.headDim);
+    this.att = allocF32(T * c.numHeads * c.headDim);
+    this.proj = allocF32(T * c.hiddenSize);
+    this.gate = allocF32(T * c.intermediateSize);
+    this.up = allocF32(T * c.intermediateSize);
+    this.cos = allocF32((T * c.headDim) / 2);
+    this.sin = allocF32((T * c.headDim) / 2);
+    this.logits = allocF32(c.vocabSize);
+  }
+
+  /** Give the buffers back to the kernel arena. */
+  release(): void {
+    for (const v of Object.values(this)) if (v instanceof Float32Array) release(v);
   }
 }
 
@@ -62,7 +68,10 @@ export class Transformer {
   }
 
   private stateFor(T: number): RunState {
-    if (!this.state || this.state.tokens < T) this.state = new RunState(T, this.config);
+    if (!this.state || this.state.tokens < T) {
+      this.state?.release();
+      this.state = new RunState(T, this.config);
+    }
     return this.state;
   }
 
@@ -120,7 +129,10 @@ export class Transformer {
     if (mode === "none") return new Float32Array(0);
     const first = mode === "last" ? T - 1 : 0;
     const rows = T - first;
-    if (s.logits.length < rows * c.vocabSize) s.logits = new Float32Array(rows * c.vocabSize);
+    if (s.logits.length < rows * c.vocabSize) {
+      release(s.logits);
+      s.logits = allocF32(rows * c.vocabSize);
+    }
     rmsnorm(s.xb, s.x.subarray(first * dim), w.finalNorm, rows, dim, c.rmsNormEps);
     matmulMatrix(s.logits, s.xb, w.lmHead, null, rows);
     return s.logits.subarray(0, rows * c.vocabSize);

@@ -8,6 +8,7 @@ import { CheckpointError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
 import type { Matrix, WeightDtype } from "../tensor/matrix.js";
+import { allocF32, allocU16, release } from "../tensor/memory.js";
 
 /** Headers larger than this are refused: real ones are kilobytes, a huge value means corruption. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -153,7 +154,7 @@ export class SafetensorsFile {
       throw new CheckpointError(`${this.file}: tensor "${name}" has dtype ${t.dtype}; supported: ${FLOAT_DTYPES.join(", ")}`);
     }
     const n = t.shape.reduce((a, d) => a * d, 1);
-    const result = out ?? new Float32Array(n);
+    const result = out ?? allocF32(n);
     if (result.length !== n) throw new CheckpointError(`${this.file}: tensor "${name}" has ${n} elements, destination ${result.length}`);
     const bytes = t.end - t.begin;
     if (t.dtype === "F32") {
@@ -181,15 +182,16 @@ export class SafetensorsFile {
       throw new CheckpointError(`${this.file}: tensor "${name}" has dtype ${t.dtype}; supported: ${FLOAT_DTYPES.join(", ")}`);
     }
     if (target === stored && stored !== "f32") {
-      const raw = new Uint16Array(rows * cols);
-      this.readInto(t, new Uint8Array(raw.buffer, 0, t.end - t.begin));
+      const raw = allocU16(rows * cols);
+      this.readInto(t, new Uint8Array(raw.buffer, raw.byteOffset, t.end - t.begin));
       return { dtype: stored, rows, cols, data: raw };
     }
     const f32 = this.readF32(name);
     if (target === "f32") return { dtype: "f32", rows, cols, data: f32 };
-    const half = new Uint16Array(f32.length);
+    const half = allocU16(f32.length);
     if (target === "bf16") f32ToBf16(f32, half);
     else f32ToF16(f32, half);
+    release(f32);
     return { dtype: target, rows, cols, data: half };
   }
 

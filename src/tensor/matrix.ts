@@ -3,7 +3,8 @@
 // per weight in memory, not 4.
 
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./dtype.js";
-import { matmul } from "./ops.js";
+import { matmul } from "./kernels.js";
+import { matmul as matmulF32Plain } from "./ops.js";
 
 export type WeightDtype = "f32" | "f16" | "bf16";
 
@@ -42,14 +43,19 @@ export function f32Matrix(data: Float32Array, rows: number, cols: number): Matri
 
 let rowScratch = new Float32Array(0);
 
-/**
- * out (T, rows) = x (T, cols) · Wᵀ (+ bias). Plain TypeScript; for 16-bit weights each row
- * is widened once and used for all T tokens.
- */
+/** out (T, rows) = x (T, cols) · Wᵀ (+ bias), by the fastest kernel available. */
 export function matmulMatrix(out: Float32Array, x: Float32Array, w: Matrix, bias: Float32Array | null, T: number): void {
+  matmul(out, x, w, bias, T);
+}
+
+/**
+ * out (T, rows) = x (T, cols) · Wᵀ (+ bias). Plain TypeScript (the twin of the WebAssembly
+ * kernel); for 16-bit weights each row is widened once and used for all T tokens.
+ */
+export function matmulMatrixPlain(out: Float32Array, x: Float32Array, w: Matrix, bias: Float32Array | null, T: number): void {
   const { rows, cols } = w;
   if (w.dtype === "f32") {
-    matmul(out, x, w.data as Float32Array, bias, T, cols, rows);
+    matmulF32Plain(out, x, w.data as Float32Array, bias, T, cols, rows);
     return;
   }
   if (rowScratch.length < cols) rowScratch = new Float32Array(cols);

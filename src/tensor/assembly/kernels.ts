@@ -1,0 +1,397 @@
+// WebAssembly SIMD kernels (AssemblyScript). Every kernel has a plain-TypeScript twin in
+// src/tensor/ or src/cache/ that is its test oracle. Pointers are byte offsets into the
+// shared memory the host imports; nothing here allocates. Row ranges [r0, r1) let the host
+// split a kernel across threads.
+
+// Horizontal sum of a f32x4.
+@inline function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+// Dot product of n f32 at a and b (n a multiple of 16 for the vector part).
+@inline function dotF32(a: usize, b: usize, n: i32): f32 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const ai = a + (<usize>i << 2);
+    const bi = b + (<usize>i << 2);
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(ai), v128.load(bi)));
+    s1 = f32x4.add(s1, f32x4.mul(v128.load(ai, 16), v128.load(bi, 16)));
+    s2 = f32x4.add(s2, f32x4.mul(v128.load(ai, 32), v128.load(bi, 32)));
+    s3 = f32x4.add(s3, f32x4.mul(v128.load(ai, 48), v128.load(bi, 48)));
+  }
+  let s = hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
+  for (; i < n; i++) s += load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2));
+  return s;
+}
+
+// bf16 → f32: the top half of an f32.
+@inline function bf16Lo(a: v128): v128 {
+  return i32x4.shl(i32x4.extend_low_i16x8_u(a), 16);
+}
+@inline function bf16Hi(a: v128): v128 {
+  return i32x4.shl(i32x4.extend_high_i16x8_u(a), 16);
+}
+
+// f16 → f32 exactly (zero and subnormals too): magnitude bits << 13 scaled by 2^112, sign moved.
+const F16_MAGIC: v128 = f32x4.splat(reinterpret<f32>(0x77800000));
+@inline function f16Lo(mag: v128, sign: v128): v128 {
+  return v128.or(f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(mag), 13), F16_MAGIC), i32x4.shl(i32x4.extend_low_i16x8_u(sign), 16));
+}
+@inline function f16Hi(mag: v128, sign: v128): v128 {
+  return v128.or(f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(mag), 13), F16_MAGIC), i32x4.shl(i32x4.extend_high_i16x8_u(sign), 16));
+}
+const F16_MAG: v128 = i16x8.splat(0x7fff);
+const F16_SIGN: v128 = i16x8.splat(<i16>0x8000);
+
+// Widen n 16-bit floats at src into f32 at dst (n a multiple of 8). kind: 1 = bf16, 2 = f16.
+export function widen16(dst: usize, src: usize, n: i32, kind: i32): void {
+  for (let i = 0; i < n; i += 8) {
+    const a = v128.load(src + (<usize>i << 1));
+    const d = dst + (<usize>i << 2);
+    if (kind == 1) {
+      v128.store(d, bf16Lo(a));
+      v128.store(d, bf16Hi(a), 16);
+    } else {
+      const mag = v128.and(a, F16_MAG);
+      const sign = v128.and(a, F16_SIGN);
+      v128.store(d, f16Lo(mag, sign));
+      v128.store(d, f16Hi(mag, sign), 16);
+    }
+  }
+}
+
+// out (T, outDim) rows r0…r1 = x (T, inDim) · Wᵀ (+ bias); W f32 (outDim, inDim).
+export function matmulF32(out: usize, x: usize, w: usize, bias: usize, T: i32, inDim: i32, outDim: i32, r0: i32, r1: i32): void {
+  for (let o = r0; o < r1; o++) {
+    const row = w + (<usize>o * <usize>inDim << 2);
+    const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
+    for (let t = 0; t < T; t++) {
+      store<f32>(out + ((<usize>t * <usize>outDim + <usize>o) << 2), dotF32(x + (<usize>t * <usize>inDim << 2), row, inDim) + b);
+    }
+  }
+}
+
+// The same for 16-bit weights (kind 1 = bf16, 2 = f16); inDim a multiple of 16. With T > 1
+// each row is widened once into scratch (inDim f32) and used for every token.
+export function matmul16(out: usize, x: usize, w: usize, bias: usize, T: i32, inDim: i32, outDim: i32, r0: i32, r1: i32, kind: i32, scratch: usize): void {
+  for (let o = r0; o < r1; o++) {
+    const row = w + (<usize>o * <usize>inDim << 1);
+    const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
+    if (T == 1) {
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      for (let i = 0; i < inDim; i += 16) {
+        const xi = x + (<usize>i << 2);
+        const a = v128.load(row + (<usize>i << 1));
+        const c = v128.load(row + (<usize>i << 1), 16);
+        if (kind == 1) {
+          s0 = f32x4.add(s0, f32x4.mul(v128.load(xi), bf16Lo(a)));
+          s1 = f32x4.add(s1, f32x4.mul(v128.load(xi, 16), bf16Hi(a)));
+          s2 = f32x4.add(s2, f32x4.mul(v128.load(xi, 32), bf16Lo(c)));
+          s3 = f32x4.add(s3, f32x4.mul(v128.load(xi, 48), bf16Hi(c)));
+        } else {
+          const am = v128.and(a, F16_MAG), as = v128.and(a, F16_SIGN);
+          const cm = v128.and(c, F16_MAG), cs = v128.and(c, F16_SIGN);
+          s0 = f32x4.add(s0, f32x4.mul(v128.load(xi), f16Lo(am, as)));
+          s1 = f32x4.add(s1, f32x4.mul(v128.load(xi, 16), f16Hi(am, as)));
+          s2 = f32x4.add(s2, f32x4.mul(v128.load(xi, 32), f16Lo(cm, cs)));
+          s3 = f32x4.add(s3, f32x4.mul(v128.load(xi, 48), f16Hi(cm, cs)));
+        }
+      }
+      store<f32>(out + (<usize>o << 2), hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))) + b);
+    } else {
+      widen16(scratch, row, inDim, kind);
+      for (let t = 0; t < T; t++) {
+        store<f32>(out + ((<usize>t * <usize>outDim + <usize>o) << 2), dotF32(x + (<usize>t * <usize>inDim << 2), scratch, inDim) + b);
+      }
+    }
+  }
+}
+
+// out[t] = x[t] / sqrt(mean(x[t]²) + eps) ⊙ weight, rows t0 … t1 of size n.
+export function rmsnorm(out: usize, x: usize, weight: usize, t0: i32, t1: i32, n: i32, eps: f32): void {
+  for (let t = t0; t < t1; t++) {
+    const xr = x + (<usize>t * <usize>n << 2);
+    const or = out + (<usize>t * <usize>n << 2);
+    const inv: f32 = <f32>(1.0 / Math.sqrt(<f64>dotF32(xr, xr, n) / <f64>n + <f64>eps));
+    const vinv = f32x4.splat(inv);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(or + o, f32x4.mul(f32x4.mul(v128.load(xr + o), vinv), v128.load(weight + o)));
+    }
+    for (; i < n; i++) store<f32>(or + (<usize>i << 2), load<f32>(xr + (<usize>i << 2)) * inv * load<f32>(weight + (<usize>i << 2)));
+  }
+}
+
+// Rotate-half RoPE in place on x (T, nHeads, d) with cos/sin (T, d/2).
+export function rope(x: usize, cos: usize, sin: usize, T: i32, nHeads: i32, d: i32): void {
+  const half = d >> 1;
+  for (let t = 0; t < T; t++) {
+    const cr = cos + (<usize>t * <usize>half << 2);
+    const sr = sin + (<usize>t * <usize>half << 2);
+    for (let h = 0; h < nHeads; h++) {
+      const a = x + (<usize>(t * nHeads + h) * <usize>d << 2);
+      const b = a + (<usize>half << 2);
+      let c = 0;
+      for (; c + 4 <= half; c += 4) {
+        const o = <usize>c << 2;
+        const va = v128.load(a + o), vb = v128.load(b + o), co = v128.load(cr + o), si = v128.load(sr + o);
+        v128.store(a + o, f32x4.sub(f32x4.mul(va, co), f32x4.mul(vb, si)));
+        v128.store(b + o, f32x4.add(f32x4.mul(vb, co), f32x4.mul(va, si)));
+      }
+      for (; c < half; c++) {
+        const o = <usize>c << 2;
+        const va = load<f32>(a + o), vb = load<f32>(b + o), co = load<f32>(cr + o), si = load<f32>(sr + o);
+        store<f32>(a + o, va * co - vb * si);
+        store<f32>(b + o, vb * co + va * si);
+      }
+    }
+  }
+}
+
+// In-place softmax over n f32 at x.
+export function softmax(x: usize, n: i32): void {
+  let max: f32 = -Infinity;
+  for (let i = 0; i < n; i++) max = Mathf.max(max, load<f32>(x + (<usize>i << 2)));
+  let sum: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Mathf.exp(load<f32>(x + (<usize>i << 2)) - max);
+    store<f32>(x + (<usize>i << 2), e);
+    sum += e;
+  }
+  const inv = f32x4.splat(<f32>(1.0 / sum));
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(x + (<usize>i << 2), f32x4.mul(v128.load(x + (<usize>i << 2)), inv));
+  for (; i < n; i++) store<f32>(x + (<usize>i << 2), load<f32>(x + (<usize>i << 2)) * f32x4.extract_lane(inv, 0));
+}
+
+// gate[i] = silu(gate[i]) · up[i] for i in i0 … i1.
+export function swiglu(gate: usize, up: usize, i0: i32, i1: i32): void {
+  for (let i = i0; i < i1; i++) {
+    const p = <usize>i << 2;
+    const g = load<f32>(gate + p);
+    store<f32>(gate + p, g / (1 + Mathf.exp(-g)) * load<f32>(up + p));
+  }
+}
+
+// x += y over n f32.
+export function addInPlace(x: usize, y: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(x + (<usize>i << 2), f32x4.add(v128.load(x + (<usize>i << 2)), v128.load(y + (<usize>i << 2))));
+  for (; i < n; i++) store<f32>(x + (<usize>i << 2), load<f32>(x + (<usize>i << 2)) + load<f32>(y + (<usize>i << 2)));
+}
+
+// Causal attention over a float cache for KV heads kv0 … kv1: keys/values (L, numKvHeads·d)
+// as f32 (kvKind 0) or f16 (kvKind 2); queries/out (T, numHeads·d); scores: ≥ group·L f32
+// scratch; vrow: ≥ d f32 scratch (widened rows of a 16-bit cache).
+export function attendFloat(
+  out: usize, q: usize, T: i32, keys: usize, values: usize, L: i32,
+  numHeads: i32, numKvHeads: i32, d: i32, kv0: i32, kv1: i32, scores: usize, vrow: usize, kvKind: i32,
+): void {
+  const group = numHeads / numKvHeads;
+  const scale: f32 = <f32>(1.0 / Math.sqrt(<f64>d));
+  const kvStride = numKvHeads * d;
+  const elem: usize = kvKind == 0 ? 4 : 2;
+  for (let t = 0; t < T; t++) {
+    const seen = L - T + t + 1;
+    for (let kvh = kv0; kvh < kv1; kvh++) {
+      // scores of the group's query heads, one key row at a time (the row is read once)
+      for (let j = 0; j < seen; j++) {
+        let krow = keys + (<usize>(j * kvStride + kvh * d)) * elem;
+        if (kvKind != 0) {
+          widen16(vrow, krow, d, kvKind);
+          krow = vrow;
+        }
+        for (let g = 0; g < group; g++) {
+          const h = kvh * group + g;
+          store<f32>(scores + (<usize>(g * L + j) << 2), dotF32(q + (<usize>((t * numHeads + h) * d) << 2), krow, d) * scale);
+        }
+      }
+      for (let g = 0; g < group; g++) {
+        softmax(scores + (<usize>(g * L) << 2), seen);
+        const o = out + (<usize>((t * numHeads + kvh * group + g) * d) << 2);
+        memory.fill(o, 0, <usize>d << 2);
+      }
+      // weighted sum of value rows
+      for (let j = 0; j < seen; j++) {
+        let vr = values + (<usize>(j * kvStride + kvh * d)) * elem;
+        if (kvKind != 0) {
+          widen16(vrow, vr, d, kvKind);
+          vr = vrow;
+        }
+        for (let g = 0; g < group; g++) {
+          const p = f32x4.splat(load<f32>(scores + (<usize>(g * L + j) << 2)));
+          const o = out + (<usize>((t * numHeads + kvh * group + g) * d) << 2);
+          for (let c = 0; c < d; c += 4) {
+            const oc = o + (<usize>c << 2);
+            v128.store(oc, f32x4.add(v128.load(oc), f32x4.mul(p, v128.load(vr + (<usize>c << 2)))));
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- attention from packed codes
+// A segment is a run of tokens held at one bit-width (sink, body, window): 7 i32 at seg:
+// codes ptr, scales ptr, zeros ptr, tokens, bits, words per row, groups per row.
+// Needs (d·bits) and (G·bits) multiples of 128: a v128 of 4 code words then lies inside one
+// group of one head. Lane l of (word block >> k·bits) & mask holds channel l·cpw + k (cpw =
+// codes per word), so queries are permuted once to that order and the values accumulated in it.
+
+@inline function segI(seg: usize, i: i32): i32 {
+  return load<i32>(seg + (<usize>i << 2));
+}
+
+// qp[β·4cpw + k·4 + l] = q[β·4cpw + l·cpw + k] for one head of d channels.
+function permuteQuery(qp: usize, q: usize, d: i32, cpw: i32): void {
+  const block = cpw << 2;
+  for (let b = 0; b < d; b += block) {
+    for (let k = 0; k < cpw; k++) {
+      for (let l = 0; l < 4; l++) store<f32>(qp + (<usize>(b + (k << 2) + l) << 2), load<f32>(q + (<usize>(b + l * cpw + k) << 2)));
+    }
+  }
+}
+
+// out[c] += accP (permuted) for one head; then accP = 0.
+function unpermuteAdd(out: usize, accP: usize, d: i32, cpw: i32): void {
+  const block = cpw << 2;
+  for (let b = 0; b < d; b += block) {
+    for (let k = 0; k < cpw; k++) {
+      for (let l = 0; l < 4; l++) {
+        const o = out + (<usize>(b + l * cpw + k) << 2);
+        const a = accP + (<usize>(b + (k << 2) + l) << 2);
+        store<f32>(o, load<f32>(o) + load<f32>(a));
+        store<f32>(a, 0);
+      }
+    }
+  }
+}
+
+// Causal attention of T queries over nSeg segments of K (at segK) and V (at segV) for KV heads
+// kv0 … kv1. Scratch (per call): scores group·L f32, qp group·d f32, accP group·d f32,
+// sumQ group·(d/G) f32.
+export function attendPacked(
+  out: usize, q: usize, T: i32, numHeads: i32, numKvHeads: i32, d: i32, G: i32, kv0: i32, kv1: i32,
+  segK: usize, segV: usize, nSeg: i32, scores: usize, qp: usize, accP: usize, sumQ: usize,
+): void {
+  const group = numHeads / numKvHeads;
+  const scale: f32 = <f32>(1.0 / Math.sqrt(<f64>d));
+  const headGroups = d / G;
+  let L = 0;
+  for (let s = 0; s < nSeg; s++) L += segI(segK + (<usize>(s * 7) << 2), 3);
+  for (let t = 0; t < T; t++) {
+    const seen = L - T + t + 1;
+    for (let kvh = kv0; kvh < kv1; kvh++) {
+      const h0 = kvh * group;
+      for (let g = 0; g < group; g++) {
+        const qh = q + (<usize>((t * numHeads + h0 + g) * d) << 2);
+        for (let gi = 0; gi < headGroups; gi++) {
+          let s: f32 = 0;
+          for (let c = 0; c < G; c++) s += load<f32>(qh + (<usize>(gi * G + c) << 2));
+          store<f32>(sumQ + (<usize>(g * headGroups + gi) << 2), s);
+        }
+      }
+      // scores, segment by segment, in token order
+      let start = 0;
+      for (let s = 0; s < nSeg; s++) {
+        const seg = segK + (<usize>(s * 7) << 2);
+        const count = min(segI(seg, 3), seen - start);
+        if (count > 0) {
+          const bits = segI(seg, 4);
+          const cpw = 32 / bits;
+          const mask = i32x4.splat(bits == 32 ? -1 : (1 << bits) - 1);
+          for (let g = 0; g < group; g++) permuteQuery(qp + (<usize>(g * d) << 2), q + (<usize>((t * numHeads + h0 + g) * d) << 2), d, cpw);
+          scorePacked(seg, count, bits, cpw, mask, kvh, d, G, headGroups, group, qp, sumQ, scale, scores, L, start);
+        }
+        start += max(0, count);
+      }
+      for (let g = 0; g < group; g++) {
+        softmax(scores + (<usize>(g * L) << 2), seen);
+        memory.fill(out + (<usize>((t * numHeads + h0 + g) * d) << 2), 0, <usize>d << 2);
+      }
+      // values, segment by segment
+      start = 0;
+      for (let s = 0; s < nSeg; s++) {
+        const seg = segV + (<usize>(s * 7) << 2);
+        const count = min(segI(seg, 3), seen - start);
+        if (count > 0) {
+          const bits = segI(seg, 4);
+          const cpw = 32 / bits;
+          const mask = i32x4.splat(bits == 32 ? -1 : (1 << bits) - 1);
+          sumPacked(seg, count, bits, cpw, mask, kvh, d, G, headGroups, group, scores, L, start, accP, out + (<usize>((t * numHeads + h0) * d) << 2));
+        }
+        start += max(0, count);
+      }
+    }
+  }
+}
+
+function scorePacked(
+  seg: usize, count: i32, bits: i32, cpw: i32, mask: v128, kvh: i32, d: i32, G: i32, headGroups: i32, group: i32,
+  qp: usize, sumQ: usize, scale: f32, scores: usize, L: i32, start: i32,
+): void {
+  const codes = <usize>segI(seg, 0), scales = <usize>segI(seg, 1), zeros = <usize>segI(seg, 2);
+  const wordsPerRow = segI(seg, 5), groupsPerRow = segI(seg, 6);
+  const blocksPerGroup = G / (cpw << 2);
+  for (let j = 0; j < count; j++) {
+    const row = codes + (<usize>(j * wordsPerRow + (kvh * d) / cpw) << 2);
+    const prow = <usize>(j * groupsPerRow + kvh * headGroups) << 2;
+    for (let g = 0; g < group; g++) {
+      const qg = qp + (<usize>(g * d) << 2);
+      let score: f32 = 0;
+      for (let gi = 0; gi < headGroups; gi++) {
+        let acc = f32x4.splat(0);
+        for (let b = 0; b < blocksPerGroup; b++) {
+          const blk = gi * blocksPerGroup + b;
+          const words = v128.load(row + (<usize>blk << 4));
+          const qb = qg + (<usize>(blk * (cpw << 2)) << 2);
+          for (let k = 0; k < cpw; k++) {
+            const c = f32x4.convert_i32x4_u(v128.and(i32x4.shr_u(words, k * bits), mask));
+            acc = f32x4.add(acc, f32x4.mul(v128.load(qb + (<usize>k << 4)), c));
+          }
+        }
+        const p = prow + (<usize>gi << 2);
+        score += load<f32>(scales + p) * hsum(acc) - load<f32>(zeros + p) * load<f32>(sumQ + (<usize>(g * headGroups + gi) << 2));
+      }
+      store<f32>(scores + (<usize>(g * L + start + j) << 2), score * scale);
+    }
+  }
+}
+
+function sumPacked(
+  seg: usize, count: i32, bits: i32, cpw: i32, mask: v128, kvh: i32, d: i32, G: i32, headGroups: i32, group: i32,
+  probs: usize, L: i32, start: i32, accP: usize, out: usize,
+): void {
+  const codes = <usize>segI(seg, 0), scales = <usize>segI(seg, 1), zeros = <usize>segI(seg, 2);
+  const wordsPerRow = segI(seg, 5), groupsPerRow = segI(seg, 6);
+  const blocksPerGroup = G / (cpw << 2);
+  for (let j = 0; j < count; j++) {
+    const row = codes + (<usize>(j * wordsPerRow + (kvh * d) / cpw) << 2);
+    const prow = <usize>(j * groupsPerRow + kvh * headGroups) << 2;
+    for (let gi = 0; gi < headGroups; gi++) {
+      const sc = load<f32>(scales + prow + (<usize>gi << 2));
+      const z = load<f32>(zeros + prow + (<usize>gi << 2));
+      for (let b = 0; b < blocksPerGroup; b++) {
+        const blk = gi * blocksPerGroup + b;
+        const words = v128.load(row + (<usize>blk << 4));
+        for (let k = 0; k < cpw; k++) {
+          const c = f32x4.convert_i32x4_u(v128.and(i32x4.shr_u(words, k * bits), mask));
+          for (let g = 0; g < group; g++) {
+            const p = load<f32>(probs + (<usize>(g * L + start + j) << 2));
+            const a = accP + (<usize>(g * d + blk * (cpw << 2) + (k << 2)) << 2);
+            v128.store(a, f32x4.add(v128.load(a), f32x4.mul(f32x4.splat(p * sc), c)));
+          }
+        }
+      }
+      // the zero term: −p·z on every channel of the group
+      for (let g = 0; g < group; g++) {
+        const pz = f32x4.splat(load<f32>(probs + (<usize>(g * L + start + j) << 2)) * z);
+        const o = out + (<usize>(g * d + gi * G) << 2);
+        for (let c = 0; c < G; c += 4) v128.store(o + (<usize>c << 2), f32x4.sub(v128.load(o + (<usize>c << 2)), pz));
+      }
+    }
+  }
+  for (let g = 0; g < group; g++) unpermuteAdd(out + (<usize>(g * d) << 2), accP + (<usize>(g * d) << 2), d, cpw);
+}

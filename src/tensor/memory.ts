@@ -1,0 +1,144 @@
+// Buffers for the hot data (weights, activations, KV caches) live in one shared WebAssembly
+// memory, so WebAssembly kernels and worker threads read them in place. A first-fit free list
+// hands out 64-byte aligned blocks; views are plain typed arrays (shared memory never detaches
+// them on growth). When WebAssembly is off, the same calls return ordinary typed arrays.
+
+const PAGE = 65536;
+const ALIGN = 64;
+/** The first page stays unused (the kernel module's own statics). */
+const BASE = PAGE;
+
+export class Arena {
+  readonly memory: WebAssembly.Memory;
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
+  private free: { ptr: number; size: number }[] = [];
+  private readonly sizes = new Map<number, number>();
+  private top = BASE;
+  /** Bytes currently handed out. */
+  inUse = 0;
+
+  constructor(initialPages = 16, maximumPages = 65536) {
+    this.memory = new WebAssembly.Memory({ initial: initialPages, maximum: maximumPages, shared: true });
+    this.buffers.add(this.memory.buffer);
+  }
+
+  get buffer(): SharedArrayBuffer {
+    const b = this.memory.buffer as unknown as SharedArrayBuffer;
+    this.buffers.add(b);
+    return b;
+  }
+
+  /** Is this view inside the arena's memory? */
+  owns(view: ArrayBufferView): boolean {
+    return this.buffers.has(view.buffer);
+  }
+
+  alloc(bytes: number): number {
+    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    for (let i = 0; i < this.free.length; i++) {
+      const f = this.free[i];
+      if (f.size < size) continue;
+      const ptr = f.ptr;
+      if (f.size === size) this.free.splice(i, 1);
+      else {
+        f.ptr += size;
+        f.size -= size;
+      }
+      return this.handOut(ptr, size);
+    }
+    const ptr = this.top;
+    this.top += size;
+    const need = Math.ceil(this.top / PAGE) - this.memory.buffer.byteLength / PAGE;
+    if (need > 0) {
+      try {
+        this.memory.grow(need);
+      } catch {
+        this.top -= size;
+        throw new RangeError(`out of WebAssembly memory: ${bytes} more bytes wanted, ${this.top} in use (the limit is 4 GiB); run with PMKVQ_KERNELS=ts`);
+      }
+    }
+    return this.handOut(ptr, size);
+  }
+
+  private handOut(ptr: number, size: number): number {
+    this.sizes.set(ptr, size);
+    this.inUse += size;
+    return ptr;
+  }
+
+  release(ptr: number): void {
+    const size = this.sizes.get(ptr);
+    if (size === undefined) return;
+    this.sizes.delete(ptr);
+    this.inUse -= size;
+    new Uint8Array(this.buffer, ptr, size).fill(0);
+    // insert sorted, coalescing with neighbours
+    let i = 0;
+    while (i < this.free.length && this.free[i].ptr < ptr) i++;
+    this.free.splice(i, 0, { ptr, size });
+    if (i + 1 < this.free.length && ptr + size === this.free[i + 1].ptr) {
+      this.free[i].size += this.free[i + 1].size;
+      this.free.splice(i + 1, 1);
+    }
+    if (i > 0 && this.free[i - 1].ptr + this.free[i - 1].size === ptr) {
+      this.free[i - 1].size += this.free[i].size;
+      this.free.splice(i, 1);
+    }
+  }
+}
+
+let arena: Arena | null = null;
+let starter: (() => void) | null = null;
+
+/** Turn the shared arena on (done by the WebAssembly runtime when it starts). */
+export function useArena(a: Arena | null): void {
+  arena = a;
+}
+
+/** The runtime registers how to start itself, so the first allocation already lands in the arena. */
+export function setArenaStarter(fn: () => void): void {
+  starter = fn;
+}
+
+function ensureStarted(): void {
+  if (starter) {
+    const s = starter;
+    starter = null;
+    s();
+  }
+}
+
+export function currentArena(): Arena | null {
+  return arena;
+}
+
+export function allocF32(n: number): Float32Array {
+  ensureStarted();
+  if (!arena || n === 0) return new Float32Array(n);
+  const ptr = arena.alloc(n * 4); // before taking the buffer: alloc may grow the memory
+  return new Float32Array(arena.buffer, ptr, n);
+}
+
+export function allocU16(n: number): Uint16Array {
+  ensureStarted();
+  if (!arena || n === 0) return new Uint16Array(n);
+  const ptr = arena.alloc(n * 2); // before taking the buffer: alloc may grow the memory
+  return new Uint16Array(arena.buffer, ptr, n);
+}
+
+export function allocU32(n: number): Uint32Array {
+  ensureStarted();
+  if (!arena || n === 0) return new Uint32Array(n);
+  const ptr = arena.alloc(n * 4); // before taking the buffer: alloc may grow the memory
+  return new Uint32Array(arena.buffer, ptr, n);
+}
+
+/** Give a buffer back (a no-op for ordinary typed arrays). The view must not be used after. */
+export function release(view: ArrayBufferView | null | undefined): void {
+  if (view && arena && arena.owns(view) && view.byteLength > 0) arena.release(view.byteOffset);
+}
+
+/** Is the view in WebAssembly memory (so kernels can read it in place)? */
+export function inArena(view: ArrayBufferView): boolean {
+  return arena !== null && arena.owns(view);
+}

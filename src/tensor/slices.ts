@@ -1,0 +1,58 @@
+// How each multi-threaded kernel is split: thread `index` of `n` runs its slice. Shared by the
+// main thread and the workers (both call the same WebAssembly exports on the same memory).
+
+export const KERNEL = { matmulF32: 1, matmul16: 2, attendFloat: 3, attendPacked: 4, swiglu: 5, stop: 99 } as const;
+
+export interface KernelExports {
+  matmulF32(out: number, x: number, w: number, bias: number, T: number, inDim: number, outDim: number, r0: number, r1: number): void;
+  matmul16(out: number, x: number, w: number, bias: number, T: number, inDim: number, outDim: number, r0: number, r1: number, kind: number, scratch: number): void;
+  rmsnorm(out: number, x: number, weight: number, t0: number, t1: number, n: number, eps: number): void;
+  rope(x: number, cos: number, sin: number, T: number, nHeads: number, d: number): void;
+  softmax(x: number, n: number): void;
+  swiglu(gate: number, up: number, i0: number, i1: number): void;
+  addInPlace(x: number, y: number, n: number): void;
+  widen16(dst: number, src: number, n: number, kind: number): void;
+  attendFloat(out: number, q: number, T: number, keys: number, values: number, L: number, numHeads: number, numKvHeads: number, d: number, kv0: number, kv1: number, scores: number, vrow: number, kvKind: number): void;
+  attendPacked(out: number, q: number, T: number, numHeads: number, numKvHeads: number, d: number, G: number, kv0: number, kv1: number, segK: number, segV: number, nSeg: number, scores: number, qp: number, accP: number, sumQ: number): void;
+}
+
+/** [start, end) of `total` items for part `index` of `n`, in multiples of `step`. */
+export function part(total: number, index: number, n: number, step = 1): [number, number] {
+  const units = Math.ceil(total / step);
+  const a = Math.floor((index * units) / n) * step;
+  const b = Math.min(total, Math.floor(((index + 1) * units) / n) * step);
+  return [Math.min(a, total), b];
+}
+
+/** Run thread `index`'s slice of a kernel; args as posted by the pool. */
+export function runSlice(ex: KernelExports, kernel: number, a: Float64Array, index: number, n: number): void {
+  switch (kernel) {
+    case KERNEL.matmulF32: {
+      const [r0, r1] = part(a[6], index, n, 4);
+      if (r1 > r0) ex.matmulF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6], r0, r1);
+      return;
+    }
+    case KERNEL.matmul16: {
+      const [r0, r1] = part(a[6], index, n, 4);
+      if (r1 > r0) ex.matmul16(a[0], a[1], a[2], a[3], a[4], a[5], a[6], r0, r1, a[7], a[8] + index * a[9]);
+      return;
+    }
+    case KERNEL.attendFloat: {
+      const [k0, k1] = part(a[7], index, n);
+      if (k1 > k0) ex.attendFloat(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], k0, k1, a[9] + index * a[10], a[11] + index * a[12], a[13]);
+      return;
+    }
+    case KERNEL.attendPacked: {
+      // a[10…12], a[14]: scratch for scores, permuted queries, accumulators, Σq; a[13]: per-thread stride
+      const [k0, k1] = part(a[4], index, n);
+      const o = index * a[13];
+      if (k1 > k0) ex.attendPacked(a[0], a[1], a[2], a[3], a[4], a[5], a[6], k0, k1, a[7], a[8], a[9], a[10] + o, a[11] + o, a[12] + o, a[14] + o);
+      return;
+    }
+    case KERNEL.swiglu: {
+      const [i0, i1] = part(a[2], index, n, 16);
+      if (i1 > i0) ex.swiglu(a[0], a[1], i0, i1);
+      return;
+    }
+  }
+}
