@@ -8,7 +8,7 @@ import type { Transformer } from "../model/forward.js";
 import { RopeTable, ropeInvFreq } from "../model/rope.js";
 import { isBitWidth } from "../quant/quantizer.js";
 import { MB } from "./budgets.js";
-import { createFullPrecisionCache } from "./full.js";
+import { createFullPrecisionCache, type KvDtype } from "./full.js";
 import { createKiviCache } from "./kivi.js";
 import { createMikvCache } from "./mikv.js";
 import { createProgressiveCache, defaultProgressiveOptions, type ProgressiveOptions } from "./progressive.js";
@@ -21,6 +21,8 @@ export type Method = (typeof METHODS)[number];
 
 export interface CacheSpec {
   method: Method;
+  /** original: keys and values as float32 (default) or float16. */
+  kvDtype?: KvDtype;
   /** pm-kvq: per-block budgets in MB. */
   budgetsMB?: number[];
   /** pm-kvq: sink/window/init bits, group size, backend (defaults: the original's). */
@@ -74,7 +76,7 @@ export function createCache(config: ModelConfig, spec: CacheSpec): KvCache {
   const L = config.numLayers;
   switch (spec.method) {
     case "original":
-      return createFullPrecisionCache(config, L);
+      return createFullPrecisionCache(config, L, spec.kvDtype ?? "f32");
     case "pm-kvq": {
       if (!spec.budgetsMB) throw new UsageError("--method pm-kvq needs --kv-budgets (MB per block, or a JSON file from `pmkvq allocate`)");
       if (spec.budgetsMB.length !== L) throw new UsageError(`${spec.budgetsMB.length} KV budgets for ${L} blocks`);

@@ -22,6 +22,7 @@ export interface CacheFlags {
   groupSize?: number;
   kvTrace?: string;
   repScales?: string;
+  kvDtype: "f32" | "f16";
   kBits: number;
   vBits: number;
   nSinkTokens: number;
@@ -39,6 +40,7 @@ export function addCacheOptions(cmd: Command): Command {
         .choices([...METHODS])
         .default("original"),
     )
+    .addOption(new Option("--kv-dtype <dtype>", "original: precision of the full-precision cache").choices(["f32", "f16"]).default("f32"))
     .addOption(new Option("--backend <kind>", "pm-kvq storage: real (bit-packed codes, attention from the codes) or fake (the original's simulated floats)").choices(["real", "fake"]).default("real"))
     .option("--kv-budgets <MB|file>", "pm-kvq: per-block budget — one number of MB for every block, or a JSON file (a list of MB, or `pmkvq allocate` output)")
     .option("--n-sink-token <n>", "pm-kvq: first tokens kept at sink bits forever", parseIntArg(0), 1)
@@ -70,6 +72,7 @@ export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): Cach
   }
   return {
     method: flags.method,
+    kvDtype: flags.kvDtype,
     budgetsMB: flags.kvBudgets === undefined ? undefined : parseKvBudgetsMB(flags.kvBudgets, config.numLayers),
     groupSize: flags.groupSize,
     progressive: {

@@ -32,7 +32,7 @@ export function matmul(out: Float32Array, x: Float32Array, w: Matrix, bias: Floa
   a[5] = w.cols;
   a[6] = w.rows;
   if (wide) {
-    const s = threadScratch(rt, w.cols * 4);
+    const s = threadScratch(rt, 4 * w.cols * 4); // four widened rows per thread
     a[7] = w.dtype === "bf16" ? 1 : 2;
     a[8] = s.base;
     a[9] = s.stride;

@@ -6,6 +6,8 @@ import { Worker } from "node:worker_threads";
 import { KERNEL, runSlice, type KernelExports } from "./slices.js";
 
 const SPIN = 20000;
+/** No single kernel slice takes this long; a worker that stays silent has died. */
+const WORKER_TIMEOUT_MS = 120000;
 
 export class ThreadPool {
   private readonly workers: Worker[] = [];
@@ -38,8 +40,14 @@ export class ThreadPool {
     runSlice(this.ex, kernel, this.args, 0, n);
     const want = this.workers.length;
     let spins = 0;
+    const t0 = performance.now();
     for (let done = Atomics.load(ctrl, 3); done < want; done = Atomics.load(ctrl, 3)) {
-      if (++spins > SPIN) Atomics.wait(ctrl, 3, done, 1);
+      if (++spins > SPIN) {
+        Atomics.wait(ctrl, 3, done, 1);
+        if (performance.now() - t0 > WORKER_TIMEOUT_MS) {
+          throw new Error(`a kernel worker did not answer within ${WORKER_TIMEOUT_MS / 1000} s (did it fail to start?); run with PMKVQ_THREADS=1 or PMKVQ_KERNELS=ts`);
+        }
+      }
     }
   }
 

@@ -63,6 +63,11 @@ export function widen16(dst: usize, src: usize, n: i32, kind: i32): void {
 
 // out (T, outDim) rows r0…r1 = x (T, inDim) · Wᵀ (+ bias); W f32 (outDim, inDim).
 export function matmulF32(out: usize, x: usize, w: usize, bias: usize, T: i32, inDim: i32, outDim: i32, r0: i32, r1: i32): void {
+  if (T >= 2 && (inDim & 3) == 0) {
+    let o = r0;
+    for (; o + 4 <= r1; o += 4) tile4(out, x, w + (<usize>o * <usize>inDim << 2), bias, T, inDim, outDim, o);
+    r0 = o;
+  }
   for (let o = r0; o < r1; o++) {
     const row = w + (<usize>o * <usize>inDim << 2);
     const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
@@ -99,12 +104,69 @@ export function matmul16(out: usize, x: usize, w: usize, bias: usize, T: i32, in
         }
       }
       store<f32>(out + (<usize>o << 2), hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))) + b);
+    } else if (o + 4 <= r1) {
+      // four rows widened into scratch, then the register-tiled product
+      for (let r = 0; r < 4; r++) widen16(scratch + (<usize>(r * inDim) << 2), row + (<usize>(r * inDim) << 1), inDim, kind);
+      tile4(out, x, scratch, bias, T, inDim, outDim, o);
+      o += 3;
     } else {
       widen16(scratch, row, inDim, kind);
       for (let t = 0; t < T; t++) {
         store<f32>(out + ((<usize>t * <usize>outDim + <usize>o) << 2), dotF32(x + (<usize>t * <usize>inDim << 2), scratch, inDim) + b);
       }
     }
+  }
+}
+
+// Rows o … o+3 (4 consecutive f32 rows at w) for all T tokens, two tokens at a time:
+// 8 accumulators, each loaded x and w vector used twice.
+function tile4(out: usize, x: usize, w: usize, bias: usize, T: i32, inDim: i32, outDim: i32, o: i32): void {
+  const rs = <usize>inDim << 2;
+  const w0 = w, w1 = w + rs, w2 = w + 2 * rs, w3 = w + 3 * rs;
+  let b0: f32 = 0, b1: f32 = 0, b2: f32 = 0, b3: f32 = 0;
+  if (bias) {
+    b0 = load<f32>(bias + (<usize>o << 2));
+    b1 = load<f32>(bias + (<usize>(o + 1) << 2));
+    b2 = load<f32>(bias + (<usize>(o + 2) << 2));
+    b3 = load<f32>(bias + (<usize>(o + 3) << 2));
+  }
+  let t = 0;
+  for (; t + 2 <= T; t += 2) {
+    const xa = x + (<usize>t * <usize>inDim << 2);
+    const xb = xa + rs;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    for (let i = 0; i < inDim; i += 4) {
+      const off = <usize>i << 2;
+      const va = v128.load(xa + off), vb = v128.load(xb + off);
+      const v0 = v128.load(w0 + off), v1 = v128.load(w1 + off), v2 = v128.load(w2 + off), v3 = v128.load(w3 + off);
+      a0 = f32x4.add(a0, f32x4.mul(va, v0));
+      a1 = f32x4.add(a1, f32x4.mul(va, v1));
+      a2 = f32x4.add(a2, f32x4.mul(va, v2));
+      a3 = f32x4.add(a3, f32x4.mul(va, v3));
+      c0 = f32x4.add(c0, f32x4.mul(vb, v0));
+      c1 = f32x4.add(c1, f32x4.mul(vb, v1));
+      c2 = f32x4.add(c2, f32x4.mul(vb, v2));
+      c3 = f32x4.add(c3, f32x4.mul(vb, v3));
+    }
+    const pa = out + ((<usize>t * <usize>outDim + <usize>o) << 2);
+    const pb = pa + (<usize>outDim << 2);
+    store<f32>(pa, hsum(a0) + b0);
+    store<f32>(pa, hsum(a1) + b1, 4);
+    store<f32>(pa, hsum(a2) + b2, 8);
+    store<f32>(pa, hsum(a3) + b3, 12);
+    store<f32>(pb, hsum(c0) + b0);
+    store<f32>(pb, hsum(c1) + b1, 4);
+    store<f32>(pb, hsum(c2) + b2, 8);
+    store<f32>(pb, hsum(c3) + b3, 12);
+  }
+  for (; t < T; t++) {
+    const xa = x + (<usize>t * <usize>inDim << 2);
+    const pa = out + ((<usize>t * <usize>outDim + <usize>o) << 2);
+    store<f32>(pa, dotF32(xa, w0, inDim) + b0);
+    store<f32>(pa, dotF32(xa, w1, inDim) + b1, 4);
+    store<f32>(pa, dotF32(xa, w2, inDim) + b2, 8);
+    store<f32>(pa, dotF32(xa, w3, inDim) + b3, 12);
   }
 }
 
