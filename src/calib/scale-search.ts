@@ -10,6 +10,7 @@ import type { Transformer } from "../model/forward.js";
 import { ropeTables } from "../model/rope.js";
 import { fakeQuantize } from "../quant/quantizer.js";
 import { matmulMatrix, matrixRow } from "../tensor/matrix.js";
+import { AllocScope } from "../tensor/memory.js";
 import { keyScaleVector, repScalesFor } from "./rep-scales.js";
 
 export interface ScaleSearchOptions {
@@ -47,7 +48,8 @@ export function searchRepScales(tf: Transformer, samples: number[][], positions:
   const cos = new Float32Array((T * d) / 2);
   const sin = new Float32Array((T * d) / 2);
   ropeTables(tf.invFreq, positions, cos, sin);
-  const acts = new BlockActs(T, c);
+  const mem = new AllocScope();
+  const acts = new BlockActs(T, c, mem);
   const scores = new Float32Array(T);
   const h = new Float32Array(T * dim);
   const ref = new Float32Array(T * dim);
@@ -89,6 +91,7 @@ export function searchRepScales(tf: Transformer, samples: number[][], positions:
     o.onSample?.(s + 1, samples.length);
   });
   const grids = mse.map((m) => m.slice(0, o.grid));
+  mem.release();
   const best = grids.map((m) => m.indexOf(Math.min(...m)));
   return {
     scales: best.map((n, l) => repScalesFor(maxKeys[l], alphas[n])),

@@ -6,7 +6,8 @@
 
 import { UsageError } from "../errors.js";
 import { matmulMatrix, matrixRow, type Matrix } from "../tensor/matrix.js";
-import { rmsnorm } from "../tensor/ops.js";
+import { attentionBackwardKernel, rmsnorm } from "../tensor/kernels.js";
+import { AllocScope } from "../tensor/memory.js";
 import { BlockActs, blockForwardActs, blockOutput } from "./block.js";
 import type { ModelConfig } from "./config.js";
 import { ropeTables } from "./rope.js";
@@ -146,96 +147,101 @@ export function lossAndKvGrads(tf: Transformer, tokens: number[], positions: num
   const d = c.headDim;
   const half = d / 2;
   const inter = c.intermediateSize;
-  const cos = new Float32Array(T * half);
-  const sin = new Float32Array(T * half);
-  ropeTables(tf.invFreq, positions, cos, sin);
-  const acts = new BlockActs(T, c);
-  const scores = new Float32Array(T);
+  const mem = new AllocScope();
+  try {
+    const cos = mem.f32(T * half);
+    const sin = mem.f32(T * half);
+    ropeTables(tf.invFreq, positions, cos, sin);
+    const acts = new BlockActs(T, c, mem);
+    const scores = new Float32Array(T);
 
-  const blockForward = (l: number, x: Float32Array, h: Float32Array): void => blockForwardActs(tf, l, x, T, cos, sin, acts, scores, h);
+    const blockForward = (l: number, x: Float32Array, h: Float32Array): void => blockForwardActs(tf, l, x, T, cos, sin, acts, scores, h);
 
-  // forward, saving each block's input
-  const inputs: Float32Array[] = [];
-  let x = new Float32Array(T * dim);
-  for (let t = 0; t < T; t++) matrixRow(w.embed, tokens[t], x.subarray(t * dim, (t + 1) * dim));
-  const mid = new Float32Array(T * dim);
-  for (let l = 0; l < c.numLayers; l++) {
-    inputs.push(x);
-    blockForward(l, x, mid);
-    x = new Float32Array(T * dim);
-    blockOutput(tf, l, mid, acts, T, x);
-  }
-
-  // loss and its gradient w.r.t. the final hidden state, one position at a time
-  const dx = new Float32Array(T * dim);
-  const xn = new Float32Array(dim);
-  const logits = new Float32Array(c.vocabSize);
-  const headRow = new Float32Array(dim);
-  const dxn = new Float32Array(T * dim);
-  let loss = 0;
-  const n = T - 1;
-  for (let t = 0; t < n; t++) {
-    rmsnorm(xn, x.subarray(t * dim, (t + 1) * dim), w.finalNorm, 1, dim, c.rmsNormEps);
-    matmulMatrix(logits, xn, w.lmHead, null, 1);
-    let max = -Infinity;
-    for (const v of logits) if (v > max) max = v;
-    let sum = 0;
-    for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-    const target = tokens[t + 1];
-    loss += Math.log(sum) + max - logits[target];
-    // dlogits = (softmax − onehot)/n; dxn = dlogits · lmHead
-    for (let i = 0; i < logits.length; i++) {
-      const g = (Math.exp(logits[i] - max) / sum - (i === target ? 1 : 0)) / n;
-      if (Math.abs(g) < 1e-12) continue;
-      matrixRow(w.lmHead, i, headRow);
-      for (let j = 0; j < dim; j++) dxn[t * dim + j] += g * headRow[j];
+    // forward, saving each block's input
+    const inputs: Float32Array[] = [];
+    let x = mem.f32(T * dim);
+    for (let t = 0; t < T; t++) matrixRow(w.embed, tokens[t], x.subarray(t * dim, (t + 1) * dim));
+    const mid = mem.f32(T * dim);
+    for (let l = 0; l < c.numLayers; l++) {
+      inputs.push(x);
+      blockForward(l, x, mid);
+      x = mem.f32(T * dim);
+      blockOutput(tf, l, mid, acts, T, x);
     }
-  }
-  rmsnormBackward(dx, dxn, x, w.finalNorm, T, dim, c.rmsNormEps);
 
-  // blocks, last to first
-  const dAct = new Float32Array(T * inter);
-  const dGate = new Float32Array(T * inter);
-  const dUp = new Float32Array(T * inter);
-  const dhb = new Float32Array(T * dim);
-  const dAtt = new Float32Array(T * c.numHeads * d);
-  const dq = new Float32Array(T * c.numHeads * d);
-  const dxb = new Float32Array(T * dim);
-  const h = new Float32Array(T * dim);
-  for (let l = c.numLayers - 1; l >= 0; l--) {
-    const lw = w.layers[l];
-    const a = acts;
-    blockForward(l, inputs[l], h);
-    // MLP: out = down(silu(gate)·up); dx flows through the residual unchanged as well
-    dAct.fill(0);
-    matmulBackwardInput(dAct, dx, lw.wDown, T);
-    for (let i = 0; i < T * inter; i++) {
-      const g = a.gate[i];
-      const sig = 1 / (1 + Math.exp(-g));
-      dUp[i] = dAct[i] * g * sig;
-      dGate[i] = dAct[i] * a.up[i] * sig * (1 + g * (1 - sig));
+    // loss and its gradient w.r.t. the final hidden state, one position at a time
+    const dx = mem.f32(T * dim);
+    const xn = new Float32Array(dim);
+    const logits = new Float32Array(c.vocabSize);
+    const headRow = new Float32Array(dim);
+    const dxn = mem.f32(T * dim);
+    let loss = 0;
+    const n = T - 1;
+    for (let t = 0; t < n; t++) {
+      rmsnorm(xn, x.subarray(t * dim, (t + 1) * dim), w.finalNorm, 1, dim, c.rmsNormEps);
+      matmulMatrix(logits, xn, w.lmHead, null, 1);
+      let max = -Infinity;
+      for (const v of logits) if (v > max) max = v;
+      let sum = 0;
+      for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+      const target = tokens[t + 1];
+      loss += Math.log(sum) + max - logits[target];
+      // dlogits = (softmax − onehot)/n; dxn = dlogits · lmHead
+      for (let i = 0; i < logits.length; i++) {
+        const g = (Math.exp(logits[i] - max) / sum - (i === target ? 1 : 0)) / n;
+        if (Math.abs(g) < 1e-12) continue;
+        matrixRow(w.lmHead, i, headRow);
+        for (let j = 0; j < dim; j++) dxn[t * dim + j] += g * headRow[j];
+      }
     }
-    dhb.fill(0);
-    matmulBackwardInput(dhb, dGate, lw.wGate, T);
-    matmulBackwardInput(dhb, dUp, lw.wUp, T);
-    rmsnormBackward(dx, dhb, h, lw.ffnNorm, T, dim, c.rmsNormEps); // dx is now dLoss/dh
-    // attention
-    dAtt.fill(0);
-    matmulBackwardInput(dAtt, dx, lw.wo, T);
-    dq.fill(0);
-    const dk = new Float32Array(T * c.numKvHeads * d);
-    const dv = new Float32Array(T * c.numKvHeads * d);
-    attentionBackward(dq, dk, dv, dAtt, a.q, a.k, a.v, T, c);
-    onBlock({ layer: l, keys: Float32Array.from(a.k), values: Float32Array.from(a.v), dKeys: dk, dValues: dv });
-    ropeBackward(dq, cos, sin, T, c.numHeads, d);
-    const dkPre = Float32Array.from(dk);
-    ropeBackward(dkPre, cos, sin, T, c.numKvHeads, d);
-    dxb.fill(0);
-    matmulBackwardInput(dxb, dq, lw.wq, T);
-    matmulBackwardInput(dxb, dkPre, lw.wk, T);
-    matmulBackwardInput(dxb, dv, lw.wv, T);
-    rmsnormBackward(dx, dxb, inputs[l], lw.attnNorm, T, dim, c.rmsNormEps); // dx is now dLoss/dx_l
-    inputs[l] = new Float32Array(0); // no longer needed
+    rmsnormBackward(dx, dxn, x, w.finalNorm, T, dim, c.rmsNormEps);
+
+    // blocks, last to first
+    const dAct = mem.f32(T * inter);
+    const dGate = mem.f32(T * inter);
+    const dUp = mem.f32(T * inter);
+    const dhb = mem.f32(T * dim);
+    const dAtt = mem.f32(T * c.numHeads * d);
+    const dq = mem.f32(T * c.numHeads * d);
+    const dxb = mem.f32(T * dim);
+    const h = mem.f32(T * dim);
+    for (let l = c.numLayers - 1; l >= 0; l--) {
+      const lw = w.layers[l];
+      const a = acts;
+      blockForward(l, inputs[l], h);
+      // MLP: out = down(silu(gate)·up); dx flows through the residual unchanged as well
+      dAct.fill(0);
+      matmulBackwardInput(dAct, dx, lw.wDown, T);
+      for (let i = 0; i < T * inter; i++) {
+        const g = a.gate[i];
+        const sig = 1 / (1 + Math.exp(-g));
+        dUp[i] = dAct[i] * g * sig;
+        dGate[i] = dAct[i] * a.up[i] * sig * (1 + g * (1 - sig));
+      }
+      dhb.fill(0);
+      matmulBackwardInput(dhb, dGate, lw.wGate, T);
+      matmulBackwardInput(dhb, dUp, lw.wUp, T);
+      rmsnormBackward(dx, dhb, h, lw.ffnNorm, T, dim, c.rmsNormEps); // dx is now dLoss/dh
+      // attention
+      dAtt.fill(0);
+      matmulBackwardInput(dAtt, dx, lw.wo, T);
+      dq.fill(0);
+      const dk = mem.f32(T * c.numKvHeads * d);
+      const dv = mem.f32(T * c.numKvHeads * d);
+      if (!attentionBackwardKernel(dq, dk, dv, dAtt, a.q, a.k, a.v, T, c)) attentionBackward(dq, dk, dv, dAtt, a.q, a.k, a.v, T, c);
+      onBlock({ layer: l, keys: Float32Array.from(a.k), values: Float32Array.from(a.v), dKeys: Float32Array.from(dk), dValues: Float32Array.from(dv) });
+      ropeBackward(dq, cos, sin, T, c.numHeads, d);
+      const dkPre = Float32Array.from(dk);
+      ropeBackward(dkPre, cos, sin, T, c.numKvHeads, d);
+      dxb.fill(0);
+      matmulBackwardInput(dxb, dq, lw.wq, T);
+      matmulBackwardInput(dxb, dkPre, lw.wk, T);
+      matmulBackwardInput(dxb, dv, lw.wv, T);
+      rmsnormBackward(dx, dxb, inputs[l], lw.attnNorm, T, dim, c.rmsNormEps); // dx is now dLoss/dx_l
+      inputs[l] = new Float32Array(0); // no longer needed
+    }
+    return { loss: loss / n };
+  } finally {
+    mem.release();
   }
-  return { loss: loss / n };
 }

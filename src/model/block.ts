@@ -3,8 +3,9 @@
 // q, k, v, the attention output and the MLP activations of a block, not just its output.
 
 import { attendFloat } from "../cache/attention.js";
+import { addInPlace, attendFloatKernel, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
 import { matmulMatrix } from "../tensor/matrix.js";
-import { addInPlace, rmsnorm, rope, swiglu } from "../tensor/ops.js";
+import { AllocScope } from "../tensor/memory.js";
 import type { ModelConfig } from "./config.js";
 import type { Transformer } from "./forward.js";
 
@@ -19,16 +20,16 @@ export class BlockActs {
   readonly gate: Float32Array; // (T, inter) pre-activation
   readonly up: Float32Array; // (T, inter)
   readonly act: Float32Array; // (T, inter) silu(gate)·up
-  constructor(T: number, c: ModelConfig) {
-    this.xb = new Float32Array(T * c.hiddenSize);
-    this.q = new Float32Array(T * c.numHeads * c.headDim);
-    this.k = new Float32Array(T * c.numKvHeads * c.headDim);
-    this.v = new Float32Array(T * c.numKvHeads * c.headDim);
-    this.att = new Float32Array(T * c.numHeads * c.headDim);
-    this.hb = new Float32Array(T * c.hiddenSize);
-    this.gate = new Float32Array(T * c.intermediateSize);
-    this.up = new Float32Array(T * c.intermediateSize);
-    this.act = new Float32Array(T * c.intermediateSize);
+  constructor(T: number, c: ModelConfig, mem: AllocScope) {
+    this.xb = mem.f32(T * c.hiddenSize);
+    this.q = mem.f32(T * c.numHeads * c.headDim);
+    this.k = mem.f32(T * c.numKvHeads * c.headDim);
+    this.v = mem.f32(T * c.numKvHeads * c.headDim);
+    this.att = mem.f32(T * c.numHeads * c.headDim);
+    this.hb = mem.f32(T * c.hiddenSize);
+    this.gate = mem.f32(T * c.intermediateSize);
+    this.up = mem.f32(T * c.intermediateSize);
+    this.act = mem.f32(T * c.intermediateSize);
   }
 }
 
@@ -50,7 +51,7 @@ export function blockForwardActs(
   matmulMatrix(a.v, a.xb, lw.wv, lw.bv, T);
   rope(a.q, cos, sin, T, c.numHeads, c.headDim);
   rope(a.k, cos, sin, T, c.numKvHeads, c.headDim);
-  attendFloat(a.att, a.q, T, a.k, a.v, T, c, scores);
+  if (!attendFloatKernel(a.att, a.q, T, a.k, a.v, T, c)) attendFloat(a.att, a.q, T, a.k, a.v, T, c, scores);
   matmulMatrix(h, a.att, lw.wo, lw.bo, T);
   addInPlace(h, x, T * dim);
   rmsnorm(a.hb, h, lw.ffnNorm, T, dim, c.rmsNormEps);

@@ -177,3 +177,53 @@ export function attendPackedKernel(
   else rt.ex.attendPacked(a[0], a[1], T, a[3], a[4], d, G, 0, a[4], a[7], a[8], a[9], a[10], a[11], a[12], a[14]);
   return true;
 }
+
+/** out (T, n) = x (T, k) · W (k, n); W as float32 rows. Plain twin: ops.matmulNN. */
+export function matmulNN(out: Float32Array, x: Float32Array, w: Float32Array, T: number, k: number, n: number): void {
+  const rt = wasm();
+  if (!rt || !ok(out, x, w)) return plain.matmulNN(out, x, w, T, k, n);
+  const a = rt.pool.args;
+  a[0] = out.byteOffset;
+  a[1] = x.byteOffset;
+  a[2] = w.byteOffset;
+  a[3] = T;
+  a[4] = k;
+  a[5] = n;
+  if (T * k * n >= PARALLEL_MIN) rt.pool.run(KERNEL.matmulNN);
+  else rt.ex.matmulNN(a[0], a[1], a[2], T, k, n, 0, T);
+}
+
+/** out (m, n) += aᵀ · b for a (T, m), b (T, n). Plain twin: ops.matmulTNAcc. */
+export function matmulTNAcc(out: Float32Array, a: Float32Array, b: Float32Array, T: number, m: number, n: number): void {
+  const rt = wasm();
+  if (!rt || !ok(out, a, b)) return plain.matmulTNAcc(out, a, b, T, m, n);
+  const g = rt.pool.args;
+  g[0] = out.byteOffset;
+  g[1] = a.byteOffset;
+  g[2] = b.byteOffset;
+  g[3] = T;
+  g[4] = m;
+  g[5] = n;
+  if (T * m * n >= PARALLEL_MIN) rt.pool.run(KERNEL.matmulTNAcc);
+  else rt.ex.matmulTNAcc(g[0], g[1], g[2], T, m, n, 0, m);
+}
+
+/** Attention backward on the kernels; false when they cannot run (then use the TS twin). */
+export function attentionBackwardKernel(
+  dq: Float32Array, dk: Float32Array, dv: Float32Array, dOut: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
+  T: number, c: { numHeads: number; numKvHeads: number; headDim: number },
+): boolean {
+  const rt = wasm();
+  if (!rt || !ok(dq, dk, dv, dOut, q, k, v) || c.headDim % 16 !== 0) return false;
+  const s = threadScratch(rt, T * 4);
+  const a = rt.pool.args;
+  [dq, dk, dv, dOut, q, k, v].forEach((x, i) => (a[i] = x.byteOffset));
+  a[7] = T;
+  a[8] = c.numHeads;
+  a[9] = c.numKvHeads;
+  a[10] = c.headDim;
+  a[11] = s.base;
+  a[12] = s.stride;
+  rt.pool.run(KERNEL.attentionBackward);
+  return true;
+}

@@ -142,3 +142,19 @@ export function release(view: ArrayBufferView | null | undefined): void {
 export function inArena(view: ArrayBufferView): boolean {
   return arena !== null && arena.owns(view);
 }
+
+/** Buffers that live for one computation: allocate through it, give them all back at the end. */
+export class AllocScope {
+  private readonly views: ArrayBufferView[] = [];
+
+  f32(n: number): Float32Array {
+    const v = allocF32(n);
+    this.views.push(v);
+    return v;
+  }
+
+  release(): void {
+    for (const v of this.views) release(v);
+    this.views.length = 0;
+  }
+}

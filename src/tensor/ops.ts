@@ -86,3 +86,26 @@ export function rope(x: Float32Array, cos: Float32Array, sin: Float32Array, T: n
     }
   }
 }
+
+/** out (T, n) = x (T, k) · W (k, n), row-major W — the input gradient dy·W of y = x·Wᵀ. */
+export function matmulNN(out: Float32Array, x: Float32Array, w: Float32Array, T: number, k: number, n: number): void {
+  out.fill(0, 0, T * n);
+  for (let t = 0; t < T; t++) {
+    for (let j = 0; j < k; j++) {
+      const a = x[t * k + j];
+      if (a === 0) continue;
+      for (let i = 0; i < n; i++) out[t * n + i] += a * w[j * n + i];
+    }
+  }
+}
+
+/** out (m, n) += aᵀ · b for a (T, m), b (T, n) — the weight gradient dyᵀ·x. */
+export function matmulTNAcc(out: Float32Array, a: Float32Array, b: Float32Array, T: number, m: number, n: number): void {
+  for (let t = 0; t < T; t++) {
+    for (let r = 0; r < m; r++) {
+      const s = a[t * m + r];
+      if (s === 0) continue;
+      for (let i = 0; i < n; i++) out[r * n + i] += s * b[t * n + i];
+    }
+  }
+}

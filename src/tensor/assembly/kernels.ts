@@ -457,3 +457,89 @@ function sumPacked(
   }
   for (let g = 0; g < group; g++) unpermuteAdd(out + (<usize>(g * d) << 2), accP + (<usize>(g * d) << 2), d, cpw);
 }
+
+// ---------------------------------------------------------------- training products
+// out (T, n) rows t0 … t1 = x (T, k) · W (k, n) — the input gradient dy·W of y = x·Wᵀ.
+export function matmulNN(out: usize, x: usize, w: usize, T: i32, k: i32, n: i32, t0: i32, t1: i32): void {
+  for (let t = t0; t < t1; t++) {
+    const o = out + (<usize>t * <usize>n << 2);
+    memory.fill(o, 0, <usize>n << 2);
+    for (let j = 0; j < k; j++) {
+      const a: f32 = load<f32>(x + ((<usize>t * <usize>k + <usize>j) << 2));
+      if (a == 0) continue;
+      axpy(o, w + (<usize>j * <usize>n << 2), a, n);
+    }
+  }
+}
+
+// out (m, n) rows r0 … r1 += aᵀ · b for a (T, m), b (T, n) — the weight gradient dyᵀ·x.
+export function matmulTNAcc(out: usize, a: usize, b: usize, T: i32, m: i32, n: i32, r0: i32, r1: i32): void {
+  for (let t = 0; t < T; t++) {
+    const brow = b + (<usize>t * <usize>n << 2);
+    for (let r = r0; r < r1; r++) {
+      const s: f32 = load<f32>(a + ((<usize>t * <usize>m + <usize>r) << 2));
+      if (s == 0) continue;
+      axpy(out + (<usize>r * <usize>n << 2), brow, s, n);
+    }
+  }
+}
+
+// y[0 … n) += a · x[0 … n).
+@inline function axpy(y: usize, x: usize, a: f32, n: i32): void {
+  const va = f32x4.splat(a);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const p = <usize>i << 2;
+    v128.store(y + p, f32x4.add(v128.load(y + p), f32x4.mul(va, v128.load(x + p))));
+  }
+  for (; i < n; i++) store<f32>(y + (<usize>i << 2), load<f32>(y + (<usize>i << 2)) + a * load<f32>(x + (<usize>i << 2)));
+}
+
+// Causal attention backward for KV heads kv0 … kv1 (the thread owns their dK, dV rows):
+// adds into dq (T, numHeads·d), dk and dv (T, numKvHeads·d) given q, k (after RoPE), v and
+// dOut (T, numHeads·d). Softmax rows are recomputed; p: ≥ T f32 scratch.
+export function attentionBackward(
+  dq: usize, dk: usize, dv: usize, dOut: usize, q: usize, k: usize, v: usize,
+  T: i32, numHeads: i32, numKvHeads: i32, d: i32, kv0: i32, kv1: i32, p: usize,
+): void {
+  const group = numHeads / numKvHeads;
+  const kvStride = numKvHeads * d;
+  const scale: f32 = <f32>(1.0 / Math.sqrt(<f64>d));
+  for (let kvh = kv0; kvh < kv1; kvh++) {
+    for (let g = 0; g < group; g++) {
+      const h = kvh * group + g;
+      for (let t = 0; t < T; t++) {
+        const qo = q + (<usize>((t * numHeads + h) * d) << 2);
+        const go = dOut + (<usize>((t * numHeads + h) * d) << 2);
+        // p_j = softmax(q·k_j·scale), dp_j = dOut·v_j, Σ p·dp
+        let max: f32 = -Infinity;
+        for (let j = 0; j <= t; j++) {
+          const s = dotF32(qo, k + (<usize>(j * kvStride + kvh * d) << 2), d) * scale;
+          store<f32>(p + (<usize>j << 2), s);
+          max = Mathf.max(max, s);
+        }
+        let sum: f32 = 0;
+        for (let j = 0; j <= t; j++) {
+          const e = Mathf.exp(load<f32>(p + (<usize>j << 2)) - max);
+          store<f32>(p + (<usize>j << 2), e);
+          sum += e;
+        }
+        let pdp: f32 = 0;
+        for (let j = 0; j <= t; j++) {
+          const pj = load<f32>(p + (<usize>j << 2)) / sum;
+          store<f32>(p + (<usize>j << 2), pj);
+          pdp += pj * dotF32(go, v + (<usize>(j * kvStride + kvh * d) << 2), d);
+        }
+        const dqo = dq + (<usize>((t * numHeads + h) * d) << 2);
+        for (let j = 0; j <= t; j++) {
+          const row = <usize>(j * kvStride + kvh * d) << 2;
+          const pj = load<f32>(p + (<usize>j << 2));
+          const ds = pj * (dotF32(go, v + row, d) - pdp) * scale;
+          axpy(dv + row, go, pj, d);
+          axpy(dqo, k + row, ds, d);
+          axpy(dk + row, qo, ds, d);
+        }
+      }
+    }
+  }
+}
