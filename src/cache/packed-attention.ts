@@ -3,7 +3,8 @@
 //   Σ_j p_j v̂_j = Σ_groups  Σ_j (p_j s_j)·codes_j − Σ_j p_j z_j
 // Plain TypeScript reference; the fast kernels are tested against it.
 
-import { attendPackedKernel } from "../tensor/kernels.js";
+import { attendFloatKernel, attendPackedKernel } from "../tensor/kernels.js";
+import { allocF32, inArena, release } from "../tensor/memory.js";
 import { softmax } from "../tensor/ops.js";
 import type { PackedTokenStore } from "./packed-store.js";
 import type { KvShape } from "./types.js";
@@ -91,6 +92,9 @@ export function packedWeightedSum(
   }
 }
 
+/** Query counts from which a call dequantizes the rows once instead of unpacking per query. */
+const PREFILL_DEQUANT_MIN = 16;
+
 /**
  * Causal attention over segments of packed K/V stores that hold the tokens in order
  * (e.g. sink, body, window): out (T, numHeads·d) for the last T of the tokens held.
@@ -106,8 +110,35 @@ export class PackedAttention {
   }
 
   attend(out: Float32Array, queries: Float32Array, T: number, segments: [PackedTokenStore, PackedTokenStore][]): void {
+    if (T >= PREFILL_DEQUANT_MIN && this.attendDequantized(out, queries, T, segments)) return;
     if (attendPackedKernel(out, queries, T, this.shape, this.G, segments)) return;
     this.attendPlain(out, queries, T, segments);
+  }
+
+  /**
+   * Prefill: many queries read every row, so the rows are dequantized once into transient
+   * float buffers (given back at once; the cache itself holds only codes) and attended by the
+   * float kernel. The values are exactly what the packed path dequantizes.
+   */
+  private attendDequantized(out: Float32Array, queries: Float32Array, T: number, segments: [PackedTokenStore, PackedTokenStore][]): boolean {
+    const row = this.shape.numKvHeads * this.shape.headDim;
+    const L = segments.reduce((a, [k]) => a + k.length, 0);
+    const keys = allocF32(L * row);
+    const values = allocF32(L * row);
+    try {
+      if (!inArena(keys) || !inArena(out) || !inArena(queries)) return false;
+      let t = 0;
+      for (const [k, v] of segments) {
+        for (let i = 0; i < k.length; i++, t++) {
+          k.dequantizeRow(i, keys, t * row);
+          v.dequantizeRow(i, values, t * row);
+        }
+      }
+      return attendFloatKernel(out, queries, T, keys, values, L, this.shape);
+    } finally {
+      release(keys);
+      release(values);
+    }
   }
 
   /** The plain-TypeScript twin of the WebAssembly kernel. */

@@ -9,6 +9,7 @@ import { chatCommand, runChat } from "./chat.js";
 import { evalCommand, runEvalCommand } from "./eval.js";
 import { generateCommand, runGenerate } from "./generate.js";
 import { judgeCommand, runJudge } from "./judge.js";
+import { runTrain, trainCommand } from "./train.js";
 import { maxKeysCommand, runMaxKeys } from "./max-keys.js";
 import { rotateKvCalibCommand, runRotateKvCalib } from "./rotatekv-calib.js";
 import { runSearchScales, searchScalesCommand } from "./search-scales.js";
@@ -25,6 +26,7 @@ export type Handlers = {
   rotatekvCalib: Parameters<typeof rotateKvCalibCommand>[0];
   eval: Parameters<typeof evalCommand>[0];
   judge: Parameters<typeof judgeCommand>[0];
+  train: Parameters<typeof trainCommand>[0];
 };
 
 export const defaultHandlers: Handlers = {
@@ -38,6 +40,7 @@ export const defaultHandlers: Handlers = {
   rotatekvCalib: runRotateKvCalib,
   eval: runEvalCommand,
   judge: runJudge,
+  train: runTrain,
 };
 
 export function buildProgram(handlers: Handlers = defaultHandlers): Command {
@@ -55,6 +58,7 @@ export function buildProgram(handlers: Handlers = defaultHandlers): Command {
   program.addCommand(rotateKvCalibCommand(handlers.rotatekvCalib));
   program.addCommand(evalCommand(handlers.eval));
   program.addCommand(judgeCommand(handlers.judge));
+  program.addCommand(trainCommand(handlers.train));
   return program;
 }
 
@@ -75,6 +79,7 @@ export async function parseCLI(argv: string[]): Promise<{ command: string; flags
     rotatekvCalib: capture("rotatekv-calib"),
     eval: capture("eval"),
     judge: capture("judge"),
+    train: capture("train"),
   });
   program.exitOverride();
   for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });

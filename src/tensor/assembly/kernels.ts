@@ -33,16 +33,17 @@
   return i32x4.shl(i32x4.extend_high_i16x8_u(a), 16);
 }
 
-// f16 → f32 exactly (zero and subnormals too): magnitude bits << 13 scaled by 2^112, sign moved.
+// f16 → f32 exactly (zero and subnormals too): sign-extend, shift the 15 magnitude bits into
+// the f32 exponent/mantissa field, keep the sign in bit 31, and scale by 2^112 (a float
+// multiply, so f16 subnormals come out right).
 const F16_MAGIC: v128 = f32x4.splat(reinterpret<f32>(0x77800000));
-@inline function f16Lo(mag: v128, sign: v128): v128 {
-  return v128.or(f32x4.mul(i32x4.shl(i32x4.extend_low_i16x8_u(mag), 13), F16_MAGIC), i32x4.shl(i32x4.extend_low_i16x8_u(sign), 16));
+const F16_FIELDS: v128 = i32x4.splat(0x8fffe000);
+@inline function f16Lo(a: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(a), 13), F16_FIELDS), F16_MAGIC);
 }
-@inline function f16Hi(mag: v128, sign: v128): v128 {
-  return v128.or(f32x4.mul(i32x4.shl(i32x4.extend_high_i16x8_u(mag), 13), F16_MAGIC), i32x4.shl(i32x4.extend_high_i16x8_u(sign), 16));
+@inline function f16Hi(a: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(a), 13), F16_FIELDS), F16_MAGIC);
 }
-const F16_MAG: v128 = i16x8.splat(0x7fff);
-const F16_SIGN: v128 = i16x8.splat(<i16>0x8000);
 
 // Widen n 16-bit floats at src into f32 at dst (n a multiple of 8). kind: 1 = bf16, 2 = f16.
 export function widen16(dst: usize, src: usize, n: i32, kind: i32): void {
@@ -53,10 +54,8 @@ export function widen16(dst: usize, src: usize, n: i32, kind: i32): void {
       v128.store(d, bf16Lo(a));
       v128.store(d, bf16Hi(a), 16);
     } else {
-      const mag = v128.and(a, F16_MAG);
-      const sign = v128.and(a, F16_SIGN);
-      v128.store(d, f16Lo(mag, sign));
-      v128.store(d, f16Hi(mag, sign), 16);
+      v128.store(d, f16Lo(a));
+      v128.store(d, f16Hi(a), 16);
     }
   }
 }
@@ -95,12 +94,10 @@ export function matmul16(out: usize, x: usize, w: usize, bias: usize, T: i32, in
           s2 = f32x4.add(s2, f32x4.mul(v128.load(xi, 32), bf16Lo(c)));
           s3 = f32x4.add(s3, f32x4.mul(v128.load(xi, 48), bf16Hi(c)));
         } else {
-          const am = v128.and(a, F16_MAG), as = v128.and(a, F16_SIGN);
-          const cm = v128.and(c, F16_MAG), cs = v128.and(c, F16_SIGN);
-          s0 = f32x4.add(s0, f32x4.mul(v128.load(xi), f16Lo(am, as)));
-          s1 = f32x4.add(s1, f32x4.mul(v128.load(xi, 16), f16Hi(am, as)));
-          s2 = f32x4.add(s2, f32x4.mul(v128.load(xi, 32), f16Lo(cm, cs)));
-          s3 = f32x4.add(s3, f32x4.mul(v128.load(xi, 48), f16Hi(cm, cs)));
+          s0 = f32x4.add(s0, f32x4.mul(v128.load(xi), f16Lo(a)));
+          s1 = f32x4.add(s1, f32x4.mul(v128.load(xi, 16), f16Hi(a)));
+          s2 = f32x4.add(s2, f32x4.mul(v128.load(xi, 32), f16Lo(c)));
+          s3 = f32x4.add(s3, f32x4.mul(v128.load(xi, 48), f16Hi(c)));
         }
       }
       store<f32>(out + (<usize>o << 2), hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))) + b);

@@ -1,0 +1,216 @@
+// Training the default model (issue 8): a small Llama learns the lookup-sum task from a
+// seeded stream of problems, with the loss on the solution tokens only, AdamW, warm-up and
+// cosine decay, gradient clipping, and a curriculum from short to full-length solutions.
+// Deterministic for a seed (kernels split work the same way for any thread count).
+
+import fs from "node:fs";
+import path from "node:path";
+import { INSTRUCTION } from "../eval/benchmarks.js";
+import { Rng } from "../generate/rng.js";
+import { parseModelConfig, type ModelConfig } from "../model/config.js";
+import { Transformer } from "../model/forward.js";
+import { writeSafetensors, type TensorToWrite } from "../model/safetensors.js";
+import { hfNames, type LayerWeights, type Weights } from "../model/weights.js";
+import { generateProblem, taskWords, type LookupSumOptions } from "../task/lookup-sum.js";
+import { buildTokenizerConfig, buildTokenizerJson } from "../task/tokenizer.js";
+import { f32Matrix } from "../tensor/matrix.js";
+import { allocF32 } from "../tensor/memory.js";
+import { TextTokenizer } from "../tokenizer/tokenizer.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { AdamW, clipGradNorm, learningRate } from "./adamw.js";
+import { clearGrads, gradBuffers, sequenceGrads, zeroGrads } from "./grads.js";
+
+export interface ModelShape {
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  intermediate: number;
+  maxPositions: number;
+}
+
+export const DEFAULT_SHAPE: ModelShape = { layers: 4, hidden: 128, heads: 4, kvHeads: 2, headDim: 32, intermediate: 352, maxPositions: 2048 };
+
+export interface TrainOptions {
+  outDir: string;
+  seed: number;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmupSteps: number;
+  shape: ModelShape;
+  /** The full task; training ramps the number of steps per problem up to it. */
+  task: LookupSumOptions;
+  /** Fraction of training after which problems reach full length. */
+  curriculumFraction: number;
+  onStep?: (s: TrainStepLog) => void;
+}
+
+export interface TrainStepLog {
+  step: number;
+  loss: number;
+  tokenAccuracy: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerS: number;
+  maxSteps: number;
+  seconds: number;
+}
+
+/** Problem seeds ≥ this are training data; below are held out for evaluation. */
+export const TRAIN_SEED_BASE = 1_000_000;
+
+/** The model's tokenizer files (word-level, chat template) in dir. */
+export function writeTaskTokenizer(dir: string): TextTokenizer {
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, "tokenizer.json"), JSON.stringify(buildTokenizerJson(taskWords())));
+  writeFileAtomic(path.join(dir, "tokenizer_config.json"), JSON.stringify(buildTokenizerConfig(), null, 1));
+  return TextTokenizer.fromDir(dir);
+}
+
+export function hfConfig(shape: ModelShape, vocab: number): Record<string, unknown> {
+  return {
+    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: shape.hidden, intermediate_size: shape.intermediate,
+    num_hidden_layers: shape.layers, num_attention_heads: shape.heads, num_key_value_heads: shape.kvHeads, head_dim: shape.headDim,
+    vocab_size: vocab, max_position_embeddings: shape.maxPositions, rms_norm_eps: 1e-5, rope_theta: 10000, hidden_act: "silu",
+    tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2, torch_dtype: "float16",
+  };
+}
+
+/** Normal(0, std) by Box–Muller from a seeded stream. */
+function normal(rng: Rng, n: number, std: number): Float32Array {
+  const out = allocF32(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = Math.max(rng.next(), 1e-12);
+    const r = Math.sqrt(-2 * Math.log(u)) * std;
+    const a = 2 * Math.PI * rng.next();
+    out[i] = r * Math.cos(a);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(a);
+  }
+  return out;
+}
+
+/** GPT-2-style initialisation: N(0, 0.02), residual projections scaled by 1/√(2·layers). */
+export function initWeights(c: ModelConfig, seed: number): Weights {
+  const rng = new Rng(seed);
+  const std = 0.02;
+  const proj = std / Math.sqrt(2 * c.numLayers);
+  const mat = (rows: number, cols: number, s = std) => f32Matrix(normal(rng, rows * cols, s), rows, cols);
+  const ones = (n: number) => allocF32(n).fill(1);
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const layers: LayerWeights[] = Array.from({ length: c.numLayers }, () => ({
+    attnNorm: ones(c.hiddenSize), wq: mat(q, c.hiddenSize), wk: mat(kv, c.hiddenSize), wv: mat(kv, c.hiddenSize), wo: mat(c.hiddenSize, q, proj),
+    bq: null, bk: null, bv: null, bo: null,
+    ffnNorm: ones(c.hiddenSize), wGate: mat(c.intermediateSize, c.hiddenSize), wUp: mat(c.intermediateSize, c.hiddenSize), wDown: mat(c.hiddenSize, c.intermediateSize, proj),
+  }));
+  const embed = mat(c.vocabSize, c.hiddenSize);
+  return { embed, layers, finalNorm: ones(c.hiddenSize), lmHead: embed };
+}
+
+/** Parameters and whether weight decay applies, aligned with gradBuffers' order. */
+function paramBuffers(w: Weights): { params: Float32Array[]; decay: boolean[] } {
+  const params: Float32Array[] = [w.embed.data as Float32Array, w.finalNorm];
+  const decay = [false, false];
+  if (w.lmHead !== w.embed) {
+    params.push(w.lmHead.data as Float32Array);
+    decay.push(true);
+  }
+  for (const l of w.layers) {
+    for (const v of Object.values(l)) {
+      if (!v) continue;
+      const isMatrix = !(v instanceof Float32Array);
+      params.push(isMatrix ? (v.data as Float32Array) : v);
+      decay.push(isMatrix);
+    }
+  }
+  return { params, decay };
+}
+
+/** A training sequence: prompt (chat template) + solution + EOS, loss mask on the solution. */
+export function trainingSequence(tok: TextTokenizer, seed: number, task: LookupSumOptions): { ids: number[]; mask: number[] } {
+  const p = generateProblem(seed, task);
+  const prompt = tok.encodeChat([{ role: "user", content: p.prompt + INSTRUCTION }]);
+  const solution = [...tok.encode(p.solution, false), 2];
+  const ids = [...prompt, ...solution];
+  // position t predicts ids[t+1]: count the predictions of solution tokens
+  const mask = ids.map((_, t) => (t >= prompt.length - 1 && t < ids.length - 1 ? 1 : 0));
+  return { ids, mask };
+}
+
+export interface TrainResult {
+  config: ModelConfig;
+  transformer: Transformer;
+  log: TrainStepLog[];
+  seconds: number;
+}
+
+export function train(o: TrainOptions): TrainResult {
+  const tok = writeTaskTokenizer(o.outDir);
+  const config = parseModelConfig(hfConfig(o.shape, tok.vocabSize));
+  const weights = initWeights(config, o.seed);
+  const tf = new Transformer(config, weights);
+  const grads = zeroGrads(weights);
+  const { params, decay } = paramBuffers(weights);
+  const opt = new AdamW(params, decay);
+  const dataRng = new Rng(o.seed + 17);
+  const log: TrainStepLog[] = [];
+  const t0 = performance.now();
+  let tokens = 0;
+  for (let step = 0; step < o.steps; step++) {
+    // curriculum: the longest solution grows to the full task over the first part of training
+    const ramp = Math.min(1, step / Math.max(1, o.steps * o.curriculumFraction));
+    const maxSteps = Math.round(6 + (o.task.steps - 6) * ramp);
+    const batch = Array.from({ length: o.batchSize }, () => {
+      const steps = 3 + Math.floor(dataRng.next() * (maxSteps - 2));
+      const facts = Math.max(4, Math.round(o.task.facts * (0.5 + 0.5 * dataRng.next())));
+      return trainingSequence(tok, TRAIN_SEED_BASE + Math.floor(dataRng.next() * 2 ** 31), { facts, steps });
+    });
+    const counted = batch.reduce((a, b) => a + b.mask.reduce((x, y) => x + y, 0), 0);
+    clearGrads(grads);
+    let lossSum = 0;
+    let correct = 0;
+    for (const s of batch) {
+      const r = sequenceGrads(tf, s.ids, s.ids.map((_, i) => i), s.mask, 1 / counted, grads);
+      lossSum += r.lossSum;
+      correct += r.correct;
+      tokens += s.ids.length;
+    }
+    const gradList = gradBuffers(grads);
+    const gradNorm = clipGradNorm(gradList, 1);
+    const lr = learningRate(step, o.steps, o.lr, o.warmupSteps);
+    opt.step(gradList, lr);
+    const seconds = (performance.now() - t0) / 1000;
+    const entry = { step, loss: lossSum / counted, tokenAccuracy: correct / counted, lr, gradNorm, tokensPerS: tokens / seconds, maxSteps, seconds };
+    log.push(entry);
+    o.onStep?.(entry);
+  }
+  return { config, transformer: tf, log, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Save a trained model as a Hugging Face folder (F16 safetensors) next to its tokenizer. */
+export function saveModel(dir: string, shape: ModelShape, tf: Transformer, extra: Record<string, unknown>): void {
+  const w = tf.weights;
+  const c = tf.config;
+  const tensors: TensorToWrite[] = [{ name: "model.embed_tokens.weight", dtype: "F16", shape: [c.vocabSize, c.hiddenSize], data: w.embed.data as Float32Array }];
+  w.layers.forEach((l, i) => {
+    const n = hfNames(i);
+    const m = (name: string, x: { rows: number; cols: number; data: Float32Array | Uint16Array }) => tensors.push({ name, dtype: "F16", shape: [x.rows, x.cols], data: x.data as Float32Array });
+    tensors.push({ name: n.attnNorm, dtype: "F16", shape: [c.hiddenSize], data: l.attnNorm });
+    m(n.wq, l.wq);
+    m(n.wk, l.wk);
+    m(n.wv, l.wv);
+    m(n.wo, l.wo);
+    tensors.push({ name: n.ffnNorm, dtype: "F16", shape: [c.hiddenSize], data: l.ffnNorm });
+    m(n.wGate, l.wGate);
+    m(n.wUp, l.wUp);
+    m(n.wDown, l.wDown);
+  });
+  tensors.push({ name: "model.norm.weight", dtype: "F16", shape: [c.hiddenSize], data: w.finalNorm });
+  fs.mkdirSync(dir, { recursive: true });
+  writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
+  writeFileAtomic(path.join(dir, "config.json"), JSON.stringify(hfConfig(shape, c.vocabSize), null, 1) + "\n");
+  writeFileAtomic(path.join(dir, "generation_config.json"), JSON.stringify({ bos_token_id: 1, eos_token_id: 2, do_sample: false }, null, 1) + "\n");
+  writeFileAtomic(path.join(dir, "train_log.json"), JSON.stringify(extra, null, 1) + "\n");
+}
