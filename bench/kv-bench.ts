@@ -95,6 +95,26 @@ for (const threads of threadCounts) {
   if (row) row.decodeLoopTokPerS = r.timings.decodeTokPerS;
 }
 
+// which precision to hold f16 weights in (decode at the shortest context, float32 cache)
+const weightRows: { held: string; threads: number; decodeTokPerS: number; weightMiB: number }[] = [];
+for (const held of ["auto", "bf16", "f32"] as const) {
+  const m = loadModel(hfDir, { weightsDtype: held });
+  for (const threads of threadCounts) {
+    configureKernels({ threads });
+    const cache = createCache(m.config, { method: "original" });
+    const prompt = ids(contexts[0]);
+    m.transformer.forward(prompt, prompt.map((_, j) => j), cache, "last");
+    const times: number[] = [];
+    for (let i = 0; i < WARMUP + decodeTokens; i++) {
+      const s = performance.now();
+      m.transformer.forward([5], [cache.length], cache, "last");
+      if (i >= WARMUP) times.push(performance.now() - s);
+    }
+    weightRows.push({ held: held === "auto" ? "f16 (as stored)" : held, threads, decodeTokPerS: 1000 / median(times), weightMiB: m.weightBytes / 2 ** 20 });
+    log(`weights held as ${held}, threads ${threads}: decode ${(1000 / median(times)).toFixed(1)} tok/s`);
+  }
+}
+
 // ------------------------------------------------------------------ llama.cpp
 const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
 const lmodel = await llama.loadModel({ modelPath: gguf });
@@ -161,9 +181,14 @@ for (const context of contexts) {
     }
   }
 }
-const table = lines.join("\n");
+const weightTable = [
+  `| weights held as | threads | decode tok/s at ${contexts[0]} | weight MiB |`,
+  "|---|---:|---:|---:|",
+  ...weightRows.map((r) => `| ${r.held} | ${r.threads} | ${r.decodeTokPerS.toFixed(1)} | ${r.weightMiB.toFixed(0)} |`),
+].join("\n");
+const table = lines.join("\n") + "\n\n" + weightTable;
 console.log(table);
-if (opt.json) writeFileAtomic(opt.json, JSON.stringify({ rows }, null, 1) + "\n");
+if (opt.json) writeFileAtomic(opt.json, JSON.stringify({ rows, weights: weightRows }, null, 1) + "\n");
 if (opt["write-readme"]) {
   const cmd = `npm run bench -- ${process.argv.slice(2).filter((a) => a !== "--write-readme").join(" ")}`.trim();
   writeReadmeSection("kv-bench-table", `Made by \`${cmd}\` on this machine (2 cores), model: 4 blocks, hidden 1024, 8 heads, 2 KV heads, head_dim 128, FFN 2816, f16 weights (ours held as \`${opt["weights-dtype"]}\`), ${decodeTokens} decode tokens (median):\n\n${table}`);

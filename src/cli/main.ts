@@ -6,6 +6,7 @@ import { normalizeArgv } from "./args.js";
 import { allocateCommand, runAllocate } from "./allocate.js";
 import { calibrateCommand, runCalibrate } from "./calibrate.js";
 import { chatCommand, runChat } from "./chat.js";
+import { demoCommand, runDemoCommand } from "./demo.js";
 import { evalCommand, runEvalCommand } from "./eval.js";
 import { generateCommand, runGenerate } from "./generate.js";
 import { judgeCommand, runJudge } from "./judge.js";
@@ -27,6 +28,7 @@ export type Handlers = {
   eval: Parameters<typeof evalCommand>[0];
   judge: Parameters<typeof judgeCommand>[0];
   train: Parameters<typeof trainCommand>[0];
+  demo: Parameters<typeof demoCommand>[0];
 };
 
 export const defaultHandlers: Handlers = {
@@ -41,6 +43,7 @@ export const defaultHandlers: Handlers = {
   eval: runEvalCommand,
   judge: runJudge,
   train: runTrain,
+  demo: runDemoCommand,
 };
 
 export function buildProgram(handlers: Handlers = defaultHandlers): Command {
@@ -59,6 +62,7 @@ export function buildProgram(handlers: Handlers = defaultHandlers): Command {
   program.addCommand(evalCommand(handlers.eval));
   program.addCommand(judgeCommand(handlers.judge));
   program.addCommand(trainCommand(handlers.train));
+  program.addCommand(demoCommand(handlers.demo));
   return program;
 }
 
@@ -80,6 +84,7 @@ export async function parseCLI(argv: string[]): Promise<{ command: string; flags
     eval: capture("eval"),
     judge: capture("judge"),
     train: capture("train"),
+    demo: capture("demo"),
   });
   program.exitOverride();
   for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });

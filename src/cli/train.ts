@@ -40,7 +40,9 @@ export async function runTrain(f: TrainFlags): Promise<void> {
   const task = { facts: f.facts, steps: f.taskSteps };
   let last = 0;
   const result = train({
-    outDir: f.out, seed: f.seed, steps: f.steps, batchSize: f.batchSize, lr: f.lr, warmupSteps: f.warmup, shape, task, curriculumFraction: 0.5,
+    outDir: f.out, seed: f.seed, steps: f.steps, batchSize: f.batchSize, lr: f.lr, warmupSteps: f.warmup, shape, task, curriculumFraction: 0.4,
+    checkpointEvery: 100,
+    onCheckpoint: (step, tf, log) => saveModel(f.out, shape, tf, { options: { ...f, shape, task }, partial: true, step, log }),
     onStep: (s) => {
       if (s.step % 10 === 0 || s.step === f.steps - 1 || s.seconds - last > 30) {
         last = s.seconds;

@@ -4,8 +4,10 @@
 // carries a running sum mod 10. The answer is the last three running sums, so any slip in
 // any step shows in it. Seeded and exact.
 //
-//   facts : k00 = 3 ; k01 = 7 ; … queries : q00 = k13 ; q01 = k05 ; … compute the running sum …
-//   solution : q00 = k13 = 4 ; 0 + 4 = 4 \n q01 = k05 = 9 ; 4 + 9 = 3 \n … answer : \boxed{739}
+//   facts : k00 3 ; k01 7 ; … queries : q00 k13 ; q01 k05 ; … compute the running sum …
+//   solution : q00 k13 4 ; 0 + 4 = 4 \n q01 k05 9 ; 4 + 9 = 3 \n … answer : \boxed{739}
+// Each lookup copies the token that follows the current one in the prompt (q00 → k13 in the
+// queries, k13 → 4 in the facts): one induction step each.
 
 import { Rng } from "../generate/rng.js";
 
@@ -16,7 +18,7 @@ export interface LookupSumOptions {
   steps: number;
 }
 
-export const DEFAULT_TASK: LookupSumOptions = { facts: 32, steps: 48 };
+export const DEFAULT_TASK: LookupSumOptions = { facts: 32, steps: 56 };
 
 export interface LookupSumProblem {
   prompt: string;
@@ -34,8 +36,8 @@ export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK
   const digit = () => Math.floor(rng.next() * 10);
   const values = Array.from({ length: o.facts }, digit);
   const queries = Array.from({ length: o.steps }, () => Math.floor(rng.next() * o.facts));
-  const facts = values.map((v, i) => `k${two(i)} = ${v} ;`).join(" ");
-  const qs = queries.map((k, j) => `q${two(j)} = k${two(k)} ;`).join(" ");
+  const facts = values.map((v, i) => `k${two(i)} ${v} ;`).join(" ");
+  const qs = queries.map((k, j) => `q${two(j)} k${two(k)} ;`).join(" ");
   const prompt = `facts : ${facts} queries : ${qs} ${TASK_INSTRUCTION}`;
   const lines: string[] = [];
   const sums: number[] = [];
@@ -43,7 +45,7 @@ export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK
   queries.forEach((k, j) => {
     const v = values[k];
     const next = (acc + v) % 10;
-    lines.push(`q${two(j)} = k${two(k)} = ${v} ; ${acc} + ${v} = ${next}`);
+    lines.push(`q${two(j)} k${two(k)} ${v} ; ${acc} + ${v} = ${next}`);
     sums.push(next);
     acc = next;
   });

@@ -45,6 +45,9 @@ export interface TrainOptions {
   /** Fraction of training after which problems reach full length. */
   curriculumFraction: number;
   onStep?: (s: TrainStepLog) => void;
+  /** Called every checkpointEvery steps (and at the end) with the model so far. */
+  onCheckpoint?: (step: number, tf: Transformer, log: TrainStepLog[]) => void;
+  checkpointEvery?: number;
 }
 
 export interface TrainStepLog {
@@ -160,11 +163,15 @@ export function train(o: TrainOptions): TrainResult {
   let tokens = 0;
   for (let step = 0; step < o.steps; step++) {
     // curriculum: the longest solution grows to the full task over the first part of training
+    // (few facts make the lookups easy to discover; the full count comes with the full length)
     const ramp = Math.min(1, step / Math.max(1, o.steps * o.curriculumFraction));
     const maxSteps = Math.round(6 + (o.task.steps - 6) * ramp);
+    const maxFacts = Math.round(4 + (o.task.facts - 4) * ramp);
     const batch = Array.from({ length: o.batchSize }, () => {
-      const steps = 3 + Math.floor(dataRng.next() * (maxSteps - 2));
-      const facts = Math.max(4, Math.round(o.task.facts * (0.5 + 0.5 * dataRng.next())));
+      // half the problems at the current longest length and most facts, half smaller
+      const full = dataRng.next() < 0.5;
+      const steps = full ? maxSteps : 3 + Math.floor(dataRng.next() * (maxSteps - 2));
+      const facts = full ? maxFacts : Math.max(2, Math.ceil(maxFacts * dataRng.next()));
       return trainingSequence(tok, TRAIN_SEED_BASE + Math.floor(dataRng.next() * 2 ** 31), { facts, steps });
     });
     const counted = batch.reduce((a, b) => a + b.mask.reduce((x, y) => x + y, 0), 0);
@@ -185,6 +192,7 @@ export function train(o: TrainOptions): TrainResult {
     const entry = { step, loss: lossSum / counted, tokenAccuracy: correct / counted, lr, gradNorm, tokensPerS: tokens / seconds, maxSteps, seconds };
     log.push(entry);
     o.onStep?.(entry);
+    if (o.checkpointEvery && (step + 1) % o.checkpointEvery === 0 && step + 1 < o.steps) o.onCheckpoint?.(step + 1, tf, log);
   }
   return { config, transformer: tf, log, seconds: (performance.now() - t0) / 1000 };
 }

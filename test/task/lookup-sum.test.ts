@@ -1,0 +1,63 @@
+// The lookup-sum task: the answer recomputed independently from the prompt text, the
+// solution consistent line by line, the knobs, and the word-level tokenizer.
+
+import assert from "node:assert/strict";
+import path from "node:path";
+import { test } from "node:test";
+import { INSTRUCTION } from "../../src/eval/benchmarks.js";
+import { extractAnswer } from "../../src/eval/answer.js";
+import { DEFAULT_TASK, generateProblem, taskWords } from "../../src/task/lookup-sum.js";
+import { writeTaskTokenizer } from "../../src/train/train.js";
+import { tempDir } from "../helpers.js";
+
+/** Solve a prompt by reading it: facts "kNN v ;", queries "qNN kMM ;", running sum mod 10. */
+function solveFromPrompt(prompt: string): { values: number[]; sums: number[] } {
+  const facts = new Map([...prompt.matchAll(/k(\d\d) (\d) ;/g)].map((m) => [m[1], Number(m[2])]));
+  const queries = [...prompt.matchAll(/q(\d\d) k(\d\d) ;/g)].map((m) => m[2]);
+  const values = queries.map((k) => facts.get(k)!);
+  const sums: number[] = [];
+  values.reduce((acc, v) => (sums.push((acc + v) % 10), (acc + v) % 10), 0);
+  return { values, sums };
+}
+
+test("answers and every solution line agree with a solver that only reads the prompt", () => {
+  for (let seed = 0; seed < 50; seed++) {
+    const task = { facts: 5 + (seed % 30), steps: 3 + (seed % 60) };
+    const p = generateProblem(seed, task);
+    const { values, sums } = solveFromPrompt(p.prompt);
+    assert.equal(values.length, task.steps);
+    assert.equal(p.answer, sums.slice(-3).join(""));
+    assert.equal(extractAnswer(p.solution), p.answer);
+    const lines = p.solution.split("\n").slice(0, -1);
+    lines.forEach((line, j) => {
+      const prev = j === 0 ? 0 : sums[j - 1];
+      assert.match(line, new RegExp(`^q${String(j).padStart(2, "0")} k\\d\\d ${values[j]} ; ${prev} \\+ ${values[j]} = ${sums[j]}$`));
+    });
+  }
+});
+
+test("seeded: same seed same problem, different seeds differ; bad knobs refused", () => {
+  assert.deepEqual(generateProblem(7), generateProblem(7));
+  assert.notEqual(generateProblem(7).prompt, generateProblem(8).prompt);
+  assert.throws(() => generateProblem(1, { facts: 0, steps: 10 }), RangeError);
+  assert.throws(() => generateProblem(1, { facts: 10, steps: 101 }), RangeError);
+});
+
+test("the tokenizer: one token per word, no unknowns, default solutions of ≥ 512 tokens", () => {
+  const tok = writeTaskTokenizer(path.join(tempDir(), "tok"));
+  let total = 0;
+  for (let seed = 0; seed < 20; seed++) {
+    const p = generateProblem(seed, DEFAULT_TASK);
+    const prompt = tok.encodeChat([{ role: "user", content: p.prompt + INSTRUCTION }]);
+    const solution = tok.encode(p.solution, false);
+    assert.ok(!prompt.includes(0) && !solution.includes(0), "no <unk>");
+    assert.equal(prompt[0], 1, "BOS from the chat template");
+    // one token per word (a newline is a word); \boxed{758} is five: \boxed{ 7 5 8 }
+    const words = p.solution.replace(/\n/g, " \n ").split(" ").filter(Boolean);
+    assert.equal(solution.length, words.length + 4);
+    assert.equal(tok.decode(solution).replace(/ \n /g, "\n"), p.solution);
+    total += solution.length;
+  }
+  assert.ok(total / 20 >= 512, `mean solution length ${total / 20} tokens`);
+  for (const w of taskWords()) assert.notEqual(tok.tokenToId("▁" + w), undefined, w);
+});
