@@ -9,7 +9,13 @@ export const SPECIAL = ["<unk>", "<s>", "</s>"] as const;
 // (newlines as expressions: chat templates are rendered with trim_blocks, which eats a newline after a tag)
 export const CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}{{ '\\n' }}solution :{{ '\\n' }}{% endif %}";
 
-export function buildTokenizerJson(words: string[]): Record<string, unknown> {
+/**
+ * words: plain words (▁word tokens); pairs: fused words "left=right" (one token each), where
+ * left is one of the words. BPE applies merges in list order, so the merges of plain words
+ * come first (▁k13 is built before a bare k13 could form), then the bare right parts, then
+ * ▁left= and ▁left=right.
+ */
+export function buildTokenizerJson(words: string[], pairs: [string, string][] = []): Record<string, unknown> {
   const vocab: Record<string, number> = {};
   const add = (t: string) => {
     if (!(t in vocab)) vocab[t] = Object.keys(vocab).length;
@@ -30,6 +36,21 @@ export function buildTokenizerJson(words: string[]): Record<string, unknown> {
       }
       prefix = next;
     }
+  }
+  const merge = (a: string, b: string) => {
+    if (!(a + b in vocab)) {
+      merges.push(`${a} ${b}`);
+      add(a + b);
+    }
+  };
+  for (const [, right] of pairs) {
+    if (!(right in vocab)) for (let i = 1; i < right.length; i++) merge(right.slice(0, i), right[i]);
+  }
+  for (const [left, right] of pairs) {
+    if (!words.includes(left)) throw new Error(`fused word ${left}=${right}: ${left} is not a word`);
+    for (const ch of "=" + right) if (!chars.has(ch)) add(ch);
+    merge("▁" + left, "=");
+    merge("▁" + left + "=", right);
   }
   return {
     version: "1.0",

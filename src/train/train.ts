@@ -11,7 +11,7 @@ import { parseModelConfig, type ModelConfig } from "../model/config.js";
 import { Transformer } from "../model/forward.js";
 import { writeSafetensors, type TensorToWrite } from "../model/safetensors.js";
 import { hfNames, type LayerWeights, type Weights } from "../model/weights.js";
-import { generateProblem, taskWords, type LookupSumOptions } from "../task/lookup-sum.js";
+import { generateProblem, taskPairs, taskWords, type LookupSumOptions } from "../task/lookup-sum.js";
 import { buildTokenizerConfig, buildTokenizerJson } from "../task/tokenizer.js";
 import { f32Matrix } from "../tensor/matrix.js";
 import { allocF32 } from "../tensor/memory.js";
@@ -67,7 +67,7 @@ export const TRAIN_SEED_BASE = 1_000_000;
 /** The model's tokenizer files (word-level, chat template) in dir. */
 export function writeTaskTokenizer(dir: string): TextTokenizer {
   fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, "tokenizer.json"), JSON.stringify(buildTokenizerJson(taskWords())));
+  writeFileAtomic(path.join(dir, "tokenizer.json"), JSON.stringify(buildTokenizerJson(taskWords(), taskPairs())));
   writeFileAtomic(path.join(dir, "tokenizer_config.json"), JSON.stringify(buildTokenizerConfig(), null, 1));
   return TextTokenizer.fromDir(dir);
 }

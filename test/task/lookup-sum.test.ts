@@ -6,14 +6,14 @@ import path from "node:path";
 import { test } from "node:test";
 import { INSTRUCTION } from "../../src/eval/benchmarks.js";
 import { extractAnswer } from "../../src/eval/answer.js";
-import { DEFAULT_TASK, generateProblem, taskWords } from "../../src/task/lookup-sum.js";
+import { DEFAULT_TASK, generateProblem, taskPairs, taskWords } from "../../src/task/lookup-sum.js";
 import { writeTaskTokenizer } from "../../src/train/train.js";
 import { tempDir } from "../helpers.js";
 
-/** Solve a prompt by reading it: facts "kNN v ;", queries "qNN kMM ;", running sum mod 10. */
+/** Solve a prompt by reading it: facts "kNN=v", queries "qNN=kMM", running sum mod 10. */
 function solveFromPrompt(prompt: string): { values: number[]; sums: number[] } {
-  const facts = new Map([...prompt.matchAll(/k(\d\d) (\d) ;/g)].map((m) => [m[1], Number(m[2])]));
-  const queries = [...prompt.matchAll(/q(\d\d) k(\d\d) ;/g)].map((m) => m[2]);
+  const facts = new Map([...prompt.matchAll(/(?<= )k(\d\d)=(\d)(?= )/g)].map((m) => [m[1], Number(m[2])]));
+  const queries = [...prompt.matchAll(/(?<= )q(\d\d)=k(\d\d)(?= )/g)].map((m, j) => (assert.equal(Number(m[1]), j), m[2]));
   const values = queries.map((k) => facts.get(k)!);
   const sums: number[] = [];
   values.reduce((acc, v) => (sums.push((acc + v) % 10), (acc + v) % 10), 0);
@@ -22,7 +22,7 @@ function solveFromPrompt(prompt: string): { values: number[]; sums: number[] } {
 
 test("answers and every solution line agree with a solver that only reads the prompt", () => {
   for (let seed = 0; seed < 50; seed++) {
-    const task = { facts: 5 + (seed % 30), steps: 3 + (seed % 60) };
+    const task = { facts: 5 + (seed % 28), steps: 3 + (seed % 62) };
     const p = generateProblem(seed, task);
     const { values, sums } = solveFromPrompt(p.prompt);
     assert.equal(values.length, task.steps);
@@ -40,10 +40,12 @@ test("seeded: same seed same problem, different seeds differ; bad knobs refused"
   assert.deepEqual(generateProblem(7), generateProblem(7));
   assert.notEqual(generateProblem(7).prompt, generateProblem(8).prompt);
   assert.throws(() => generateProblem(1, { facts: 0, steps: 10 }), RangeError);
-  assert.throws(() => generateProblem(1, { facts: 10, steps: 101 }), RangeError);
+  assert.throws(() => generateProblem(1, { facts: 10, steps: 65 }), RangeError);
+  assert.throws(() => generateProblem(1, { facts: 33, steps: 10 }), RangeError);
+  assert.throws(() => generateProblem(1, { facts: 2.5, steps: 10 }), RangeError);
 });
 
-test("the tokenizer: one token per word, no unknowns, default solutions of ≥ 512 tokens", () => {
+test("the tokenizer: one token per word (a fact or a query is one), no unknowns, default solutions of ≥ 512 tokens", () => {
   const tok = writeTaskTokenizer(path.join(tempDir(), "tok"));
   let total = 0;
   for (let seed = 0; seed < 20; seed++) {
@@ -52,6 +54,11 @@ test("the tokenizer: one token per word, no unknowns, default solutions of ≥ 5
     const solution = tok.encode(p.solution, false);
     assert.ok(!prompt.includes(0) && !solution.includes(0), "no <unk>");
     assert.equal(prompt[0], 1, "BOS from the chat template");
+    // BOS, one token per prompt word (a newline is a word), then "\n solution : \n" of the
+    // template and the empty word after its last newline
+    const promptWords = (p.prompt + INSTRUCTION).replace(/\n/g, " \n ").split(" ").filter(Boolean);
+    assert.equal(prompt.length, 1 + promptWords.length + 5, `${prompt.length} tokens for ${promptWords.length} words`);
+    for (const w of p.prompt.split(" ").filter((x) => x.includes("="))) assert.equal(tok.encode(w, false).length, 1, w);
     // one token per word (a newline is a word); \boxed{758} is five: \boxed{ 7 5 8 }
     const words = p.solution.replace(/\n/g, " \n ").split(" ").filter(Boolean);
     assert.equal(solution.length, words.length + 4);
@@ -60,4 +67,5 @@ test("the tokenizer: one token per word, no unknowns, default solutions of ≥ 5
   }
   assert.ok(total / 20 >= 512, `mean solution length ${total / 20} tokens`);
   for (const w of taskWords()) assert.notEqual(tok.tokenToId("▁" + w), undefined, w);
+  for (const [a, b] of taskPairs()) assert.deepEqual(tok.encode(`${a}=${b} ${a}`, false), [tok.tokenToId(`▁${a}=${b}`), tok.tokenToId(`▁${a}`)]);
 });
