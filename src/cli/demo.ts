@@ -4,7 +4,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Command } from "commander";
-import { DEFAULT_MODEL_DIR, runDemo } from "../demo/demo.js";
+import { DEFAULT_MODEL_DIR, runDemo, trainedTask } from "../demo/demo.js";
+import { MAX_FACTS, MAX_STEPS } from "../task/lookup-sum.js";
 import { demoSummary, demoTable } from "../demo/report.js";
 import { UsageError } from "../errors.js";
 import { parseIntArg } from "./args.js";
@@ -16,6 +17,8 @@ export interface DemoFlags {
   calibrationSamples?: number;
   quick?: boolean;
   fourBit?: boolean;
+  facts?: number;
+  taskSteps?: number;
 }
 
 export function demoCommand(run: (f: DemoFlags) => void | Promise<void>): Command {
@@ -27,6 +30,8 @@ export function demoCommand(run: (f: DemoFlags) => void | Promise<void>): Comman
     .option("--calibration-samples <n>", "calibration samples (default 16; --quick: 4)", parseIntArg(1))
     .option("--four-bit", "also evaluate RTN and KIVI at 4 bits (on by default without --quick)")
     .option("--quick", "a smaller run (under 2 minutes)")
+    .option("--facts <n>", "facts per problem (default: as the model was trained)", parseIntArg(1, MAX_FACTS))
+    .option("--task-steps <n>", "solution steps per problem (default: as the model was trained)", parseIntArg(3, MAX_STEPS))
     .action(async (f: DemoFlags) => run(f));
 }
 
@@ -40,6 +45,7 @@ export async function runDemoCommand(f: DemoFlags): Promise<void> {
     problems: f.problems ?? (f.quick ? 10 : 40),
     calibrationSamples: f.calibrationSamples ?? (f.quick ? 4 : 16),
     fourBit: f.fourBit ?? !f.quick,
+    task: f.facts !== undefined || f.taskSteps !== undefined ? { ...trainedTask(modelDir), ...(f.facts !== undefined ? { facts: f.facts } : {}), ...(f.taskSteps !== undefined ? { steps: f.taskSteps } : {}) } : undefined,
     onProgress: (m) => process.stderr.write(m + "\n"),
   });
   const lines = [

@@ -40,13 +40,13 @@ export async function runTrain(f: TrainFlags): Promise<void> {
   const task = { facts: f.facts, steps: f.taskSteps };
   let last = 0;
   const result = train({
-    outDir: f.out, seed: f.seed, steps: f.steps, batchSize: f.batchSize, lr: f.lr, warmupSteps: f.warmup, shape, task, curriculumFraction: 0.4,
+    outDir: f.out, seed: f.seed, steps: f.steps, batchSize: f.batchSize, lr: f.lr, warmupSteps: f.warmup, shape, task, curriculumFraction: 0.3, curriculumGate: 0.9,
     checkpointEvery: 100,
     onCheckpoint: (step, tf, log) => saveModel(f.out, shape, tf, { options: { ...f, shape, task }, partial: true, step, log }),
     onStep: (s) => {
       if (s.step % 10 === 0 || s.step === f.steps - 1 || s.seconds - last > 30) {
         last = s.seconds;
-        process.stderr.write(`step ${s.step + 1}/${f.steps} · loss ${s.loss.toFixed(4)} · token acc ${(100 * s.tokenAccuracy).toFixed(2)}% · lr ${s.lr.toExponential(2)} · |g| ${s.gradNorm.toFixed(2)} · ≤${s.maxSteps} steps · ${s.tokensPerS.toFixed(0)} tok/s · ${(s.seconds / 60).toFixed(1)} min\n`);
+        process.stderr.write(`step ${s.step + 1}/${f.steps} · loss ${s.loss.toFixed(4)} · token acc ${(100 * s.tokenAccuracy).toFixed(2)}% · lr ${s.lr.toExponential(2)} · |g| ${s.gradNorm.toFixed(2)} · ≤${s.maxFacts} facts, ≤${s.maxSteps} steps · ${s.tokensPerS.toFixed(0)} tok/s · ${(s.seconds / 60).toFixed(1)} min\n`);
       }
     },
   });

@@ -34,6 +34,8 @@ export interface DemoOptions {
   calibrationSamples: number;
   /** Extra baselines at 4 bits (RTN, KIVI) for the chart. */
   fourBit: boolean;
+  /** The task to evaluate (default: the one the model was trained on, from its train_log.json). */
+  task?: LookupSumOptions;
   onProgress?: (message: string) => void;
 }
 
@@ -60,10 +62,13 @@ export interface DemoResult {
   targetHeldBytes: number;
   /** pm-kvq's staging window (tokens). */
   window: number;
+  /** With fourBit: the allocation of the second pm-kvq point, at the memory of 4-bit RTN. */
+  atRtn4?: { bits: number[]; budgetsMB: number[]; targetHeldBytes: number };
   seconds: Record<string, number>;
 }
 
-function taskOf(modelDir: string): LookupSumOptions {
+/** The task a model was trained on (its train_log.json), else the default task. */
+export function trainedTask(modelDir: string): LookupSumOptions {
   const file = path.join(modelDir, "train_log.json");
   if (!fs.existsSync(file)) return DEFAULT_TASK;
   const t = (readJsonFile(file) as { options?: { task?: LookupSumOptions } }).options?.task;
@@ -151,7 +156,7 @@ export function runDemo(o: DemoOptions): DemoResult {
   const tick = (name: string, t0: number) => (seconds[name] = (performance.now() - t0) / 1000);
   fs.mkdirSync(o.outDir, { recursive: true });
   const model = loadModel(o.modelDir, { weightsDtype: "f32" });
-  const task = taskOf(o.modelDir);
+  const task = o.task ?? trainedTask(o.modelDir);
   const seeds = Array.from({ length: o.problems }, (_, i) => i); // held out: training uses seeds ≥ 1e6
 
   // 1. calibration on solved problems of the same kind (a corpus the demo writes)
@@ -195,25 +200,32 @@ export function runDemo(o: DemoOptions): DemoResult {
   }
   // a 32-token window: the original's 128 is sized for 32k-token answers, ours are ~600
   const specOf = (i: number): CacheSpec => ({ method: "pm-kvq", budgetsMB: candidates[i].budgetsMB, progressive: { nWindowTokens: WINDOW, nSinkTokens: sink } });
-  const fitsMemo = new Map<number, boolean>();
-  const fits = (i: number) => {
-    if (!fitsMemo.has(i)) {
-      const held = heldOnReference(pmModel, probeSeed, task, specOf(i));
-      fitsMemo.set(i, held !== null && held <= target);
-    }
-    return fitsMemo.get(i)!;
-  };
-  let lo = 0, hi = candidates.length - 1;
-  const best = fits(hi) ? (() => {
+  const allocationFor = (targetBytes: number) => {
+    const fitsMemo = new Map<number, boolean>();
+    const fits = (i: number) => {
+      if (!fitsMemo.has(i)) {
+        const held = heldOnReference(pmModel, probeSeed, task, specOf(i));
+        fitsMemo.set(i, held !== null && held <= targetBytes);
+      }
+      return fitsMemo.get(i)!;
+    };
+    let lo = 0, hi = candidates.length - 1;
+    if (!fits(hi)) return null;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (fits(mid)) hi = mid;
       else lo = mid + 1;
     }
     return { spec: specOf(hi), ...candidates[hi] };
-  })() : null;
+  };
+  const best = allocationFor(target);
   if (!best) throw new Error(`no pm-kvq allocation fits the memory of 2-bit KIVI on this model (${target} bytes on the reference solution of problem ${probeSeed})`);
   log(`pm-kvq budgets for the memory of 2-bit KIVI (${(target / 1024).toFixed(1)} KiB): final bits per block ${best.bits.join(",")}`);
+  // with --four-bit, a second point: pm-kvq at the memory of 4-bit RTN
+  const rtn4: CacheSpec = { method: "rtn", kBits: 4, vBits: 4 };
+  const target4 = o.fourBit ? heldOnReference(model, probeSeed, task, rtn4)! : 0;
+  const best4 = o.fourBit ? allocationFor(target4) : null;
+  if (best4) log(`pm-kvq budgets for the memory of 4-bit RTN (${(target4 / 1024).toFixed(1)} KiB): final bits per block ${best4.bits.join(",")}`);
   tick("budget search", t0);
 
   // 3. evaluation
@@ -223,17 +235,21 @@ export function runDemo(o: DemoOptions): DemoResult {
   methods.push(evaluate(model, "rtn-2bit", { method: "rtn", kBits: 2, vBits: 2 }, seeds, task, probeSeed, log));
   methods.push(evaluate(model, "kivi-2bit", kivi2, seeds, task, probeSeed, log));
   if (o.fourBit) {
-    methods.push(evaluate(model, "rtn-4bit", { method: "rtn", kBits: 4, vBits: 4 }, seeds, task, probeSeed, log));
+    methods.push(evaluate(model, "rtn-4bit", rtn4, seeds, task, probeSeed, log));
     methods.push(evaluate(model, "kivi-4bit", { method: "kivi", kBits: 4, vBits: 4 }, seeds, task, probeSeed, log));
   }
   methods.push(evaluate(pmModel, "pm-kvq", best.spec, seeds, task, probeSeed, log));
+  if (best4) methods.push(evaluate(pmModel, "pm-kvq@rtn-4bit", best4.spec, seeds, task, probeSeed, log));
   tick("evaluation", t0);
 
   // 4. the chart: accuracy vs memory, and the progressive schedule of one answer
   const trace = answer(pmModel, seeds[0], task, best.spec, true).bits ?? [];
   const svg = demoChart(methods.map((m) => ({ label: m.method, accuracy: m.accuracy, kvKiB: (m.referenceHeldBytes ?? m.heldBytes) / 1024 })), { bits: trace }, `lookup-sum, ${seeds.length} held-out problems (${task.facts} facts, ${task.steps} steps)`);
   writeFileAtomic(path.join(o.outDir, "demo.svg"), svg);
-  const result: DemoResult = { task, methods, budgetsMB: best.budgetsMB, bits: best.bits, targetHeldBytes: target, window: WINDOW, seconds };
+  const result: DemoResult = {
+    task, methods, budgetsMB: best.budgetsMB, bits: best.bits, targetHeldBytes: target, window: WINDOW, seconds,
+    ...(best4 ? { atRtn4: { bits: best4.bits, budgetsMB: best4.budgetsMB, targetHeldBytes: target4 } } : {}),
+  };
   writeFileAtomic(path.join(o.outDir, "results.json"), JSON.stringify(result, null, 1) + "\n");
   return result;
 }

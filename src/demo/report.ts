@@ -30,5 +30,6 @@ export function demoSummary(r: DemoResult): string {
     `lookup-sum task: ${r.task.facts} facts, ${r.task.steps} steps; ${full?.problems ?? 0} held-out problems, greedy decoding.`,
     "KV memory is honest (codes + scales + zeros + the float parts each method keeps): ref = held after reading the reference answer of one probe problem, the same sequence for every method; mean = held at the end of each generated answer.",
     `pm-kvq: window ${r.window} tokens, budgets of the exact allocation with final body bits ${r.bits.join(",")} per block — the largest whose ref memory is at most 2-bit KIVI's (${kib(r.targetHeldBytes)} KiB).`,
+    ...(r.atRtn4 ? [`pm-kvq@rtn-4bit: the same, at most 4-bit RTN's ref memory (${kib(r.atRtn4.targetHeldBytes)} KiB): final body bits ${r.atRtn4.bits.join(",")}.`] : []),
   ].join("\n");
 }

@@ -1,31 +1,30 @@
-// The long-reasoning task of the default model (issue 8): a prompt lists facts (k13 = 4) and
-// numbered queries (q07 = k13); the solution walks every query in order, looks its key up in
-// the queries and the key's value up in the facts — both far back in the context — and
-// carries a running sum mod 10. The answer is the last three running sums, so any slip in
-// any step shows in it. Seeded and exact.
+// The long-reasoning task of the default model (issue 8): a prompt lists facts (k03=4) and a
+// start key; the solution walks the keys in order from the start (k03, k00 after the last
+// key, …), looks each key's value up (in the prompt, hundreds of tokens back by the end, or
+// in its own earlier lines) and carries a running sum mod 10. The answer is the last three
+// running sums, so any slip in any step shows in it. Seeded and exact.
 //
-//   facts : k00=3 k01=7 … queries : q00=k13 q01=k05 … compute the running sum …
-//   solution : q00 k13 4 ; 0 + 4 = 4 \n q01 k05 9 ; 4 + 9 = 3 \n … answer : \boxed{739}
-// A fact or query is one word (one token), so each lookup is a single attention hop from the
-// token just written to the prompt token that contains it (q00 → q00=k13 gives k13, k13 →
-// k13=4 gives 4). With "k13 4" as two tokens a lookup needs an induction circuit (two
-// composed heads), which a model of this size did not discover within the training budget
-// (lookups stayed at chance after 600 steps while everything else was learned).
+//   facts : k00=3 k01=7 k02=4 k03=2 start : k02 walk the keys …
+//   solution : k02 4 ; 0 + 4 = 4 \n k03 2 ; 4 + 2 = 6 \n k00 3 ; … answer : \boxed{739}
+//
+// A fact is one word (one token), so a lookup is a single attention hop from the key just
+// written to the prompt token that holds it (k03 → k03=2). Designs that did not train on this
+// machine in the time available are described in the README ("The default model").
 
 import { Rng } from "../generate/rng.js";
 
 export interface LookupSumOptions {
-  /** Number of facts k00 … (up to 100). */
+  /** Number of facts k00 … (up to MAX_FACTS). */
   facts: number;
-  /** Number of queries = solution steps (up to 100). */
+  /** Solution steps (lookups), up to MAX_STEPS. */
   steps: number;
 }
 
-export const DEFAULT_TASK: LookupSumOptions = { facts: 32, steps: 56 };
+export const DEFAULT_TASK: LookupSumOptions = { facts: 4, steps: 60 };
 
-/** The largest task the vocabulary covers (every fact kNN=v and query qNN=kMM is a word). */
+/** The largest task: every fact kNN=v is a word of the vocabulary. */
 export const MAX_FACTS = 32;
-export const MAX_STEPS = 64;
+export const MAX_STEPS = 100;
 
 export interface LookupSumProblem {
   prompt: string;
@@ -35,29 +34,29 @@ export interface LookupSumProblem {
 
 const two = (i: number) => String(i).padStart(2, "0");
 
-export const TASK_INSTRUCTION = "compute the running sum mod 10 of the queried facts , starting from 0 .";
+export const TASK_INSTRUCTION = "walk the keys in order from the start , after the last key comes k00 . compute the running sum mod 10 of the values , starting from 0 .";
 
 export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK): LookupSumProblem {
   if (!(o.facts >= 1 && o.facts <= MAX_FACTS && o.steps >= 3 && o.steps <= MAX_STEPS) || !Number.isInteger(o.facts) || !Number.isInteger(o.steps)) {
     throw new RangeError(`facts must be 1 … ${MAX_FACTS} and steps 3 … ${MAX_STEPS} (the tokenizer's vocabulary)`);
   }
   const rng = new Rng(seed);
-  const digit = () => Math.floor(rng.next() * 10);
-  const values = Array.from({ length: o.facts }, digit);
-  const queries = Array.from({ length: o.steps }, () => Math.floor(rng.next() * o.facts));
+  const values = Array.from({ length: o.facts }, () => Math.floor(rng.next() * 10));
+  const start = Math.floor(rng.next() * o.facts);
   const facts = values.map((v, i) => `k${two(i)}=${v}`).join(" ");
-  const qs = queries.map((k, j) => `q${two(j)}=k${two(k)}`).join(" ");
-  const prompt = `facts : ${facts} queries : ${qs} ${TASK_INSTRUCTION}`;
+  const prompt = `facts : ${facts} start : k${two(start)} ${TASK_INSTRUCTION}`;
   const lines: string[] = [];
   const sums: number[] = [];
   let acc = 0;
-  queries.forEach((k, j) => {
-    const v = values[k];
+  let key = start;
+  for (let j = 0; j < o.steps; j++) {
+    const v = values[key];
     const next = (acc + v) % 10;
-    lines.push(`q${two(j)} k${two(k)} ${v} ; ${acc} + ${v} = ${next}`);
+    lines.push(`k${two(key)} ${v} ; ${acc} + ${v} = ${next}`);
     sums.push(next);
     acc = next;
-  });
+    key = (key + 1) % o.facts;
+  }
   const answer = sums.slice(-3).join("");
   const solution = lines.join("\n") + `\nanswer : \\boxed{${answer}}`;
   return { prompt, solution, answer };
@@ -68,15 +67,13 @@ export function taskWords(): string[] {
   const words = new Set<string>(["facts", "queries", "solution", "answer", ":", "=", ";", "+", "\n", ...TASK_INSTRUCTION.split(" ")]);
   for (let i = 0; i < 10; i++) words.add(String(i));
   for (let i = 0; i < MAX_FACTS; i++) words.add(`k${two(i)}`);
-  for (let i = 0; i < MAX_STEPS; i++) words.add(`q${two(i)}`);
   for (const w of "Please reason step by step, and put your final answer within \\boxed{}.".split(" ")) words.add(w);
   return [...words];
 }
 
-/** The fused words: every fact kNN=v and every query qNN=kMM, as [left, right] parts. */
+/** The fused words: every fact kNN=v, as [left, right] parts. */
 export function taskPairs(): [string, string][] {
   const pairs: [string, string][] = [];
   for (let i = 0; i < MAX_FACTS; i++) for (let v = 0; v < 10; v++) pairs.push([`k${two(i)}`, String(v)]);
-  for (let j = 0; j < MAX_STEPS; j++) for (let i = 0; i < MAX_FACTS; i++) pairs.push([`q${two(j)}`, `k${two(i)}`]);
   return pairs;
 }

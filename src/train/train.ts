@@ -30,7 +30,7 @@ export interface ModelShape {
   maxPositions: number;
 }
 
-export const DEFAULT_SHAPE: ModelShape = { layers: 4, hidden: 128, heads: 4, kvHeads: 2, headDim: 32, intermediate: 352, maxPositions: 2048 };
+export const DEFAULT_SHAPE: ModelShape = { layers: 2, hidden: 128, heads: 4, kvHeads: 2, headDim: 32, intermediate: 352, maxPositions: 2048 };
 
 export interface TrainOptions {
   outDir: string;
@@ -42,8 +42,15 @@ export interface TrainOptions {
   shape: ModelShape;
   /** The full task; training ramps the number of steps per problem up to it. */
   task: LookupSumOptions;
-  /** Fraction of training after which problems reach full length. */
+  /**
+   * The curriculum: problems start at 6 steps and grow to the full length by
+   * 1/(steps·curriculumFraction) per step, from the first step where the running token
+   * accuracy reaches curriculumGate (0 = from the start). Lookups are discovered suddenly (a
+   * phase change after ~250–450 steps on the smallest problems); growing before that buries
+   * them. (Gating every step instead stalled growth at ~12 facts, 90% token accuracy.)
+   */
   curriculumFraction: number;
+  curriculumGate?: number;
   onStep?: (s: TrainStepLog) => void;
   /** Called every checkpointEvery steps (and at the end) with the model so far. */
   onCheckpoint?: (step: number, tf: Transformer, log: TrainStepLog[]) => void;
@@ -58,6 +65,7 @@ export interface TrainStepLog {
   gradNorm: number;
   tokensPerS: number;
   maxSteps: number;
+  maxFacts: number;
   seconds: number;
 }
 
@@ -77,7 +85,7 @@ export function hfConfig(shape: ModelShape, vocab: number): Record<string, unkno
     architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: shape.hidden, intermediate_size: shape.intermediate,
     num_hidden_layers: shape.layers, num_attention_heads: shape.heads, num_key_value_heads: shape.kvHeads, head_dim: shape.headDim,
     vocab_size: vocab, max_position_embeddings: shape.maxPositions, rms_norm_eps: 1e-5, rope_theta: 10000, hidden_act: "silu",
-    tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2, torch_dtype: "float16",
+    tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, torch_dtype: "float16",
   };
 }
 
@@ -108,8 +116,11 @@ export function initWeights(c: ModelConfig, seed: number): Weights {
     bq: null, bk: null, bv: null, bo: null,
     ffnNorm: ones(c.hiddenSize), wGate: mat(c.intermediateSize, c.hiddenSize), wUp: mat(c.intermediateSize, c.hiddenSize), wDown: mat(c.hiddenSize, c.intermediateSize, proj),
   }));
+  // untied output head: a fused word's input embedding starts as the sum of its parts (see
+  // composeFusedEmbeddings); tied, fused words would then take the output probability of
+  // their parts (logit e(k15)·h + e(6)·h next to e(6)·h) and copying digits never got learned
   const embed = mat(c.vocabSize, c.hiddenSize);
-  return { embed, layers, finalNorm: ones(c.hiddenSize), lmHead: embed };
+  return { embed, layers, finalNorm: ones(c.hiddenSize), lmHead: mat(c.vocabSize, c.hiddenSize) };
 }
 
 /** Parameters and whether weight decay applies, aligned with gradBuffers' order. */
@@ -149,10 +160,27 @@ export interface TrainResult {
   seconds: number;
 }
 
+/**
+ * A fused word's embedding starts as the sum of its parts' (e(k15=6) = e(k15) + e(6)), so a
+ * lookup can be learned by circuits shared across all keys (match the key part, read the
+ * value part) instead of aligning thousands of unrelated random rows one by one: with random
+ * rows the lookups stayed at chance for 300 steps while everything else was learned.
+ */
+export function composeFusedEmbeddings(w: Weights, tok: TextTokenizer): void {
+  const e = w.embed.data as Float32Array;
+  const H = w.embed.cols;
+  for (const [a, b] of taskPairs()) {
+    const [id, ia, ib] = [`▁${a}=${b}`, `▁${a}`, `▁${b}`].map((t) => tok.tokenToId(t));
+    if (id === undefined || ia === undefined || ib === undefined) throw new Error(`tokenizer lacks ${a}=${b} or its parts`);
+    for (let c = 0; c < H; c++) e[id * H + c] = e[ia * H + c] + e[ib * H + c];
+  }
+}
+
 export function train(o: TrainOptions): TrainResult {
   const tok = writeTaskTokenizer(o.outDir);
   const config = parseModelConfig(hfConfig(o.shape, tok.vocabSize));
   const weights = initWeights(config, o.seed);
+  composeFusedEmbeddings(weights, tok);
   const tf = new Transformer(config, weights);
   const grads = zeroGrads(weights);
   const { params, decay } = paramBuffers(weights);
@@ -161,17 +189,19 @@ export function train(o: TrainOptions): TrainResult {
   const log: TrainStepLog[] = [];
   const t0 = performance.now();
   let tokens = 0;
+  let ramp = 0;
+  let runningAccuracy = 0;
+  let growing = false;
   for (let step = 0; step < o.steps; step++) {
     // curriculum: the longest solution grows to the full task over the first part of training
-    // (few facts make the lookups easy to discover; the full count comes with the full length)
-    const ramp = Math.min(1, step / Math.max(1, o.steps * o.curriculumFraction));
+    // (the number of facts stays fixed: the chain rule depends on it)
     const maxSteps = Math.round(6 + (o.task.steps - 6) * ramp);
-    const maxFacts = Math.round(4 + (o.task.facts - 4) * ramp);
+    const maxFacts = o.task.facts; // the chain rule depends on the number of facts: fixed
     const batch = Array.from({ length: o.batchSize }, () => {
       // half the problems at the current longest length and most facts, half smaller
       const full = dataRng.next() < 0.5;
       const steps = full ? maxSteps : 3 + Math.floor(dataRng.next() * (maxSteps - 2));
-      const facts = full ? maxFacts : Math.max(2, Math.ceil(maxFacts * dataRng.next()));
+      const facts = maxFacts;
       return trainingSequence(tok, TRAIN_SEED_BASE + Math.floor(dataRng.next() * 2 ** 31), { facts, steps });
     });
     const counted = batch.reduce((a, b) => a + b.mask.reduce((x, y) => x + y, 0), 0);
@@ -189,7 +219,10 @@ export function train(o: TrainOptions): TrainResult {
     const lr = learningRate(step, o.steps, o.lr, o.warmupSteps);
     opt.step(gradList, lr);
     const seconds = (performance.now() - t0) / 1000;
-    const entry = { step, loss: lossSum / counted, tokenAccuracy: correct / counted, lr, gradNorm, tokensPerS: tokens / seconds, maxSteps, seconds };
+    const entry = { step, loss: lossSum / counted, tokenAccuracy: correct / counted, lr, gradNorm, tokensPerS: tokens / seconds, maxSteps, maxFacts, seconds };
+    runningAccuracy = step === 0 ? entry.tokenAccuracy : 0.9 * runningAccuracy + 0.1 * entry.tokenAccuracy;
+    growing ||= runningAccuracy >= (o.curriculumGate ?? 0);
+    if (growing) ramp = Math.min(1, ramp + 1 / Math.max(1, o.steps * o.curriculumFraction));
     log.push(entry);
     o.onStep?.(entry);
     if (o.checkpointEvery && (step + 1) % o.checkpointEvery === 0 && step + 1 < o.steps) o.onCheckpoint?.(step + 1, tf, log);
@@ -216,6 +249,7 @@ export function saveModel(dir: string, shape: ModelShape, tf: Transformer, extra
     m(n.wDown, l.wDown);
   });
   tensors.push({ name: "model.norm.weight", dtype: "F16", shape: [c.hiddenSize], data: w.finalNorm });
+  if (w.lmHead !== w.embed) tensors.push({ name: "lm_head.weight", dtype: "F16", shape: [c.vocabSize, c.hiddenSize], data: w.lmHead.data as Float32Array });
   fs.mkdirSync(dir, { recursive: true });
   writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
   writeFileAtomic(path.join(dir, "config.json"), JSON.stringify(hfConfig(shape, c.vocabSize), null, 1) + "\n");
