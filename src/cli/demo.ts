@@ -28,7 +28,7 @@ export function demoCommand(run: (f: DemoFlags) => void | Promise<void>): Comman
     .option("--out <dir>", "folder for calibration artifacts, results.json and demo.svg", "pmkvq-demo")
     .option("--problems <n>", "held-out problems per method (default 40; --quick: 10)", parseIntArg(1))
     .option("--calibration-samples <n>", "calibration samples (default 16; --quick: 4)", parseIntArg(1))
-    .option("--four-bit", "also evaluate RTN and KIVI at 4 bits (on by default without --quick)")
+    .option("--four-bit", "also evaluate RTN and KIVI at 4 bits, and pm-kvq at the memory of 4-bit RTN (on by default without --quick)")
     .option("--quick", "a smaller run (under 2 minutes)")
     .option("--facts <n>", "facts per problem (default: as the model was trained)", parseIntArg(1, MAX_FACTS))
     .option("--task-steps <n>", "solution steps per problem (default: as the model was trained)", parseIntArg(3, MAX_STEPS))
