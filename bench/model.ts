@@ -7,18 +7,10 @@ import path from "node:path";
 import { convertToGguf } from "../src/model/gguf-convert.js";
 import { writeSafetensors, type TensorToWrite } from "../src/model/safetensors.js";
 import { hfNames } from "../src/model/weights.js";
+import { hfConfig, type ModelShape } from "../src/train/train.js";
 import { REPO_ROOT, SHARED_DIR } from "./common.js";
 
-export interface BenchModelSpec {
-  layers: number;
-  hidden: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  intermediate: number;
-  maxPositions: number;
-  dtype: "F32" | "F16" | "BF16";
-}
+export type BenchModelSpec = ModelShape & { dtype: "F32" | "F16" | "BF16" };
 
 export const DEFAULT_BENCH_MODEL: BenchModelSpec = { layers: 4, hidden: 1024, heads: 8, kvHeads: 2, headDim: 128, intermediate: 2816, maxPositions: 32768, dtype: "F16" };
 
@@ -47,12 +39,8 @@ export function benchModel(s: BenchModelSpec = DEFAULT_BENCH_MODEL): { hfDir: st
   const gguf = path.join(hfDir, `${name}.gguf`);
   if (fs.existsSync(gguf)) return { hfDir, gguf };
   fs.mkdirSync(hfDir, { recursive: true });
-  fs.writeFileSync(path.join(hfDir, "config.json"), JSON.stringify({
-    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: s.hidden, intermediate_size: s.intermediate,
-    num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kvHeads, head_dim: s.headDim,
-    vocab_size: VOCAB, max_position_embeddings: s.maxPositions, rms_norm_eps: 1e-5, rope_theta: 10000, hidden_act: "silu",
-    tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, torch_dtype: s.dtype === "F32" ? "float32" : s.dtype === "F16" ? "float16" : "bfloat16",
-  }, null, 1));
+  const torchDtype = s.dtype === "F32" ? "float32" : s.dtype === "F16" ? "float16" : "bfloat16";
+  fs.writeFileSync(path.join(hfDir, "config.json"), JSON.stringify({ ...hfConfig(s, VOCAB), torch_dtype: torchDtype }, null, 1));
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join(STORIES, f), path.join(hfDir, f));
   fs.writeFileSync(path.join(hfDir, "generation_config.json"), JSON.stringify({ bos_token_id: 1, eos_token_id: 2 }));
   const tensors: TensorToWrite[] = [];

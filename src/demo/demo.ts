@@ -87,10 +87,9 @@ interface Probe {
 
 /** Answer one held-out problem greedily with a cache built from spec. */
 function answer(model: LoadedModel, seed: number, task: LookupSumOptions, spec: CacheSpec, trace = false): Probe {
-  const p = generateProblem(seed, task);
-  const prompt = model.tokenizer.hasChatTemplate ? { messages: [{ role: "user" as const, content: p.prompt + INSTRUCTION }] } : p.prompt + INSTRUCTION;
+  const p = referenceIds(model, seed, task);
   const bits: number[][] = [];
-  const r = generate(model, prompt, {
+  const r = generate(model, p.ids, {
     maxNewTokens: task.steps * 14 + 32,
     temperature: 0,
     cache: createCache(model.config, spec),
@@ -103,11 +102,11 @@ function answer(model: LoadedModel, seed: number, task: LookupSumOptions, spec: 
   };
 }
 
-/** A problem's prompt (as generate encodes it) and its reference solution, as token ids. */
-export function referenceIds(model: LoadedModel, seed: number, task: LookupSumOptions): { ids: number[]; solution: number[] } {
+/** A problem's prompt (as generate encodes it) and its reference solution as token ids, and its answer. */
+export function referenceIds(model: LoadedModel, seed: number, task: LookupSumOptions): { ids: number[]; solution: number[]; answer: string } {
   const p = generateProblem(seed, task);
   const prompt = model.tokenizer.hasChatTemplate ? { messages: [{ role: "user" as const, content: p.prompt + INSTRUCTION }] } : p.prompt + INSTRUCTION;
-  return { ids: encodePrompt(model, prompt), solution: model.tokenizer.encode(p.solution, false) };
+  return { ids: encodePrompt(model, prompt), solution: model.tokenizer.encode(p.solution, false), answer: p.answer };
 }
 
 /**

@@ -38,7 +38,7 @@ export const TASK_INSTRUCTION = "walk the keys in order from the start , after t
 
 export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK): LookupSumProblem {
   if (!(o.facts >= 1 && o.facts <= MAX_FACTS && o.steps >= 3 && o.steps <= MAX_STEPS) || !Number.isInteger(o.facts) || !Number.isInteger(o.steps)) {
-    throw new RangeError(`facts must be 1 … ${MAX_FACTS} and steps 3 … ${MAX_STEPS} (the tokenizer's vocabulary)`);
+    throw new RangeError(`facts must be 1 … ${MAX_FACTS} and steps 3 … ${MAX_STEPS} (every fact is a word of the tokenizer)`);
   }
   const rng = new Rng(seed);
   const values = Array.from({ length: o.facts }, () => Math.floor(rng.next() * 10));

@@ -193,16 +193,14 @@ export function train(o: TrainOptions): TrainResult {
   let runningAccuracy = 0;
   let growing = false;
   for (let step = 0; step < o.steps; step++) {
-    // curriculum: the longest solution grows to the full task over the first part of training
-    // (the number of facts stays fixed: the chain rule depends on it)
+    // curriculum: the longest solution grows to the full task over the first part of training;
+    // the number of facts stays fixed (the walk wraps at the last fact)
     const maxSteps = Math.round(6 + (o.task.steps - 6) * ramp);
-    const maxFacts = o.task.facts; // the chain rule depends on the number of facts: fixed
     const batch = Array.from({ length: o.batchSize }, () => {
-      // half the problems at the current longest length and most facts, half smaller
+      // half the problems at the current longest length, half shorter
       const full = dataRng.next() < 0.5;
       const steps = full ? maxSteps : 3 + Math.floor(dataRng.next() * (maxSteps - 2));
-      const facts = maxFacts;
-      return trainingSequence(tok, TRAIN_SEED_BASE + Math.floor(dataRng.next() * 2 ** 31), { facts, steps });
+      return trainingSequence(tok, TRAIN_SEED_BASE + Math.floor(dataRng.next() * 2 ** 31), { facts: o.task.facts, steps });
     });
     const counted = batch.reduce((a, b) => a + b.mask.reduce((x, y) => x + y, 0), 0);
     clearGrads(grads);
@@ -219,7 +217,7 @@ export function train(o: TrainOptions): TrainResult {
     const lr = learningRate(step, o.steps, o.lr, o.warmupSteps);
     opt.step(gradList, lr);
     const seconds = (performance.now() - t0) / 1000;
-    const entry = { step, loss: lossSum / counted, tokenAccuracy: correct / counted, lr, gradNorm, tokensPerS: tokens / seconds, maxSteps, maxFacts, seconds };
+    const entry = { step, loss: lossSum / counted, tokenAccuracy: correct / counted, lr, gradNorm, tokensPerS: tokens / seconds, maxSteps, maxFacts: o.task.facts, seconds };
     runningAccuracy = step === 0 ? entry.tokenAccuracy : 0.9 * runningAccuracy + 0.1 * entry.tokenAccuracy;
     growing ||= runningAccuracy >= (o.curriculumGate ?? 0);
     if (growing) ramp = Math.min(1, ramp + 1 / Math.max(1, o.steps * o.curriculumFraction));
