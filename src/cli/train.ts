@@ -1,7 +1,7 @@
 // `pmkvq train`: train the default model on the lookup-sum task (issue 8) and save it.
 
 import { Command, Option } from "commander";
-import { DEFAULT_TASK } from "../task/lookup-sum.js";
+import { DEFAULT_TASK, MAX_FACTS, MAX_STEPS } from "../task/lookup-sum.js";
 import { DEFAULT_SHAPE, saveModel, train } from "../train/train.js";
 import { parseFloatArg, parseIntArg } from "./args.js";
 
@@ -29,8 +29,8 @@ export function trainCommand(run: (f: TrainFlags) => void | Promise<void>): Comm
     .option("--warmup <n>", "warm-up steps", parseIntArg(0), 50)
     .option("--layers <n>", "transformer blocks", parseIntArg(1), DEFAULT_SHAPE.layers)
     .option("--hidden <n>", "hidden size (heads of 32 channels: hidden/32 query heads, half as many KV heads)", parseIntArg(64), DEFAULT_SHAPE.hidden)
-    .option("--facts <n>", "facts per problem at full difficulty", parseIntArg(1, 100), DEFAULT_TASK.facts)
-    .option("--task-steps <n>", "solution steps per problem at full difficulty", parseIntArg(3, 100), DEFAULT_TASK.steps)
+    .option("--facts <n>", "facts per problem at full difficulty", parseIntArg(1, MAX_FACTS), DEFAULT_TASK.facts)
+    .option("--task-steps <n>", "solution steps per problem at full difficulty", parseIntArg(3, MAX_STEPS), DEFAULT_TASK.steps)
     .action(async (f: TrainFlags) => run(f));
 }
 

@@ -39,6 +39,12 @@ test("bad flag values are rejected by the parser", async () => {
     await assert.rejects(parseCLI(["generate", "--model", "m", "--prompt", "p", ...bad]), bad.join(" "));
   }
   await assert.rejects(parseCLI(["generate", "--prompt", "p"]), /--model/);
+  // the task's limits (every fact is a vocabulary word) are the flags' bounds, before anything is written
+  for (const bad of [["--facts", "33"], ["--facts", "0"], ["--task-steps", "2"], ["--task-steps", "101"]]) {
+    await assert.rejects(parseCLI(["train", "--out", "o", ...bad]), bad.join(" "));
+    await assert.rejects(parseCLI(["demo", ...bad]), bad.join(" "));
+  }
+  assert.equal((await parseCLI(["train", "--out", "o", "--facts", "32", "--task-steps", "100"])).flags.facts, 32);
 });
 
 test("pmkvq generate --json reproduces the reference greedy ids", () => {
