@@ -20,6 +20,18 @@ export class TokenizerError extends PmkvqError {}
 /** A flag or argument value is invalid. */
 export class UsageError extends PmkvqError {}
 
+/** An input or output path cannot be read or written (missing, a folder, a file, permissions, disk full). */
+export class FileError extends PmkvqError {}
+
+/** Another process holds the lock of an output (file or folder). */
+export class LockError extends PmkvqError {}
+
+/** An output holds results made under other settings than this run's. */
+export class SettingsMismatchError extends PmkvqError {}
+
+/** The WebAssembly memory (or this machine's) cannot hold what was asked. */
+export class OutOfMemoryError extends PmkvqError {}
+
 /** The KV cache cannot hold the sequence within its memory budget (spec §3). */
 export class KvBudgetError extends PmkvqError {
   constructor(message: string, readonly layer: number) {

@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import type { RunSettings } from "./settings.js";
 
 export interface ResponseRecord {
   seed: number;
@@ -17,6 +18,9 @@ export interface ResponseRecord {
   output_len: number;
   finish_reason?: string;
   kv?: { method: string; totalCodeBytes: number; totalHeldBytes: number; bodyBits: number[] };
+  /** The run's settings (eval/settings.ts) and their id; absent in the original's files. */
+  settings?: RunSettings;
+  settings_id?: string;
 }
 
 export type ResponseFile = Record<string, ResponseRecord>;
