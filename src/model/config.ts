@@ -1,6 +1,7 @@
 // config.json → ModelConfig: the few numbers the transformer needs, validated.
 
 import { ConfigError } from "../errors.js";
+import { preview } from "../util/json.js";
 
 export const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM", "Qwen2ForCausalLM"] as const;
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
@@ -41,13 +42,20 @@ export interface ModelConfig {
 
 function need(raw: Record<string, unknown>, key: string, file: string): number {
   const v = raw[key];
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`${file}: "${key}" must be a number (got ${JSON.stringify(v)})`);
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`${file}: "${key}" must be a number (got ${preview(v)})`);
   return v;
 }
 
 function positiveInt(raw: Record<string, unknown>, key: string, file: string): number {
   const v = need(raw, key, file);
-  if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`${file}: "${key}" must be a positive integer (got ${v})`);
+  if (!Number.isSafeInteger(v) || v <= 0) throw new ConfigError(`${file}: "${key}" must be a positive integer (got ${v})`);
+  return v;
+}
+
+/** A finite number > `min` (> 0 by default); `why` says what a bad value would break. */
+function above(raw: Record<string, unknown>, key: string, file: string, min = 0, why = ""): number {
+  const v = need(raw, key, file);
+  if (!(v > min)) throw new ConfigError(`${file}: "${key}" must be a number > ${min} (got ${v})${why ? `: ${why}` : ""}`);
   return v;
 }
 
@@ -61,11 +69,16 @@ export function tokenIdList(v: unknown): number[] {
 export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfig {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(`${file}: not a JSON object`);
   const c = raw as Record<string, unknown>;
-  const archs = Array.isArray(c.architectures) ? (c.architectures as unknown[]) : [];
+  if (!Array.isArray(c.architectures)) {
+    throw new ConfigError(
+      `${file}: "architectures" must be a list of model class names, e.g. ["LlamaForCausalLM"] (got ${preview(c.architectures)}); supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`,
+    );
+  }
+  const archs = c.architectures as unknown[];
   const architecture = archs.find((a): a is Architecture => (SUPPORTED_ARCHITECTURES as readonly unknown[]).includes(a));
   if (!architecture) {
     throw new ConfigError(
-      `${file}: architecture ${JSON.stringify(archs)} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`,
+      `${file}: architecture ${preview(archs)} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(", ")}`,
     );
   }
   const hiddenSize = positiveInt(c, "hidden_size", file);
@@ -82,7 +95,7 @@ export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfi
   }
   if (headDim % 2 !== 0) throw new ConfigError(`${file}: head_dim ${headDim} must be even for RoPE`);
   if (c.hidden_act != null && c.hidden_act !== "silu") {
-    throw new ConfigError(`${file}: hidden_act "${c.hidden_act}" is not supported; supported: silu`);
+    throw new ConfigError(`${file}: hidden_act ${preview(c.hidden_act)} is not supported; supported: silu`);
   }
   if (c.mlp_bias === true) throw new ConfigError(`${file}: mlp_bias true is not supported`);
   if (architecture === "Qwen2ForCausalLM" && c.use_sliding_window === true) {
@@ -90,7 +103,10 @@ export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfi
   }
   const attentionBias = c.attention_bias === true;
   // transformers ≥ 5 writes rope_theta and the scaling into one "rope_parameters" object
-  const ropeParams = c.rope_parameters && typeof c.rope_parameters === "object" ? (c.rope_parameters as Record<string, unknown>) : null;
+  if (c.rope_parameters != null && (typeof c.rope_parameters !== "object" || Array.isArray(c.rope_parameters))) {
+    throw new ConfigError(`${file}: "rope_parameters" must be an object or null (got ${preview(c.rope_parameters)})`);
+  }
+  const ropeParams = (c.rope_parameters ?? null) as Record<string, unknown> | null;
   const ropeTheta = ropeParams?.rope_theta ?? c.rope_theta;
   const maxPos = c.max_position_embeddings == null ? 4096 : positiveInt(c, "max_position_embeddings", file);
   return {
@@ -103,8 +119,8 @@ export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfi
     headDim,
     vocabSize: positiveInt(c, "vocab_size", file),
     maxPositionEmbeddings: maxPos,
-    rmsNormEps: c.rms_norm_eps == null ? 1e-6 : need(c, "rms_norm_eps", file),
-    ropeTheta: ropeTheta == null ? 10000 : need({ rope_theta: ropeTheta }, "rope_theta", file),
+    rmsNormEps: c.rms_norm_eps == null ? 1e-6 : above(c, "rms_norm_eps", file),
+    ropeTheta: ropeTheta == null ? 10000 : above({ rope_theta: ropeTheta }, "rope_theta", file),
     ropeScaling: parseRopeScaling(ropeParams ?? c.rope_scaling, maxPos, file),
     tieWordEmbeddings: c.tie_word_embeddings === true,
     qkvBias: architecture === "Qwen2ForCausalLM" || attentionBias,
@@ -118,22 +134,24 @@ export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfi
 function parseRopeScaling(raw: unknown, maxPos: number, file: string): RopeScaling {
   const plain: RopeScaling = { type: "default", factor: 1, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: maxPos };
   if (raw == null) return plain;
-  if (typeof raw !== "object") throw new ConfigError(`${file}: rope_scaling must be an object or null`);
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(`${file}: rope_scaling must be an object or null (got ${preview(raw)})`);
   const r = raw as Record<string, unknown>;
   const type = r.rope_type ?? r.type ?? "default";
   const where = `${file}: rope_scaling`;
   if (type === "default") return plain;
-  if (type === "linear") return { ...plain, type, factor: need(r, "factor", where) };
+  if (type === "linear") return { ...plain, type, factor: above(r, "factor", where) };
   if (type === "llama3") {
+    const lowFreqFactor = above(r, "low_freq_factor", where, 0, "the long-wavelength bound divides by it");
     return {
       type,
-      factor: need(r, "factor", where),
-      lowFreqFactor: need(r, "low_freq_factor", where),
-      highFreqFactor: need(r, "high_freq_factor", where),
+      factor: above(r, "factor", where),
+      lowFreqFactor,
+      // the smoothing between the two wavelength bounds divides by high − low
+      highFreqFactor: above(r, "high_freq_factor", where, lowFreqFactor, "it must exceed low_freq_factor (the smoothing divides by their difference)"),
       originalMaxPositionEmbeddings: positiveInt(r, "original_max_position_embeddings", where),
     };
   }
-  throw new ConfigError(`${where} type ${JSON.stringify(type)} is not supported; supported: ${SUPPORTED_ROPE_TYPES.join(", ")}`);
+  throw new ConfigError(`${where} type ${preview(type)} is not supported; supported: ${SUPPORTED_ROPE_TYPES.join(", ")}`);
 }
 
 /** kv_hidden = num_key_value_heads × head_dim (spec §4). */

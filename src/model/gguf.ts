@@ -1,10 +1,14 @@
 // GGUF v3, the llama.cpp file format: a minimal reader (metadata and tensor table) and a writer
 // for float tensors — enough to hand llama.cpp the same weights this engine runs.
 //   "GGUF" | u32 version | u64 tensors | u64 metadata entries | metadata | tensor infos | pad | data
+// The reader trusts no count: each is checked against the bytes left before anything is
+// allocated, and every tensor must lie, aligned, inside the data section.
 
 import fs from "node:fs";
 import { CheckpointError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { openForReading } from "./files.js";
+import { describeFsError } from "../util/fs-errors.js";
 
 export const GGUF_TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
 export const GGML_TYPE = { F32: 0, F16: 1, BF16: 30 } as const;
@@ -33,89 +37,203 @@ export interface GgufFile {
   metadata: Map<string, GgufEntry>;
   tensors: GgufTensorInfo[];
   dataStart: number;
+  /** general.alignment (default 32): the data section and every tensor offset are multiples of it. */
+  alignment: number;
+  fileBytes: number;
 }
 
+/** Bytes per element of the tensor types whose size we know (others are only checked for their offset). */
+const GGML_TYPE_BYTES: Record<number, number> = { [GGML_TYPE.F32]: 4, [GGML_TYPE.F16]: 2, [GGML_TYPE.BF16]: 2 };
+const GGML_TYPE_NAMES: Record<number, string> = { [GGML_TYPE.F32]: "F32", [GGML_TYPE.F16]: "F16", [GGML_TYPE.BF16]: "BF16" };
+/** ggml's GGML_MAX_DIMS. */
+const MAX_DIMS = 4;
+/** Smallest encoding of each value type (a string is at least its 8-byte length, an array its type and count). */
+const VALUE_MIN_BYTES: Record<number, number> = {
+  [GGUF_TYPE.u8]: 1, [GGUF_TYPE.i8]: 1, [GGUF_TYPE.u16]: 2, [GGUF_TYPE.i16]: 2, [GGUF_TYPE.u32]: 4, [GGUF_TYPE.i32]: 4,
+  [GGUF_TYPE.f32]: 4, [GGUF_TYPE.bool]: 1, [GGUF_TYPE.string]: 8, [GGUF_TYPE.array]: 12, [GGUF_TYPE.u64]: 8,
+  [GGUF_TYPE.i64]: 8, [GGUF_TYPE.f64]: 8,
+};
+/** key (8-byte length) + type + the smallest value. */
+const ENTRY_MIN_BYTES = 8 + 4 + 1;
+/** name (8-byte length) + dim count + type + offset. */
+const TENSOR_INFO_MIN_BYTES = 8 + 4 + 4 + 8;
+
+/**
+ * Reads the header part of a GGUF file from its descriptor, loading more of the file only as the
+ * header asks for it (a multi-gigabyte model is never read whole). Every count is checked against
+ * the bytes that remain before anything is allocated for it.
+ */
 class Reader {
   off = 0;
-  constructor(private readonly buf: Buffer, private readonly file: string) {}
-  private need(n: number): void {
-    if (this.off + n > this.buf.length) throw new CheckpointError(`${this.file}: truncated GGUF header at byte ${this.off}`);
+  private buf = Buffer.alloc(0);
+  constructor(private readonly fd: number, readonly file: string, readonly fileBytes: number) {}
+
+  fail(what: string): never {
+    throw new CheckpointError(`${this.file}: ${what}`);
   }
-  u32(): number {
-    this.need(4);
-    const v = this.buf.readUInt32LE(this.off);
-    this.off += 4;
-    return v;
+
+  get remaining(): number {
+    return this.fileBytes - this.off;
   }
-  u64(): number {
-    this.need(8);
-    const v = Number(this.buf.readBigUInt64LE(this.off));
-    this.off += 8;
-    return v;
+
+  private need(n: number, what: string): void {
+    if (n > this.remaining) this.fail(`truncated GGUF header at byte ${this.off}: ${what} needs ${n} bytes, ${this.remaining} remain`);
+    if (this.off + n <= this.buf.length) return;
+    const size = Math.min(this.fileBytes, Math.max(this.off + n, 2 * this.buf.length, 1 << 16));
+    const next = Buffer.alloc(size);
+    this.buf.copy(next);
+    let done = this.buf.length;
+    while (done < size) {
+      let got: number;
+      try {
+        got = fs.readSync(this.fd, next, done, size - done, done);
+      } catch (e) {
+        this.fail(`cannot read (${describeFsError(e)})`);
+      }
+      if (got === 0) this.fail(`file shrank while being read (${done} of ${this.fileBytes} bytes)`);
+      done += got;
+    }
+    this.buf = next;
   }
-  str(): string {
-    const n = this.u64();
-    this.need(n);
-    const s = this.buf.toString("utf8", this.off, this.off + n);
+
+  private take(n: number, what: string): number {
+    this.need(n, what);
+    const at = this.off;
     this.off += n;
-    return s;
+    return at;
   }
-  scalar(type: number): number | bigint | boolean | string {
+
+  u32(what: string): number {
+    const at = this.take(4, what);
+    return this.buf.readUInt32LE(at);
+  }
+
+  /** A u64 count or offset: refused if over 2^53 (no file holds that many bytes). */
+  u64(what: string): number {
+    const at = this.take(8, what);
+    const v = this.buf.readBigUInt64LE(at);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${what} is ${v}, larger than any file (corrupt file?)`);
+    return Number(v);
+  }
+
+  /** A count of items of at least `itemBytes` bytes each, checked against the bytes that remain. */
+  count(what: string, itemBytes: number): number {
+    const at = this.take(8, what);
+    const n = this.buf.readBigUInt64LE(at);
+    if (n * BigInt(itemBytes) > BigInt(this.remaining)) {
+      this.fail(`${what} at byte ${at} is ${n}, but only ${this.remaining} bytes remain (at least ${itemBytes} per item; corrupt file?)`);
+    }
+    return Number(n);
+  }
+
+  str(what: string): string {
+    const n = this.count(`length of ${what}`, 1);
+    const at = this.take(n, what);
+    return this.buf.toString("utf8", at, at + n);
+  }
+
+  scalar(type: number, what: string): number | bigint | boolean | string {
+    if (type === GGUF_TYPE.string) return this.str(what);
+    const size = VALUE_MIN_BYTES[type];
+    if (size === undefined || type === GGUF_TYPE.array) this.fail(`${what}: unknown GGUF value type ${type}`);
+    const at = this.take(size, what); // may load more of the file: read this.buf only after it
     const b = this.buf;
-    const take = (n: number) => {
-      this.need(n);
-      const at = this.off;
-      this.off += n;
-      return at;
-    };
     switch (type) {
-      case GGUF_TYPE.u8: return b.readUInt8(take(1));
-      case GGUF_TYPE.i8: return b.readInt8(take(1));
-      case GGUF_TYPE.u16: return b.readUInt16LE(take(2));
-      case GGUF_TYPE.i16: return b.readInt16LE(take(2));
-      case GGUF_TYPE.u32: return b.readUInt32LE(take(4));
-      case GGUF_TYPE.i32: return b.readInt32LE(take(4));
-      case GGUF_TYPE.f32: return b.readFloatLE(take(4));
-      case GGUF_TYPE.bool: return b.readUInt8(take(1)) !== 0;
-      case GGUF_TYPE.string: return this.str();
-      case GGUF_TYPE.u64: return b.readBigUInt64LE(take(8));
-      case GGUF_TYPE.i64: return b.readBigInt64LE(take(8));
-      case GGUF_TYPE.f64: return b.readDoubleLE(take(8));
-      default: throw new CheckpointError(`${this.file}: unknown GGUF value type ${type}`);
+      case GGUF_TYPE.u8: return b.readUInt8(at);
+      case GGUF_TYPE.i8: return b.readInt8(at);
+      case GGUF_TYPE.u16: return b.readUInt16LE(at);
+      case GGUF_TYPE.i16: return b.readInt16LE(at);
+      case GGUF_TYPE.u32: return b.readUInt32LE(at);
+      case GGUF_TYPE.i32: return b.readInt32LE(at);
+      case GGUF_TYPE.f32: return b.readFloatLE(at);
+      case GGUF_TYPE.bool: return b.readUInt8(at) !== 0;
+      case GGUF_TYPE.u64: return b.readBigUInt64LE(at);
+      case GGUF_TYPE.i64: return b.readBigInt64LE(at);
+      default: return b.readDoubleLE(at);
     }
   }
 }
 
-/** Read the metadata and tensor table of a GGUF file (not the tensor data). */
+/** Read the metadata and tensor table of a GGUF file (not the tensor data), validating every count and offset. */
 export function readGguf(file: string): GgufFile {
-  const buf = fs.readFileSync(file);
-  const r = new Reader(buf, file);
-  if (buf.length < 4 || buf.toString("latin1", 0, 4) !== "GGUF") throw new CheckpointError(`${file}: not a GGUF file (bad magic)`);
-  r.off = 4;
-  const version = r.u32();
-  if (version !== 3) throw new CheckpointError(`${file}: GGUF version ${version}; supported: 3`);
-  const nTensors = r.u64();
-  const nKv = r.u64();
+  const { fd, size } = openForReading(file);
+  try {
+    return readHeader(new Reader(fd, file, size));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readHeader(r: Reader): GgufFile {
+  if (r.fileBytes < 4) r.fail("not a GGUF file (bad magic)");
+  const magic = r.scalar(GGUF_TYPE.u32, "magic") as number;
+  if (magic !== 0x46554747) r.fail("not a GGUF file (bad magic)"); // "GGUF" little-endian
+  const version = r.u32("version");
+  if (version !== 3) r.fail(`GGUF version ${version}; supported: 3`);
+  const nTensors = r.count("tensor count", TENSOR_INFO_MIN_BYTES);
+  const nKv = r.count("metadata entry count", ENTRY_MIN_BYTES);
+  if (nTensors * TENSOR_INFO_MIN_BYTES + nKv * ENTRY_MIN_BYTES > r.remaining) {
+    r.fail(`${nTensors} tensors and ${nKv} metadata entries cannot fit in the ${r.remaining} bytes that remain (corrupt file?)`);
+  }
   const metadata = new Map<string, GgufEntry>();
   for (let i = 0; i < nKv; i++) {
-    const key = r.str();
-    const type = r.u32();
+    const key = r.str(`metadata key ${i}`);
+    if (metadata.has(key)) r.fail(`metadata key "${key}" occurs twice`);
+    const type = r.u32(`type of metadata "${key}"`);
     if (type === GGUF_TYPE.array) {
-      const elemType = r.u32();
-      const n = r.u64();
-      const values = Array.from({ length: n }, () => r.scalar(elemType));
+      const elemType = r.u32(`element type of metadata "${key}"`);
+      if (elemType === GGUF_TYPE.array || !(elemType in VALUE_MIN_BYTES)) {
+        r.fail(`metadata "${key}": array element type ${elemType} is not supported (a GGUF scalar or string type)`);
+      }
+      const n = r.count(`length of metadata array "${key}"`, VALUE_MIN_BYTES[elemType]);
+      const values = new Array<number | bigint | boolean | string>(n);
+      for (let j = 0; j < n; j++) values[j] = r.scalar(elemType, `metadata "${key}"[${j}]`);
       metadata.set(key, { type, value: { type: elemType, values } });
-    } else metadata.set(key, { type, value: r.scalar(type) });
+    } else metadata.set(key, { type, value: r.scalar(type, `metadata "${key}"`) });
   }
+  const alignment = readAlignment(r, metadata);
   const tensors: GgufTensorInfo[] = [];
+  const names = new Set<string>();
   for (let i = 0; i < nTensors; i++) {
-    const name = r.str();
-    const nd = r.u32();
-    const dims = Array.from({ length: nd }, () => r.u64());
-    tensors.push({ name, dims, type: r.u32(), offset: r.u64() });
+    const name = r.str(`name of tensor ${i}`);
+    if (names.has(name)) r.fail(`tensor "${name}" occurs twice in the tensor table`);
+    names.add(name);
+    const nd = r.u32(`dimension count of tensor "${name}"`);
+    if (nd > MAX_DIMS) r.fail(`tensor "${name}" has ${nd} dimensions; at most ${MAX_DIMS}`);
+    const dims: number[] = [];
+    for (let d = 0; d < nd; d++) dims.push(r.u64(`dimension ${d} of tensor "${name}"`));
+    tensors.push({ name, dims, type: r.u32(`type of tensor "${name}"`), offset: r.u64(`offset of tensor "${name}"`) });
   }
-  const align = Number((metadata.get("general.alignment")?.value as number | undefined) ?? 32);
-  return { version, metadata, tensors, dataStart: Math.ceil(r.off / align) * align };
+  const dataStart = Math.ceil(r.off / alignment) * alignment;
+  if (tensors.length && dataStart > r.fileBytes) r.fail(`truncated: the data section starts at byte ${dataStart}, but the file has ${r.fileBytes} bytes`);
+  const dataBytes = r.fileBytes - dataStart;
+  for (const t of tensors) checkTensor(r, t, alignment, dataBytes);
+  return { version, metadata, tensors, dataStart, alignment, fileBytes: r.fileBytes };
+}
+
+function readAlignment(r: Reader, metadata: Map<string, GgufEntry>): number {
+  const e = metadata.get("general.alignment");
+  if (!e) return 32;
+  const v = e.value;
+  const a = typeof v === "bigint" ? Number(v) : v;
+  const isInt = e.type !== GGUF_TYPE.f32 && e.type !== GGUF_TYPE.f64 && typeof a === "number" && Number.isSafeInteger(a);
+  if (!isInt || a < 1 || (a & (a - 1)) !== 0 || a > 2 ** 30) {
+    r.fail(`general.alignment ${typeof v === "object" ? "(an array)" : String(v)} must be a power of two (1, 2, 4, …, 32, …)`);
+  }
+  return a as number;
+}
+
+function checkTensor(r: Reader, t: GgufTensorInfo, alignment: number, dataBytes: number): void {
+  const where = `tensor "${t.name}"`;
+  if (t.offset % alignment !== 0) r.fail(`${where}: offset ${t.offset} is not a multiple of the alignment ${alignment}`);
+  if (t.offset > dataBytes) r.fail(`${where}: offset ${t.offset} is past the end of the ${dataBytes}-byte data section (truncated?)`);
+  const elementBytes = GGML_TYPE_BYTES[t.type];
+  if (elementBytes === undefined) return;
+  let bytes = elementBytes;
+  for (const d of t.dims) bytes *= d;
+  if (t.offset + bytes > dataBytes) {
+    r.fail(`${where}: ${JSON.stringify(t.dims)} × ${GGML_TYPE_NAMES[t.type]} is ${bytes} bytes at offset ${t.offset}, past the end of the ${dataBytes}-byte data section (truncated?)`);
+  }
 }
 
 class Writer {
@@ -172,9 +290,22 @@ export interface GgufTensorToWrite {
   data: Uint8Array;
 }
 
-/** Write a GGUF v3 file (atomically). Entries keep their given types; data aligned to 32 bytes. */
+/**
+ * Write a GGUF v3 file (atomically). Entries keep their given types; data aligned to
+ * general.alignment (32 when absent), as readers expect.
+ */
 export function writeGguf(file: string, metadata: Map<string, GgufEntry>, tensors: GgufTensorToWrite[]): void {
-  const ALIGN = 32;
+  const alignEntry = metadata.get("general.alignment")?.value;
+  const ALIGN = alignEntry === undefined ? 32 : Number(alignEntry);
+  if (!Number.isSafeInteger(ALIGN) || ALIGN < 1 || (ALIGN & (ALIGN - 1)) !== 0 || ALIGN > 2 ** 30) {
+    throw new CheckpointError(`${file}: general.alignment ${String(alignEntry)} must be a power of two`);
+  }
+  const names = new Set<string>();
+  for (const t of tensors) {
+    if (names.has(t.name)) throw new CheckpointError(`${file}: two tensors are named "${t.name}"`);
+    if (t.dims.length > MAX_DIMS) throw new CheckpointError(`${file}: tensor "${t.name}" has ${t.dims.length} dimensions; at most ${MAX_DIMS}`);
+    names.add(t.name);
+  }
   const w = new Writer();
   w.push(Buffer.from("GGUF", "latin1"));
   w.u32(3);

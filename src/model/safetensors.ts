@@ -1,14 +1,19 @@
 // The safetensors format, parsed and validated by hand:
 //   u64 little-endian N | N bytes of JSON header | data bytes
 // header: { "__metadata__"?: {str: str}, name: {dtype, shape, data_offsets: [begin, end]} }
-// with offsets relative to the start of the data section.
+// with offsets relative to the start of the data section. As strict as the reference (Rust)
+// implementation: UTF-8 JSON opening with "{", no key twice, and the tensors tiling the data
+// section exactly, so a corrupt header length cannot go unnoticed.
 
 import fs from "node:fs";
 import { CheckpointError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { describeFsError } from "../util/fs-errors.js";
+import { parseJsonStrict, preview } from "../util/json.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
 import type { Matrix, WeightDtype } from "../tensor/matrix.js";
 import { allocF32, allocU16, release } from "../tensor/memory.js";
+import { openForReading } from "./files.js";
 
 /** Headers larger than this are refused: real ones are kilobytes, a huge value means corruption. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -43,40 +48,62 @@ function fail(file: string, what: string): never {
   throw new CheckpointError(`${file}: ${what}`);
 }
 
+
+/** Read exactly `dest.length` bytes at `position`; a short read or an I/O error is a CheckpointError. */
+function readExactly(fd: number, file: string, dest: Uint8Array, position: number, what: string): void {
+  let done = 0;
+  while (done < dest.length) {
+    let got: number;
+    try {
+      got = fs.readSync(fd, dest, done, dest.length - done, position + done);
+    } catch (e) {
+      throw new CheckpointError(`${file}: cannot read ${what} (${describeFsError(e)})`);
+    }
+    if (got === 0) fail(file, `${what}: unexpected end of file (truncated?)`);
+    done += got;
+  }
+}
+
 /** Read and validate the header of a safetensors file (does not read tensor data). */
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
-  let fd: number;
+  const { fd } = openForReading(file);
   try {
-    fd = fs.openSync(file, "r");
-  } catch (e) {
-    throw new CheckpointError(`${file}: cannot open (${(e as NodeJS.ErrnoException).code ?? e})`);
-  }
-  try {
-    const fileBytes = fs.fstatSync(fd).size;
-    if (fileBytes < 8) fail(file, `truncated: ${fileBytes} bytes, too small to hold the 8-byte header length`);
-    const lenBuf = Buffer.alloc(8);
-    fs.readSync(fd, lenBuf, 0, 8, 0);
-    const headerLen = lenBuf.readBigUInt64LE(0);
-    if (headerLen > BigInt(MAX_HEADER_BYTES)) {
-      fail(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte bound (corrupt file?)`);
-    }
-    const n = Number(headerLen);
-    if (8 + n > fileBytes) fail(file, `truncated: header says ${n} header bytes but the file has only ${fileBytes - 8} after the length`);
-    const headerBuf = Buffer.alloc(n);
-    fs.readSync(fd, headerBuf, 0, n, 8);
-    return parseHeader(file, headerBuf, fileBytes);
+    return readHeader(fd, file);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-function parseHeader(file: string, headerBuf: Buffer, fileBytes: number): SafetensorsHeader {
-  let json: unknown;
-  try {
-    json = JSON.parse(headerBuf.toString("utf8"));
-  } catch (e) {
-    fail(file, `header is not valid JSON (${(e as Error).message})`);
+function readHeader(fd: number, file: string): SafetensorsHeader {
+  const fileBytes = fs.fstatSync(fd).size;
+  if (fileBytes < 8) fail(file, `truncated: ${fileBytes} bytes, too small to hold the 8-byte header length`);
+  const lenBuf = Buffer.alloc(8);
+  readExactly(fd, file, lenBuf, 0, "the header length");
+  const headerLen = lenBuf.readBigUInt64LE(0);
+  if (headerLen > BigInt(MAX_HEADER_BYTES)) {
+    fail(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte bound (corrupt file?)`);
   }
+  const n = Number(headerLen);
+  if (8 + n > fileBytes) fail(file, `truncated: header says ${n} header bytes but the file has only ${fileBytes - 8} after the length`);
+  const headerBuf = Buffer.alloc(n);
+  readExactly(fd, file, headerBuf, 8, "the header");
+  return parseHeader(file, headerBuf, fileBytes);
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+function parseHeader(file: string, headerBuf: Buffer, fileBytes: number): SafetensorsHeader {
+  // as the reference implementation: the header is UTF-8 JSON that opens with "{" (padding may only trail)
+  if (headerBuf[0] !== 0x7b) {
+    fail(file, `header is not a JSON object (it must start with "{", ${headerBuf.length ? `found byte 0x${headerBuf[0].toString(16).padStart(2, "0")}` : "but it is empty"})`);
+  }
+  let text: string;
+  try {
+    text = UTF8.decode(headerBuf);
+  } catch {
+    fail(file, "header is not valid UTF-8 (corrupt file?)");
+  }
+  const json = parseJsonStrict(text, file, CheckpointError, "header");
   if (json === null || typeof json !== "object" || Array.isArray(json)) fail(file, "header is not a JSON object");
   const dataStart = 8 + headerBuf.length;
   const dataBytes = fileBytes - dataStart;
@@ -92,39 +119,67 @@ function parseHeader(file: string, headerBuf: Buffer, fileBytes: number): Safete
       continue;
     }
     const where = `tensor "${name}"`;
-    if (raw === null || typeof raw !== "object") fail(file, `${where}: entry is not an object`);
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) fail(file, `${where}: entry is not an object`);
     const { dtype, shape, data_offsets } = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
-      fail(file, `${where}: unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_BYTES).join(", ")})`);
+    if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
+      fail(file, `${where}: unknown dtype ${preview(dtype)} (known: ${Object.keys(DTYPE_BYTES).join(", ")})`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      fail(file, `${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+      fail(file, `${where}: shape ${preview(shape)} is not a list of non-negative integers`);
     }
     if (
       !Array.isArray(data_offsets) || data_offsets.length !== 2 ||
       !data_offsets.every((d) => Number.isSafeInteger(d) && d >= 0) || data_offsets[0] > data_offsets[1]
     ) {
-      fail(file, `${where}: data_offsets ${JSON.stringify(data_offsets)} must be [begin, end] with 0 <= begin <= end`);
+      fail(file, `${where}: data_offsets ${preview(data_offsets)} must be [begin, end] with 0 <= begin <= end`);
     }
     const [b, e] = data_offsets as number[];
-    const elements = (shape as number[]).reduce((a, d) => a * d, 1);
-    const expected = elements * DTYPE_BYTES[dtype];
+    const expected = byteSize(shape as number[], DTYPE_BYTES[dtype]);
     if (e - b !== expected) {
-      fail(file, `${where}: shape ${JSON.stringify(shape)} × ${dtype} (${DTYPE_BYTES[dtype]} B) = ${expected} bytes, but data_offsets span ${e - b}`);
+      const bytes = expected === null ? "more bytes than any file holds" : `${expected} bytes`;
+      fail(file, `${where}: shape ${JSON.stringify(shape)} × ${dtype} (${DTYPE_BYTES[dtype]} B) = ${bytes}, but data_offsets span ${e - b}`);
     }
     if (e > dataBytes) {
       fail(file, `${where}: data ends at byte ${e} of the data section, but the file holds only ${dataBytes} data bytes (truncated?)`);
     }
     tensors.set(name, { name, dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e });
   }
-  // no two non-empty tensors share a byte: compare each with the furthest-reaching one before it
-  const sorted = [...tensors.values()].filter((t) => t.end > t.begin).sort((x, y) => x.begin - y.begin || x.end - y.end);
-  let reach: TensorInfo | null = null;
-  for (const cur of sorted) {
-    if (reach && cur.begin < reach.end) fail(file, `tensor "${cur.name}" overlaps tensor "${reach.name}" in the data section`);
-    if (!reach || cur.end > reach.end) reach = cur;
-  }
+  checkTiling(file, [...tensors.values()], dataStart, dataBytes);
   return { file, fileBytes, dataStart, tensors, metadata };
+}
+
+/** shape × bytes per element, or null past 2^53 (no file is that large). */
+function byteSize(shape: number[], elementBytes: number): number | null {
+  if (shape.includes(0)) return 0;
+  let n = elementBytes;
+  for (const d of shape) {
+    n *= d;
+    if (n > Number.MAX_SAFE_INTEGER) return null;
+  }
+  return n;
+}
+
+/**
+ * As the reference implementation: the tensors, by offset (empty ones included), tile the data
+ * section exactly — no gap, no shared byte, nothing after the last. A header length off by a few
+ * bytes (padding spaces make the JSON still parse) shifts every tensor and is caught here.
+ */
+function checkTiling(file: string, tensors: TensorInfo[], dataStart: number, dataBytes: number): void {
+  const sorted = tensors.sort((x, y) => x.begin - y.begin || x.end - y.end);
+  let at = 0; // data-section offset where the next tensor must begin
+  let previous: TensorInfo | null = null;
+  for (const t of sorted) {
+    const begin = t.begin - dataStart;
+    if (begin > at) {
+      fail(file, `bytes ${at} … ${begin} of the data section are not covered by any tensor (the next is tensor "${t.name}"; corrupt header?)`);
+    }
+    if (begin < at) fail(file, `tensor "${t.name}" overlaps tensor "${previous!.name}" in the data section`);
+    at = t.end - dataStart;
+    previous = t;
+  }
+  if (at < dataBytes) {
+    fail(file, `${dataBytes - at} bytes after the last tensor (the tensors end at byte ${at} of a ${dataBytes}-byte data section; wrong header length or extra data?)`);
+  }
 }
 
 /** Reads tensors of one safetensors file one at a time (peak memory: one tensor's raw bytes). */
@@ -133,8 +188,13 @@ export class SafetensorsFile {
   private fd: number;
 
   constructor(readonly file: string) {
-    this.header = readSafetensorsHeader(file);
-    this.fd = fs.openSync(file, "r");
+    this.fd = openForReading(file).fd;
+    try {
+      this.header = readHeader(this.fd, file);
+    } catch (e) {
+      fs.closeSync(this.fd);
+      throw e;
+    }
   }
 
   get names(): string[] {
@@ -204,12 +264,8 @@ export class SafetensorsFile {
   }
 
   private readInto(t: TensorInfo, dest: Uint8Array): void {
-    let done = 0;
-    while (done < dest.length) {
-      const got = fs.readSync(this.fd, dest, done, dest.length - done, t.begin + done);
-      if (got === 0) throw new CheckpointError(`${this.file}: tensor "${t.name}": unexpected end of file (truncated?)`);
-      done += got;
-    }
+    if (this.fd < 0) throw new CheckpointError(`${this.file}: tensor "${t.name}" read after the file was closed`);
+    readExactly(this.fd, this.file, dest, t.begin, `tensor "${t.name}"`);
   }
 
   close(): void {
@@ -228,11 +284,14 @@ export interface TensorToWrite {
 
 /** Serialise tensors to safetensors bytes. */
 export function encodeSafetensors(tensors: TensorToWrite[], metadata: Record<string, string> = {}): Buffer {
-  const header: Record<string, unknown> = {};
+  const header: Record<string, unknown> = Object.create(null); // a tensor may be called "__proto__"
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   const chunks: Uint8Array[] = [];
   let offset = 0;
   for (const t of tensors) {
+    if (t.name === "__metadata__" || Object.hasOwn(header, t.name)) {
+      throw new CheckpointError(`tensor "${t.name}": ${t.name === "__metadata__" ? "the name is reserved for the metadata" : "two tensors have this name"}`);
+    }
     const bytes = tensorBytes(t);
     const elements = t.shape.reduce((a, d) => a * d, 1);
     if (bytes.length !== elements * DTYPE_BYTES[t.dtype]) {

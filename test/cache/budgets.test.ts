@@ -36,3 +36,25 @@ test("bad budgets are refused with the reason", () => {
   ];
   for (const [arg, msg] of cases) assert.throws(() => parseKvBudgetsMB(arg, 3), (e: Error) => e instanceof UsageError && msg.test(e.message), arg);
 });
+
+test("non-finite budgets, folders and duplicate keys are refused, naming the file", () => {
+  const folder = fs.mkdtempSync(path.join(dir, "folder-"));
+  const cases: [string, string[]][] = [
+    ["1e999", ["--kv-budgets 1e999", "must be > 0 MB (and finite)"]],
+    ["1e-400", ["must be > 0 MB"]],
+    [file("inf.json", "[1, 1e999, 3]"), ["inf.json", "block 1 budget Infinity", "finite positive number of MB"]],
+    [file("inf-alloc.json", '{"budgetsMB": [1, 2, -1e999]}'), ["inf-alloc.json", "block 2 budget -Infinity"]],
+    [file("str.json", '[1, "2", 3]'), ["str.json", 'block 1 budget "2"']],
+    [file("null.json", "null"), ["null.json", "expected a JSON list"]],
+    [file("dup.json", '{"budgetsMB": [1, 1, 1], "budgetsMB": [2, 2, 2]}'), ["dup.json", 'duplicate key "budgetsMB" at $']],
+    [folder, [folder, "cannot read", "is a folder, not a file (EISDIR)"]],
+  ];
+  for (const [arg, parts] of cases) {
+    assert.throws(() => parseKvBudgetsMB(arg, 3), (e: unknown) => {
+      assert.ok(e instanceof UsageError, `expected a UsageError, got ${String(e)}`);
+      for (const part of parts) assert.ok(e.message.includes(part), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(part)}`);
+      assert.ok(!e.message.includes("\n"), "one line");
+      return true;
+    }, arg);
+  }
+});

@@ -62,3 +62,63 @@ test("invalid configs give ConfigError with the field and the valid choices", ()
   ];
   for (const [cfg, msg] of cases) assert.throws(() => parseModelConfig(cfg), (e: Error) => e instanceof ConfigError && msg.test(e.message), String(msg));
 });
+
+// Values that parse as numbers but would break the math: each refused, naming the file and key.
+test("out-of-range values give ConfigError naming the file, the key and what is valid", () => {
+  const llama3 = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
+  const cases: [Record<string, unknown>, string[]][] = [
+    [{ ...base, rms_norm_eps: 0 }, ['"rms_norm_eps" must be a number > 0', "got 0"]],
+    [{ ...base, rms_norm_eps: -1e-6 }, ['"rms_norm_eps" must be a number > 0']],
+    [{ ...base, rms_norm_eps: Infinity }, ['"rms_norm_eps" must be a number']],
+    [{ ...base, rope_theta: 0 }, ['"rope_theta" must be a number > 0']],
+    [{ ...base, rope_theta: -10000 }, ['"rope_theta" must be a number > 0']],
+    [{ ...base, rope_parameters: { rope_type: "default", rope_theta: Infinity } }, ['"rope_theta" must be a number']],
+    [{ ...base, rope_scaling: { rope_type: "linear", factor: 0 } }, ["rope_scaling", '"factor" must be a number > 0']],
+    [{ ...base, rope_scaling: { rope_type: "linear", factor: -2 } }, ['"factor" must be a number > 0']],
+    [{ ...base, rope_scaling: { rope_type: "linear", factor: Infinity } }, ['"factor" must be a number']],
+    [{ ...base, rope_scaling: { ...llama3, factor: 0 } }, ['"factor" must be a number > 0']],
+    [{ ...base, rope_scaling: { ...llama3, low_freq_factor: 0 } }, ['"low_freq_factor" must be a number > 0']],
+    [{ ...base, rope_scaling: { ...llama3, high_freq_factor: 1 } }, ['"high_freq_factor" must be a number > 1', "exceed low_freq_factor"]],
+    [{ ...base, rope_scaling: { ...llama3, high_freq_factor: 0.5 } }, ['"high_freq_factor" must be a number > 1']],
+    [{ ...base, rope_scaling: { ...llama3, original_max_position_embeddings: 0 } }, ['"original_max_position_embeddings" must be a positive integer']],
+    [{ ...base, rope_scaling: { ...llama3, original_max_position_embeddings: 8.5 } }, ['"original_max_position_embeddings" must be a positive integer']],
+    [{ ...base, rope_scaling: { ...llama3, original_max_position_embeddings: null } }, ['"original_max_position_embeddings" must be a number']],
+    [{ ...base, rope_scaling: [] }, ["rope_scaling must be an object or null"]],
+    [{ ...base, rope_parameters: 5 }, ['"rope_parameters" must be an object or null']],
+    [{ ...base, architectures: "LlamaForCausalLM" }, ['"architectures" must be a list', '["LlamaForCausalLM"]', 'got "LlamaForCausalLM"']],
+    [{ ...base, architectures: null }, ['"architectures" must be a list']],
+    [{ ...base, architectures: { LlamaForCausalLM: true } }, ['"architectures" must be a list']],
+    [{ ...base, hidden_size: 2 ** 60 }, ['"hidden_size" must be a positive integer']],
+    [{ ...base, vocab_size: 1e300 }, ['"vocab_size" must be a positive integer']],
+    [{ ...base, hidden_size: JSON.parse("[".repeat(1e5) + "]".repeat(1e5)) }, ['"hidden_size" must be a number (got a list nested too deep to show)']],
+  ];
+  for (const [i, [cfg, parts]] of cases.entries()) {
+    assert.throws(() => parseModelConfig(cfg, "/m/config.json"), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
+      for (const part of ["/m/config.json", ...parts]) assert.ok(e.message.includes(part), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(part)}`);
+      return true;
+    }, `case ${i}: ${parts[0]}`);
+  }
+});
+
+test("null means absent wherever a default exists", () => {
+  const nulls = {
+    num_key_value_heads: null, head_dim: null, hidden_act: null, max_position_embeddings: null, rms_norm_eps: null,
+    rope_theta: null, rope_scaling: null, rope_parameters: null, tie_word_embeddings: null, attention_bias: null,
+    mlp_bias: null, bos_token_id: null, eos_token_id: null, torch_dtype: null,
+  };
+  const withoutKv = { ...base } as Record<string, unknown>;
+  delete withoutKv.num_key_value_heads;
+  assert.deepEqual(parseModelConfig({ ...base, ...nulls }), parseModelConfig(withoutKv));
+  const c = parseModelConfig({ ...base, ...nulls });
+  assert.deepEqual([c.numKvHeads, c.headDim, c.maxPositionEmbeddings, c.rmsNormEps, c.ropeTheta, c.ropeScaling.type], [4, 16, 4096, 1e-6, 10000, "default"]);
+  const linear = parseModelConfig({ ...base, rope_scaling: { rope_type: null, type: "linear", factor: 2 } });
+  assert.equal(linear.ropeScaling.factor, 2);
+});
+
+test("accepted llama3 parameters give finite inverse frequencies", () => {
+  for (const [low, high] of [[1, 4], [0.5, 0.6], [1e-3, 1e3]]) {
+    const c = parseModelConfig({ ...base, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: low, high_freq_factor: high, original_max_position_embeddings: 64 } });
+    assert.ok([...ropeInvFreq(c)].every((f) => Number.isFinite(f) && f > 0), `low ${low}, high ${high}`);
+  }
+});

@@ -254,3 +254,74 @@ test("encodeSafetensors aligns the data section to 8 bytes with a non-ASCII head
   const bytes = encodeSafetensors([{ name: "x", dtype: "F32", shape: [1], data: new Float32Array([1]) }], { note: "é" });
   assert.equal(Number(bytes.readBigUInt64LE(0)) % 8, 0);
 });
+
+// As strict as the reference implementation: the tensors tile the data section exactly.
+const TILING: { name: string; bytes: () => Uint8Array; expect: string[] }[] = [
+  { name: "a gap between two tensors", bytes: () => rawSafetensors({ a: w("F32", [1], [0, 4]), b: w("F32", [1], [8, 12]) }, 12), expect: ["bytes 4 … 8 of the data section are not covered by any tensor"] },
+  { name: "a gap before the first tensor", bytes: () => rawSafetensors({ a: w("F32", [1], [4, 8]) }, 8), expect: ["bytes 0 … 4 of the data section are not covered"] },
+  { name: "bytes after the last tensor", bytes: () => rawSafetensors({ a: w("F32", [1], [0, 4]) }, 6), expect: ["2 bytes after the last tensor"] },
+  { name: "data but no tensor", bytes: () => rawSafetensors({ __metadata__: { k: "v" } }, 3), expect: ["3 bytes after the last tensor"] },
+  { name: "an empty tensor inside another", bytes: () => rawSafetensors({ a: w("F32", [2], [0, 8]), e: w("F16", [0], [4, 4]) }, 8), expect: ['tensor "e" overlaps tensor "a"'] },
+  { name: "an empty tensor past the end", bytes: () => rawSafetensors({ a: w("F32", [2], [0, 8]), e: w("F16", [0], [12, 12]) }, 8), expect: ['tensor "e"', "data ends at byte 12"] },
+  { name: "header not opening with {", bytes: () => rawSafetensors(' {"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', 4), expect: ['must start with "{"', "0x20"] },
+  { name: "an empty header", bytes: () => rawSafetensors(""), expect: ["header is not a JSON object", "empty"] },
+  { name: "a tensor named twice", bytes: () => rawSafetensors('{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}', 8), expect: ['header has a duplicate key "w" at $'] },
+  { name: "a duplicate key inside an entry", bytes: () => rawSafetensors('{"w": {"dtype": "F32", "shape": [2], "shape": [1], "data_offsets": [0, 4]}}', 4), expect: ['duplicate key "shape" at $.w'] },
+  { name: "a header that is not UTF-8", bytes: () => Buffer.concat([rawSafetensors("{}").subarray(0, 8), Buffer.from([0x7b, 0xff])]).fill(2, 0, 1), expect: ["header is not valid UTF-8"] },
+  { name: "dtype naming an Object property", bytes: () => rawSafetensors({ w: w("toString", [1], [0, 4]) }, 4), expect: ['unknown dtype "toString"'] },
+  { name: "a tensor entry that is a list", bytes: () => rawSafetensors({ w: ["F32", [1], [0, 4]] }, 4), expect: ['tensor "w": entry is not an object'] },
+  { name: "a shape nested 100000 deep (too deep for JSON.stringify)", bytes: () => rawSafetensors(`{"w": {"dtype": "F32", "shape": ${"[".repeat(1e5)}${"]".repeat(1e5)}, "data_offsets": [0, 4]}}`, 4), expect: ['tensor "w": shape a list nested too deep to show'] },
+  { name: "a shape whose size passes 2^53", bytes: () => rawSafetensors({ w: w("F32", [2 ** 30, 2 ** 30, 2 ** 30], [0, 4]) }, 4), expect: ['tensor "w"', "more bytes than any file holds"] },
+];
+for (const c of TILING) {
+  test(`refused: ${c.name}`, () => {
+    const file = writeTemp(c.bytes());
+    assertCheckpointError(() => readSafetensorsHeader(file), file, c.expect);
+    assertCheckpointError(() => new SafetensorsFile(file), file, c.expect);
+  });
+}
+
+test("empty tensors anywhere in the tiling are accepted", () => {
+  const file = writeTemp(rawSafetensors({ z0: w("F32", [0], [0, 0]), a: w("F32", [1], [0, 4]), z1: w("F16", [3, 0], [4, 4]), b: w("F32", [1], [4, 8]), z2: w("I8", [0], [8, 8]) }, f32Bytes([1, 2])));
+  const st = new SafetensorsFile(file);
+  try {
+    assert.deepEqual([...st.readF32("b")], [2]);
+    assert.deepEqual([...st.readF32("z1")], []);
+  } finally {
+    st.close();
+  }
+});
+
+// The case that used to load shifted weights without a word: the header is padded with spaces,
+// so a header length a few bytes short still parses; the data section then starts early.
+test("a header length a few bytes short (padding still parses) is refused, not read shifted", () => {
+  const good = encodeSafetensors([{ name: "w", dtype: "F32", shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) }]);
+  const headerLen = Number(good.readBigUInt64LE(0));
+  const padding = headerLen - good.subarray(8, 8 + headerLen).toString("utf8").trimEnd().length;
+  assert.ok(padding >= 3, `the fixture header has ${padding} padding spaces`);
+  for (let k = 1; k <= padding; k++) {
+    const bytes = Buffer.from(good);
+    bytes.writeBigUInt64LE(BigInt(headerLen - k));
+    const file = writeTemp(bytes);
+    assertCheckpointError(() => new SafetensorsFile(file), file, [`${k} bytes after the last tensor`]);
+  }
+  for (let k = 1; k <= 16; k++) {
+    const bytes = Buffer.from(good);
+    bytes.writeBigUInt64LE(BigInt(headerLen + k));
+    const file = writeTemp(bytes);
+    assert.throws(() => new SafetensorsFile(file), (e: unknown) => e instanceof CheckpointError && e.message.startsWith(file), `+${k}`);
+  }
+});
+
+test("a folder is refused as a safetensors file, naming it", () => {
+  assertCheckpointError(() => new SafetensorsFile(dir), dir, ["cannot open"]);
+  assertCheckpointError(() => readSafetensorsHeader(dir), dir, ["cannot open"]);
+});
+
+test("encodeSafetensors refuses two tensors of one name and the reserved name; __proto__ is a name like any", () => {
+  const t = (name: string) => ({ name, dtype: "F32" as const, shape: [1], data: new Float32Array([1]) });
+  assert.throws(() => encodeSafetensors([t("a"), t("a")]), (e: Error) => e instanceof CheckpointError && e.message.includes('"a"'));
+  assert.throws(() => encodeSafetensors([t("__metadata__")]), (e: Error) => e instanceof CheckpointError && e.message.includes("reserved"));
+  const { values } = roundTrip([t("__proto__"), t("b")]);
+  assert.deepEqual([...values.keys()], ["__proto__", "b"]);
+});

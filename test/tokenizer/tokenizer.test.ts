@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { TokenizerError } from "../../src/errors.js";
 import { IncrementalDecoder, TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { readStoriesReference, seededRandom, STORIES_DIR, tempDir } from "../helpers.js";
+import { readStoriesReference, REPO_ROOT, seededRandom, STORIES_DIR, tempDir } from "../helpers.js";
 
 const ref = readStoriesReference();
 const tok = TextTokenizer.fromDir(STORIES_DIR);
@@ -63,4 +63,99 @@ test("missing or broken tokenizer files give a TokenizerError naming the file", 
   assert.throws(() => TextTokenizer.fromDir(dir), (e: Error) => e instanceof TokenizerError && e.message.includes("tokenizer.json"));
   fs.writeFileSync(path.join(dir, "tokenizer.json"), "{not json");
   assert.throws(() => TextTokenizer.fromDir(dir), (e: Error) => e instanceof TokenizerError && e.message.includes(path.join(dir, "tokenizer.json")));
+});
+
+// tokenizer.json is checked before @huggingface/tokenizers sees it: every id bounded.
+const DEFAULT_DIR = path.join(REPO_ROOT, "models", "default");
+const defaultTokenizerJson = () => JSON.parse(fs.readFileSync(path.join(DEFAULT_DIR, "tokenizer.json"), "utf8"));
+
+/** A model folder with the default model's tokenizer files, `edit` applied to tokenizer.json (text or object). */
+function tokenizerDir(edit: (tj: Record<string, any>) => unknown = (tj) => tj, config?: string): string {
+  const d = tempDir();
+  const tj = edit(defaultTokenizerJson());
+  fs.writeFileSync(path.join(d, "tokenizer.json"), typeof tj === "string" ? tj : JSON.stringify(tj));
+  fs.writeFileSync(path.join(d, "tokenizer_config.json"), config ?? fs.readFileSync(path.join(DEFAULT_DIR, "tokenizer_config.json"), "utf8"));
+  return d;
+}
+
+function assertTokenizerError(fn: () => unknown, parts: string[]): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof TokenizerError, `expected a TokenizerError, got ${String(e)}`);
+    for (const part of parts) assert.ok(e.message.includes(part), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(part)}`);
+    return true;
+  });
+}
+
+test("one vocabulary id of 2e9 is refused in milliseconds (it used to take about a minute of CPU)", () => {
+  const d = tokenizerDir((tj) => ((tj.model.vocab.a = 2_000_000_000), tj));
+  const t0 = performance.now();
+  assertTokenizerError(() => TextTokenizer.fromDir(d), [path.join(d, "tokenizer.json"), 'token "a"', "id 2000000000", "[0, 16777216)"]);
+  const ms = performance.now() - t0;
+  assert.ok(ms < 2000, `took ${ms.toFixed(0)} ms`);
+});
+
+test("bad ids, a missing model and a bad top level are TokenizerErrors naming the file", () => {
+  const cases: [(tj: Record<string, any>) => unknown, string[]][] = [
+    [(tj) => ((tj.model.vocab.a = -1), tj), ['token "a"', "id -1"]],
+    [(tj) => ((tj.model.vocab.a = 1.5), tj), ['token "a"', "id 1.5"]],
+    [(tj) => ((tj.model.vocab.a = "23"), tj), ['token "a"', 'id "23"']],
+    [(tj) => ((tj.model.vocab.a = null), tj), ['token "a"', "id null"]],
+    [(tj) => JSON.stringify(tj).replace('"a":23', `"a":${"[".repeat(1e5)}${"]".repeat(1e5)}`), ['token "a"', "id a list nested too deep to show"]],
+    [(tj) => ((tj.added_tokens[1].id = 2 ** 31), tj), ['added token "<s>"', "id 2147483648"]],
+    [(tj) => ((tj.added_tokens[1].id = undefined), tj), ['added token "<s>"', "has no id"]],
+    [(tj) => ((tj.added_tokens[0] = 7), tj), ["added_tokens[0] must be an object"]],
+    [(tj) => ((tj.added_tokens = { id: 0 }), tj), ['"added_tokens" must be a list']],
+    [(tj) => ((tj.model.vocab = [["a", 0]]), (tj.model.type = "BPE"), tj), ["model.vocab must be an object"]],
+    [(tj) => ((tj.model = { type: "Unigram", vocab: { a: 0 } }), tj), ["Unigram", "must be a list of [token, score]"]],
+    [(tj) => ((tj.model = { type: "Unigram", vocab: [["a", 0], null] }), tj), ["model.vocab[1] must be [token, score]"]],
+    [(tj) => ((tj.model = { type: "Unigram", vocab: [["a", 0]], unk_id: 3 }), tj), ["model.unk_id 3"]],
+    [(tj) => ((tj.model.unk_token = "nope"), tj), ['model.unk_token "nope" is not a token of model.vocab']],
+    [(tj) => ((tj.model.unk_token = ["<unk>"]), tj), ['model.unk_token ["<unk>"]']], // encoded "Once" to id undefined
+    [(tj) => ((tj.model.unk_token = 2_000_000_000), tj), ["model.unk_token 2000000000"]],
+    [(tj) => (delete tj.model, tj), ['"model" must be an object']],
+    [(tj) => ((tj.model = null), tj), ['"model" must be an object']],
+    [() => null, ["expected a JSON object"]],
+    [() => "[1, 2]", ["expected a JSON object"]],
+    [(tj) => JSON.stringify(tj).replace('"<unk>":0,', '"<unk>":0,"a":99,'), ['duplicate key "a" at $.model.vocab']],
+  ];
+  for (const [edit, parts] of cases) {
+    const d = tokenizerDir(edit);
+    assertTokenizerError(() => TextTokenizer.fromDir(d), [path.join(d, "tokenizer.json"), ...parts]);
+  }
+});
+
+test("maxVocab bounds the ids: the default tokenizer's 587 ids pass at 587, not at 586", () => {
+  const tj = defaultTokenizerJson();
+  const ids = [...Object.values(tj.model.vocab as Record<string, number>), ...tj.added_tokens.map((t: { id: number }) => t.id)];
+  const want = Math.max(...ids) + 1;
+  assert.equal(want, 587);
+  assert.equal(TextTokenizer.fromDir(DEFAULT_DIR, { maxVocab: want }).vocabSize, want);
+  assertTokenizerError(() => TextTokenizer.fromDir(DEFAULT_DIR, { maxVocab: want - 1 }), ["id 586", "[0, 586)"]);
+  assertTokenizerError(() => TextTokenizer.fromDir(tokenizerDir((t) => ({ ...t, model: { type: "Unigram", vocab: [["a", 0], ["b", -1], ["c", -2]] } })), { maxVocab: 2 }), ["3 tokens", "[0, 2)"]);
+});
+
+test("tokenizer_config.json: null or not an object is refused; null fields are as absent", () => {
+  for (const text of ["null", "[]", "7"]) {
+    const d = tokenizerDir(undefined, text);
+    assertTokenizerError(() => TextTokenizer.fromDir(d), [path.join(d, "tokenizer_config.json"), "expected a JSON object"]);
+  }
+  const cfg = JSON.parse(fs.readFileSync(path.join(DEFAULT_DIR, "tokenizer_config.json"), "utf8"));
+  const nulls = Object.fromEntries(Object.keys(cfg).map((k) => [k, null]));
+  const t = TextTokenizer.fromDir(tokenizerDir(undefined, JSON.stringify(nulls)));
+  const bare = TextTokenizer.fromDir(tokenizerDir(undefined, "{}"));
+  assert.deepEqual([t.bosToken, t.eosToken, t.hasChatTemplate], [null, null, false]);
+  const text = "facts : a = 3 ; b = 4 .\nqueries : a + b";
+  assert.deepEqual(t.encode(text), bare.encode(text));
+  assert.ok(t.encode(text).length > 5);
+});
+
+test("chat_template of the wrong shape is a TokenizerError naming tokenizer_config.json", () => {
+  for (const ct of [[null], 5, [{ name: "default" }], { template: "x" }]) {
+    const cfg = { ...JSON.parse(fs.readFileSync(path.join(DEFAULT_DIR, "tokenizer_config.json"), "utf8")), chat_template: ct };
+    const d = tokenizerDir(undefined, JSON.stringify(cfg));
+    assertTokenizerError(() => TextTokenizer.fromDir(d), [path.join(d, "tokenizer_config.json"), '"chat_template" must be a string or a list']);
+  }
+  const cfg = { chat_template: "{% for m in messages %}" };
+  const d = tokenizerDir(undefined, JSON.stringify(cfg));
+  assertTokenizerError(() => TextTokenizer.fromDir(d), [path.join(d, "tokenizer_config.json"), "chat template does not parse"]);
 });
