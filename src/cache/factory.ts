@@ -1,6 +1,7 @@
 // Building the KV cache a run asks for, by method name, and the weight transforms a method
 // folds into the model (RotateKV's rotations).
 
+import crypto from "node:crypto";
 import { foldRotateKv, validateRotateKv } from "../calib/rotatekv.js";
 import { UsageError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
@@ -66,6 +67,55 @@ export function prepareModelForMethod(tf: Transformer, spec: CacheSpec): void {
   if (done !== undefined) throw new UsageError("this model already carries another RotateKV rotation; load it again");
   foldRotateKv(tf.weights, tf.config, t);
   folded.set(tf, key);
+  tf.transforms.push(`rotatekv:k_had_dim=${t.kHadDim},reorder=${t.reorder ? hashPermutations(t.reorder) : "none"}`);
+}
+
+function hashPermutations(perms: Int32Array[]): string {
+  const h = crypto.createHash("sha256");
+  for (const p of perms) h.update(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+  return h.digest("hex").slice(0, 16);
+}
+
+export type CacheSettingValue = string | number | boolean | null | number[];
+
+/**
+ * The settings of a cache spec that change its results, with defaults resolved, as flat
+ * `kv.*` keys — only those the method reads (for run settings, eval/settings.ts).
+ */
+export function cacheSettings(config: ModelConfig, spec: CacheSpec): Record<string, CacheSettingValue> {
+  const groupSize = spec.groupSize ?? Math.min(128, config.headDim);
+  const out: Record<string, CacheSettingValue> = {};
+  switch (spec.method) {
+    case "original":
+      out["kv.dtype"] = spec.kvDtype ?? "f32";
+      break;
+    case "pm-kvq": {
+      const o = { ...defaultProgressiveOptions(config.headDim), groupSize, ...spec.progressive };
+      out["kv.budgets_mb"] = spec.budgetsMB ?? null;
+      out["kv.backend"] = o.backend;
+      out["kv.group_size"] = o.groupSize;
+      out["kv.n_sink_token"] = o.nSinkTokens;
+      out["kv.n_sink_token_bits"] = o.sinkBits;
+      out["kv.n_window_token"] = o.nWindowTokens;
+      out["kv.n_window_token_bits"] = o.windowBits;
+      out["kv.n_init_kv_bits"] = o.initBodyBits;
+      break;
+    }
+    default: {
+      const { kBits, vBits } = baselineBits(spec);
+      out["kv.k_bits"] = kBits;
+      out["kv.v_bits"] = vBits;
+      out["kv.group_size"] = groupSize;
+      if (spec.method === "mikv") out["kv.n_sink_tokens"] = spec.mikvSinkTokens ?? 32;
+      if (spec.method === "rotatekv") {
+        const t = rotateKvTransform(config, spec);
+        out["kv.k_had_dim"] = t.kHadDim;
+        out["kv.reorder"] = t.reorder ? hashPermutations(t.reorder) : null;
+        out["kv.n_pivot_token"] = spec.rotatekv?.nPivotTokens ?? 1;
+      }
+    }
+  }
+  return out;
 }
 
 export function createCache(config: ModelConfig, spec: CacheSpec): KvCache {

@@ -76,6 +76,11 @@ export class FullPrecisionLayerCache implements LayerKvCache {
     }
   }
 
+  truncate(tokens: number): number {
+    this.tokens = Math.max(0, Math.min(tokens, this.tokens));
+    return this.tokens;
+  }
+
   stats(): KvBlockStats {
     const bits = this.dtype === "f32" ? 32 : 16;
     return {
@@ -96,6 +101,10 @@ export class FullPrecisionLayerCache implements LayerKvCache {
     this.keys = this.alloc(0);
     this.values = this.alloc(0);
     this.scores = new Float32Array(0);
+  }
+
+  dispose(): void {
+    this.reset();
   }
 }
 

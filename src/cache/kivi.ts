@@ -222,6 +222,27 @@ export class KiviLayerCache implements LayerKvCache {
     return { keys, values };
   }
 
+  /**
+   * The residual is float: it can be cut anywhere. A quantized key block was quantized per
+   * channel over its G tokens, so a cut inside one keeps only the blocks before it.
+   */
+  truncate(tokens: number): number {
+    const G = this.opts.groupSize;
+    const keep = Math.max(0, Math.min(tokens, this.length));
+    if (keep >= this.blocks * G) {
+      this.residualTokens = keep - this.blocks * G;
+      return keep;
+    }
+    const blocks = Math.floor(keep / G);
+    this.values.dropNewest(this.values.length - blocks * G);
+    this.keyCodes = this.keyCodes.slice(0, blocks * this.wordsPerKeyBlock);
+    this.keyScales = this.keyScales.slice(0, blocks * this.rowElems);
+    this.keyZeros = this.keyZeros.slice(0, blocks * this.rowElems);
+    this.blocks = blocks;
+    this.residualTokens = 0;
+    return blocks * G;
+  }
+
   stats(): KvBlockStats {
     const { kBits, vBits, groupSize: G } = this.opts;
     const R = this.rowElems;
@@ -252,6 +273,10 @@ export class KiviLayerCache implements LayerKvCache {
     this.residualV = new Float32Array(0);
     this.scores = new Float32Array(0);
     this.values.reset();
+  }
+
+  dispose(): void {
+    this.reset();
   }
 }
 

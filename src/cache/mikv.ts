@@ -243,6 +243,13 @@ export class MikvLayerCache implements LayerKvCache {
     if (this.fpTokens.length > kept + 1) this.resizeFloat(kept + 1);
   }
 
+  /** Tokens are evicted out of order by attention: a shorter cache cannot be recovered, so it empties (unless nothing is cut). */
+  truncate(tokens: number): number {
+    if (tokens >= this.tokens) return this.tokens;
+    this.reset();
+    return 0;
+  }
+
   stats(): KvBlockStats {
     const { kBits, vBits } = this.opts;
     const R = this.rowElems;
@@ -269,6 +276,10 @@ export class MikvLayerCache implements LayerKvCache {
     this.quantValues.reset();
     this.balance = new Float32Array(0);
     this.scores = new Float32Array(0);
+  }
+
+  dispose(): void {
+    this.reset();
   }
 }
 

@@ -95,6 +95,11 @@ export class PackedTokenStore {
     this.dropOldest(n);
   }
 
+  /** Remove the newest n rows (capacity stays). */
+  dropNewest(n: number): void {
+    this.length -= Math.min(n, this.length);
+  }
+
   /** Remove the oldest n rows. */
   dropOldest(n: number): void {
     this.codes.copyWithin(0, n * this.wordsPerRow, this.length * this.wordsPerRow);

@@ -106,6 +106,22 @@ abstract class ProgressiveLayerCacheBase implements LayerKvCache {
     }
   }
 
+  /**
+   * Drop the newest tokens: window first, then body, then sink. The tokens kept stay at the
+   * precision they have reached (the body does not widen back).
+   */
+  truncate(tokens: number): number {
+    const drop = this.length - Math.max(0, Math.min(tokens, this.length));
+    const fromWindow = Math.min(drop, this.windowCount);
+    const fromBody = Math.min(drop - fromWindow, this.bodyCount);
+    const fromSink = drop - fromWindow - fromBody;
+    this.dropStored(fromSink, fromBody, fromWindow);
+    this.windowCount -= fromWindow;
+    this.bodyCount -= fromBody;
+    this.sinkCount -= fromSink;
+    return this.length;
+  }
+
   stats(): KvBlockStats {
     return {
       bodyBits: this.bodyBits,
@@ -124,6 +140,10 @@ abstract class ProgressiveLayerCacheBase implements LayerKvCache {
     this.clearStorage();
   }
 
+  dispose(): void {
+    this.reset();
+  }
+
   /** Dequantized keys and values of every token held, in token order (tests, comparisons). */
   abstract dequantized(): { keys: Float32Array; values: Float32Array };
   abstract attend(queries: Float32Array, nTokens: number, out: Float32Array): void;
@@ -134,6 +154,8 @@ abstract class ProgressiveLayerCacheBase implements LayerKvCache {
   /** Halve the bit-width of every body token (bodyBits is updated by the caller). */
   protected abstract halveBody(): void;
   protected abstract heldBytes(): number;
+  /** Forget the newest n tokens of the sink, body and window storage (counts are updated by the caller). */
+  protected abstract dropStored(sink: number, body: number, window: number): void;
   protected abstract clearStorage(): void;
 }
 
@@ -176,6 +198,12 @@ export class RealProgressiveLayerCache extends ProgressiveLayerCacheBase {
 
   protected heldBytes(): number {
     return [...this.sink, ...this.body, ...this.window].reduce((a, s) => a + s.heldBytes(), 0);
+  }
+
+  protected dropStored(sink: number, body: number, window: number): void {
+    for (const s of this.sink) s.dropNewest(sink);
+    for (const s of this.body) s.dropNewest(body);
+    for (const s of this.window) s.dropNewest(window);
   }
 
   protected clearStorage(): void {
@@ -258,6 +286,10 @@ export class FakeProgressiveLayerCache extends ProgressiveLayerCacheBase {
 
   protected heldBytes(): number {
     return this.keys.byteLength + this.values.byteLength;
+  }
+
+  protected dropStored(): void {
+    // rows are in token order and the counts say how many are held: nothing to move
   }
 
   protected clearStorage(): void {

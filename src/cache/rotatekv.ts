@@ -156,6 +156,13 @@ export class RotateKvLayerCache implements LayerKvCache {
     }
   }
 
+  /** Pivot tokens are chosen over the whole prefill: a cut cannot be undone, so it empties (unless nothing is cut). */
+  truncate(tokens: number): number {
+    if (tokens >= this.tokens) return this.tokens;
+    this.reset();
+    return 0;
+  }
+
   stats(): KvBlockStats {
     const { kBits, vBits } = this.opts;
     return {
@@ -181,6 +188,10 @@ export class RotateKvLayerCache implements LayerKvCache {
     this.pivotValues = new Float32Array(0);
     this.slot = new Int32Array(0);
     this.positions = new Int32Array(0);
+  }
+
+  dispose(): void {
+    this.reset();
   }
 }
 

@@ -53,6 +53,14 @@ export class RtnLayerCache implements LayerKvCache {
     return { keys, values };
   }
 
+  /** Tokens are quantized independently: dropping the newest leaves exactly a shorter run's cache. */
+  truncate(tokens: number): number {
+    const drop = this.length - Math.max(0, Math.min(tokens, this.length));
+    this.keys.dropNewest(drop);
+    this.values.dropNewest(drop);
+    return this.length;
+  }
+
   stats(): KvBlockStats {
     const { kBits, vBits } = this.opts;
     return {
@@ -69,6 +77,10 @@ export class RtnLayerCache implements LayerKvCache {
   reset(): void {
     this.keys.reset();
     this.values.reset();
+  }
+
+  dispose(): void {
+    this.reset();
   }
 }
 

@@ -60,12 +60,43 @@ export interface LayerKvCache {
    */
   attend(queries: Float32Array, nTokens: number, out: Float32Array): void;
   stats(): KvBlockStats;
+  /**
+   * Keep only the first `tokens` tokens (for reusing a shared prefix), as they are held. A
+   * cache that cannot cut there keeps fewer; returns how many it kept (0: it emptied itself).
+   */
+  truncate(tokens: number): number;
+  /** Empty the cache, giving its storage back (it can be filled again). */
   reset(): void;
+  /** Give back everything the cache holds, scratch included (as reset, and it stays usable). */
+  dispose(): void;
 }
 
-/** The caches of all blocks of one sequence. */
+/**
+ * The caches of all blocks of one sequence. It owns its memory: `dispose()` (or `using cache =
+ * …`) gives it back to the kernel arena; `generate` disposes the caches it creates itself.
+ */
 export class KvCache {
   constructor(readonly method: string, readonly layers: LayerKvCache[]) {}
+
+  dispose(): void {
+    for (const l of this.layers) l.dispose();
+  }
+
+  /** Keep the first `tokens` tokens in every block (or fewer, the same in all); returns how many are kept. */
+  truncate(tokens: number): number {
+    let keep = Math.max(0, Math.min(tokens, this.length));
+    for (let round = 0; round < 4; round++) {
+      const kept = Math.min(...this.layers.map((l) => l.truncate(keep)));
+      if (kept === keep && this.layers.every((l) => l.length === keep)) return keep;
+      keep = kept;
+    }
+    this.reset();
+    return 0;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 
   /** Tokens held (every block holds the same number). */
   get length(): number {

@@ -13,7 +13,7 @@ import type { SensitivityResult } from "../calib/sensitivity.js";
 import { createCache, type CacheSpec } from "../cache/factory.js";
 import { INSTRUCTION } from "../eval/benchmarks.js";
 import { judgeResponse } from "../eval/runner.js";
-import { KvBudgetError } from "../errors.js";
+import { KvBudgetError, UsageError } from "../errors.js";
 import { encodePrompt, generate } from "../generate/generate.js";
 import { loadModel, type LoadedModel } from "../model/checkpoint.js";
 import { kvHidden } from "../model/config.js";
@@ -89,10 +89,11 @@ interface Probe {
 function answer(model: LoadedModel, seed: number, task: LookupSumOptions, spec: CacheSpec, trace = false): Probe {
   const p = referenceIds(model, seed, task);
   const bits: number[][] = [];
+  using cache = createCache(model.config, spec);
   const r = generate(model, p.ids, {
     maxNewTokens: task.steps * 14 + 32,
     temperature: 0,
-    cache: createCache(model.config, spec),
+    cache,
     onStep: trace ? (_s, c) => bits.push(c.stats().blocks.map((b) => b.bodyBits)) : undefined,
   });
   const { judgement } = judgeResponse(r.text, p.answer);
@@ -117,7 +118,7 @@ export function referenceIds(model: LoadedModel, seed: number, task: LookupSumOp
  */
 export function heldOnReference(model: LoadedModel, seed: number, task: LookupSumOptions, spec: CacheSpec): number | null {
   const { ids, solution } = referenceIds(model, seed, task);
-  const cache = createCache(model.config, spec);
+  using cache = createCache(model.config, spec);
   const tf = model.transformer;
   try {
     for (let i = 0; i < ids.length; i += 128) {
@@ -154,7 +155,7 @@ export function runDemo(o: DemoOptions): DemoResult {
   const seconds: Record<string, number> = {};
   const tick = (name: string, t0: number) => (seconds[name] = (performance.now() - t0) / 1000);
   fs.mkdirSync(o.outDir, { recursive: true });
-  const model = loadModel(o.modelDir, { weightsDtype: "f32" });
+  using model = loadModel(o.modelDir, { weightsDtype: "f32" });
   const task = o.task ?? trainedTask(o.modelDir);
   const seeds = Array.from({ length: o.problems }, (_, i) => i); // held out: training uses seeds ≥ 1e6
 
@@ -186,7 +187,7 @@ export function runDemo(o: DemoOptions): DemoResult {
   const kivi2: CacheSpec = { method: "kivi", kBits: 2, vBits: 2 };
   const target = heldOnReference(model, probeSeed, task, kivi2)!;
   const sens = readJsonFile(path.join(calibDir, "sensitivity.json")) as SensitivityResult;
-  const pmModel = loadModel(o.modelDir, { weightsDtype: "f32" });
+  using pmModel = loadModel(o.modelDir, { weightsDtype: "f32" });
   foldRepScales(pmModel.transformer.weights, pmModel.config, readRepScales(path.join(calibDir, "rep_scales.safetensors"), pmModel.config).scales);
   const unitMB = (kvHidden(model.config) * 2 * maxLen) / 8 / 2 ** 20; // MB per bit per block
   const L = model.config.numLayers;
@@ -218,7 +219,7 @@ export function runDemo(o: DemoOptions): DemoResult {
     return { spec: specOf(hi), ...candidates[hi] };
   };
   const best = allocationFor(target);
-  if (!best) throw new Error(`no pm-kvq allocation fits the memory of 2-bit KIVI on this model (${target} bytes on the reference solution of problem ${probeSeed})`);
+  if (!best) throw new UsageError(`no pm-kvq allocation fits the memory of 2-bit KIVI on this model (${target} bytes on the reference solution of problem ${probeSeed})`);
   log(`pm-kvq budgets for the memory of 2-bit KIVI (${(target / 1024).toFixed(1)} KiB): final bits per block ${best.bits.join(",")}`);
   // with --four-bit, a second point: pm-kvq at the memory of 4-bit RTN
   const rtn4: CacheSpec = { method: "rtn", kBits: 4, vBits: 4 };

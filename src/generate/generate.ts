@@ -5,11 +5,12 @@ import { createFullPrecisionCache } from "../cache/full.js";
 import type { KvCache, KvStats } from "../cache/types.js";
 import { KvBudgetError, UsageError } from "../errors.js";
 import type { LoadedModel } from "../model/checkpoint.js";
+import type { ModelConfig } from "../model/config.js";
 import { IncrementalDecoder, type ChatMessage } from "../tokenizer/tokenizer.js";
 import { Rng } from "./rng.js";
 import { sampleToken, type SamplingParams } from "./sampler.js";
 
-export type FinishReason = "stop" | "length" | "kv_budget";
+export type FinishReason = "stop" | "length" | "kv_budget" | "context";
 
 export interface GenerateOptions {
   maxNewTokens?: number;
@@ -17,8 +18,16 @@ export interface GenerateOptions {
   temperature?: number;
   topP?: number;
   seed?: number;
-  /** The cache to fill; a new full-precision cache when absent. Reused caches continue at their length. */
+  /**
+   * The cache to fill (the caller owns it and disposes it); when absent a full-precision cache
+   * is made for this call and disposed when it returns. Reused caches continue at their length.
+   */
   cache?: KvCache;
+  /**
+   * Positions the sequence may use (default: max_position_embeddings). A prompt past it is
+   * refused; generation stops there with finish reason "context". See `resolveContextLimit`.
+   */
+  contextLimit?: number;
   /** Ids that end generation; default: the model's EOS ids. */
   eosTokenIds?: number[];
   /** Tokens per prefill forward (bounds scratch memory). */
@@ -51,6 +60,47 @@ export interface GenerateResult {
   kv: KvStats;
   /** Set when finishReason is "kv_budget". */
   kvBudgetMessage?: string;
+  /** The context limit generation ran under (positions). */
+  contextLimit: number;
+}
+
+/**
+ * The context limit a run may use: max_position_embeddings, or `requested`. Going past the
+ * model's limit is allowed only for models with RoPE scaling (with a warning to show the
+ * user); without scaling, positions past it extrapolate into garbage and are refused.
+ */
+export function resolveContextLimit(config: ModelConfig, requested?: number): { limit: number; warning: string | null } {
+  const max = config.maxPositionEmbeddings;
+  if (requested === undefined) return { limit: max, warning: null };
+  if (!Number.isInteger(requested) || requested < 1) throw new UsageError(`--context-limit must be a positive integer (got ${requested})`);
+  if (requested <= max) return { limit: requested, warning: null };
+  if (config.ropeScaling.type === "default") {
+    throw new UsageError(
+      `--context-limit ${requested} is past this model's max_position_embeddings (${max}) and the model has no RoPE scaling: positions past ${max} were never trained and give garbage`,
+    );
+  }
+  return {
+    limit: requested,
+    warning: `warning: --context-limit ${requested} goes past max_position_embeddings ${max} (RoPE scaling "${config.ropeScaling.type}", factor ${config.ropeScaling.factor}); quality past ${max} positions is not guaranteed`,
+  };
+}
+
+/**
+ * Refuse a prompt that does not fit the context (positions already held + its tokens).
+ * `source` says where the limit comes from (e.g. "max_position_embeddings in DIR/config.json").
+ */
+export function checkPromptFits(promptTokens: number, held: number, limit: number, what = "the prompt", source = ""): void {
+  if (held + promptTokens > limit) {
+    throw new UsageError(
+      `${what} has ${promptTokens} tokens${held ? ` (after ${held} already in the cache)` : ""}, past the model's context of ${limit} tokens` +
+        (source ? ` (${source})` : ""),
+    );
+  }
+}
+
+/** Where a context limit comes from, for messages. */
+export function contextSource(model: LoadedModel, limit: number): string {
+  return limit === model.config.maxPositionEmbeddings ? `max_position_embeddings in ${model.dir}/config.json; --context-limit sets another` : "--context-limit";
 }
 
 export type Prompt = string | number[] | { messages: ChatMessage[] };
@@ -60,7 +110,7 @@ export function resolveSampling(model: LoadedModel, temperature?: number, topP?:
   const g = model.generation;
   const t = temperature ?? (g.doSample ? (g.temperature ?? 1) : 0);
   const p = topP ?? (g.doSample ? (g.topP ?? 1) : 1);
-  if (!(t >= 0) || !Number.isFinite(t)) throw new UsageError(`temperature must be ≥ 0 (got ${t})`);
+  if (!(t >= 0) || !Number.isFinite(t)) throw new UsageError(`temperature must be a finite number ≥ 0 (got ${t})`);
   if (!(p > 0 && p <= 1)) throw new UsageError(`top-p must be in (0, 1] (got ${p})`);
   return { temperature: t, topP: p };
 }
@@ -79,10 +129,29 @@ export function generate(model: LoadedModel, prompt: Prompt, opts: GenerateOptio
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new UsageError(`max new tokens must be a non-negative integer (got ${maxNew})`);
   const sampling = resolveSampling(model, opts.temperature, opts.topP);
   const seed = opts.seed ?? 0;
-  const rng = new Rng(seed);
   const eos = new Set(opts.eosTokenIds ?? model.generation.eosTokenIds);
-  const cache = opts.cache ?? createFullPrecisionCache(c, c.numLayers);
+  const contextLimit = opts.contextLimit ?? c.maxPositionEmbeddings;
+  const held = opts.cache?.length ?? 0;
+  checkPromptFits(promptIds.length, held, contextLimit, "the prompt", contextSource(model, contextLimit));
   const chunk = opts.prefillChunk ?? 128;
+  if (!Number.isInteger(chunk) || chunk < 1) throw new UsageError(`prefill chunk must be a positive integer (got ${chunk})`);
+  if (opts.cache) return run(model, promptIds, opts.cache, { maxNew, sampling, seed, eos, chunk, contextLimit }, opts);
+  using cache = createFullPrecisionCache(c, c.numLayers);
+  return run(model, promptIds, cache, { maxNew, sampling, seed, eos, chunk, contextLimit }, opts);
+}
+
+interface RunParams {
+  maxNew: number;
+  sampling: SamplingParams;
+  seed: number;
+  eos: Set<number>;
+  chunk: number;
+  contextLimit: number;
+}
+
+function run(model: LoadedModel, promptIds: number[], cache: KvCache, p: RunParams, opts: GenerateOptions): GenerateResult {
+  const { maxNew, sampling, seed, eos, chunk, contextLimit } = p;
+  const rng = new Rng(seed);
   const tf = model.transformer;
   const decoder = new IncrementalDecoder(model.tokenizer, promptIds);
 
@@ -121,6 +190,11 @@ export function generate(model: LoadedModel, prompt: Prompt, opts: GenerateOptio
       const delta = decoder.push(id);
       if (delta) opts.onText?.(delta);
       if (step === maxNew - 1) break;
+      if (pos >= contextLimit) {
+        // the token was predicted within the context, but there is no position left to feed it
+        finishReason = "context";
+        break;
+      }
       logits = tf.forward([id], [pos], cache, "last");
       pos++;
       decodeSteps++;
@@ -149,5 +223,6 @@ export function generate(model: LoadedModel, prompt: Prompt, opts: GenerateOptio
     },
     kv: cache.stats(),
     ...(kvBudgetMessage ? { kvBudgetMessage } : {}),
+    contextLimit,
   };
 }

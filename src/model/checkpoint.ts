@@ -2,15 +2,18 @@
 // generation_config.json.
 
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { CheckpointError } from "../errors.js";
+import { CheckpointError, OutOfMemoryError } from "../errors.js";
+import { currentArena, arenaBytesInUse } from "../tensor/memory.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { readJsonFile } from "../util/atomic.js";
+import { preview } from "../util/json.js";
 import { parseModelConfig, tokenIdList, type ModelConfig } from "./config.js";
 import { Transformer } from "./forward.js";
 import { SafetensorsFile } from "./safetensors.js";
 import type { Matrix, WeightDtype } from "../tensor/matrix.js";
-import { loadWeights, weightBytes, type TensorSource } from "./weights.js";
+import { hfNames, loadWeights, releaseWeights, weightBytes, type TensorSource } from "./weights.js";
 
 /** Sampling defaults a model ships in generation_config.json. */
 export interface GenerationDefaults {
@@ -33,6 +36,11 @@ export interface LoadedModel {
   /** dtypes found in the checkpoint files, e.g. { BF16: 290 }. */
   checkpointDtypes: Record<string, number>;
   loadMs: number;
+  /** One-line notes about the checkpoint a user should see (e.g. tensors it holds that are not used). */
+  warnings: string[];
+  /** Give the weights and scratch back to the kernel arena; the model cannot run after. */
+  dispose(): void;
+  [Symbol.dispose](): void;
 }
 
 export interface LoadOptions {
@@ -48,14 +56,24 @@ export class CheckpointTensors implements TensorSource {
   private readonly owner = new Map<string, SafetensorsFile>();
 
   constructor(readonly dir: string) {
+    try {
+      this.open(dir);
+    } catch (e) {
+      this.close(); // the shards opened before the failure
+      throw e;
+    }
+  }
+
+  private open(dir: string): void {
     const single = path.join(dir, "model.safetensors");
     const index = path.join(dir, "model.safetensors.index.json");
     if (fs.existsSync(index)) {
-      const idx = readJsonFile(index, CheckpointError) as { weight_map?: Record<string, string> };
-      if (!idx.weight_map || typeof idx.weight_map !== "object") throw new CheckpointError(`${index}: no "weight_map" object`);
-      for (const [name, shard] of Object.entries(idx.weight_map)) {
-        if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) {
-          throw new CheckpointError(`${index}: tensor "${name}" maps to an invalid shard name ${JSON.stringify(shard)}`);
+      const idx = readJsonFile(index, CheckpointError) as { weight_map?: unknown } | null;
+      if (idx === null || typeof idx !== "object" || Array.isArray(idx)) throw new CheckpointError(`${index}: not a JSON object`);
+      if (!idx.weight_map || typeof idx.weight_map !== "object" || Array.isArray(idx.weight_map)) throw new CheckpointError(`${index}: no "weight_map" object`);
+      for (const [name, shard] of Object.entries(idx.weight_map as Record<string, unknown>)) {
+        if (typeof shard !== "string" || shard === "" || shard.includes("/") || shard.includes("\\") || shard === "." || shard === "..") {
+          throw new CheckpointError(`${index}: tensor ${preview(name)} maps to an invalid shard name ${preview(shard)}`);
         }
         let f = this.files.get(shard);
         if (!f) {
@@ -88,6 +106,11 @@ export class CheckpointTensors implements TensorSource {
     return this.file(name).info(name).shape;
   }
 
+  /** The stored dtype of a tensor ("F32", "BF16", …). */
+  dtype(name: string): string {
+    return this.file(name).info(name).dtype;
+  }
+
   read(name: string): Float32Array {
     return this.file(name).readF32(name);
   }
@@ -113,6 +136,11 @@ export class CheckpointTensors implements TensorSource {
     return out;
   }
 
+  /** Every tensor name the files hold. */
+  names(): string[] {
+    return [...this.owner.keys()];
+  }
+
   close(): void {
     for (const f of this.files.values()) f.close();
   }
@@ -120,50 +148,140 @@ export class CheckpointTensors implements TensorSource {
 
 export function readGenerationDefaults(dir: string, config: ModelConfig): GenerationDefaults {
   const file = path.join(dir, "generation_config.json");
-  const g = fs.existsSync(file) ? (readJsonFile(file, CheckpointError) as Record<string, unknown>) : {};
+  const raw = fs.existsSync(file) ? readJsonFile(file, CheckpointError) : {};
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new CheckpointError(`${file}: not a JSON object`);
+  const g = raw as Record<string, unknown>;
   const eos = [...new Set([...tokenIdList(g.eos_token_id), ...config.eosTokenIds])];
+  const temperature = typeof g.temperature === "number" ? g.temperature : null;
+  const topP = typeof g.top_p === "number" ? g.top_p : null;
+  if (temperature !== null && !(Number.isFinite(temperature) && temperature >= 0)) throw new CheckpointError(`${file}: "temperature" must be a finite number ≥ 0 (got ${temperature})`);
+  if (topP !== null && !(topP > 0 && topP <= 1)) throw new CheckpointError(`${file}: "top_p" must be in (0, 1] (got ${topP})`);
   return {
     doSample: g.do_sample === true,
-    temperature: typeof g.temperature === "number" ? g.temperature : null,
-    topP: typeof g.top_p === "number" ? g.top_p : null,
+    temperature,
+    topP,
     eosTokenIds: eos,
     bosTokenId: typeof g.bos_token_id === "number" ? g.bos_token_id : config.bosTokenId,
   };
 }
 
 /** config.json and weights of a model folder, without the tokenizer. */
-export function loadTransformer(dir: string, opts: LoadOptions = {}): { config: ModelConfig; transformer: Transformer; checkpointDtypes: Record<string, number> } {
+export function loadTransformer(dir: string, opts: LoadOptions = {}): { config: ModelConfig; transformer: Transformer; checkpointDtypes: Record<string, number>; warnings: string[] } {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: not a model folder (does not exist or is not a directory)`);
   const configPath = path.join(dir, "config.json");
   if (!fs.existsSync(configPath)) throw new CheckpointError(`${dir}: no config.json`);
   const config = parseModelConfig(readJsonFile(configPath, CheckpointError), configPath);
   const tensors = new CheckpointTensors(dir);
   try {
+    // the last block must exist before anything loops over num_hidden_layers (a config may claim 2e9)
+    const last = hfNames(config.numLayers - 1).wq;
+    if (!tensors.has(last)) {
+      throw new CheckpointError(`${dir}: config.json num_hidden_layers is ${config.numLayers}, but the checkpoint has no tensor "${last}" (block ${config.numLayers - 1}); config and weights disagree`);
+    }
+    const warnings = checkTensorNames(dir, config, tensors);
+    checkMemoryFits(dir, config, tensors, opts.weightsDtype ?? "auto");
     let done = 0;
     const total = tensors.tensorCount;
     const weights = loadWeights(config, tensors, opts.weightsDtype ?? "auto", (name) => opts.onTensor?.(name, ++done, total));
-    return { config, transformer: new Transformer(config, weights), checkpointDtypes: tensors.dtypes() };
+    let transformer: Transformer;
+    try {
+      transformer = new Transformer(config, weights);
+    } catch (e) {
+      releaseWeights(weights);
+      throw e;
+    }
+    return { config, transformer, checkpointDtypes: tensors.dtypes(), warnings };
   } finally {
     tensors.close();
+  }
+}
+
+/** Tensors the model reads, by name. */
+function expectedTensors(c: ModelConfig): Set<string> {
+  const names = new Set(["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]);
+  for (let l = 0; l < c.numLayers; l++) for (const n of Object.values(hfNames(l))) names.add(n);
+  return names;
+}
+
+/**
+ * Blocks past num_hidden_layers are an error (config.json and weights disagree); other tensors
+ * the model does not read are a warning (rotary inv_freq buffers of old exports are expected).
+ */
+function checkTensorNames(dir: string, c: ModelConfig, tensors: CheckpointTensors): string[] {
+  const expected = expectedTensors(c);
+  const unused: string[] = [];
+  for (const name of tensors.names()) {
+    if (expected.has(name)) continue;
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m && Number(m[1]) >= c.numLayers) {
+      throw new CheckpointError(
+        `${tensors.where(name)}: holds tensor "${name}" of block ${m[1]}, but config.json num_hidden_layers is ${c.numLayers} (blocks 0 … ${c.numLayers - 1}); config and weights disagree`,
+      );
+    }
+    if (!name.endsWith("rotary_emb.inv_freq")) unused.push(name);
+  }
+  if (unused.length === 0) return [];
+  return [`${dir}: ${unused.length} tensor${unused.length > 1 ? "s" : ""} not used by ${c.architecture}: ${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", …" : ""}`];
+}
+
+const HELD_BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, F32: 4, F16: 2, BF16: 2 };
+
+/** Refuse, before reading anything, weights that the memory they would live in cannot hold. */
+function checkMemoryFits(dir: string, c: ModelConfig, tensors: CheckpointTensors, dtype: WeightDtype | "auto"): void {
+  let bytes = 0;
+  let params = 0;
+  let heldAs = "";
+  for (const name of expectedTensors(c)) {
+    if (!tensors.has(name) || (name === "lm_head.weight" && c.tieWordEmbeddings)) continue;
+    const shape = tensors.shape(name);
+    const n = shape.reduce((a, d) => a * d, 1);
+    params += n;
+    if (shape.length === 2) {
+      const held = dtype === "auto" ? tensors.dtype(name) : dtype;
+      heldAs ||= held.toLowerCase();
+      bytes += n * (HELD_BYTES[held] ?? 4);
+    } else bytes += n * 4;
+  }
+  const arena = currentArena() ?? (arenaBytesInUse(), currentArena());
+  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+  const perParam = HELD_BYTES[heldAs] ?? 4;
+  if (arena) {
+    if (bytes > arena.freeBytes) {
+      throw new OutOfMemoryError(
+        `${dir}: the weights need ${gib(bytes)} (${(params / 1e9).toFixed(2)}B parameters held as ${heldAs || "f32"}), but the WebAssembly memory ` +
+          `holds at most ${gib(arena.maxBytes)} (${gib(arena.freeBytes)} free): at ${perParam * 8} bits about ${(arena.freeBytes / perParam / 1e9).toFixed(1)}B parameters fit; ` +
+          `PMKVQ_KERNELS=ts loads into ordinary memory instead (much slower)`,
+      );
+    }
+  } else if (bytes > os.totalmem()) {
+    throw new OutOfMemoryError(`${dir}: the weights need ${gib(bytes)}, more than this machine's ${gib(os.totalmem())} of memory`);
   }
 }
 
 /** Load a Hugging Face model folder (LlamaForCausalLM or Qwen2ForCausalLM). */
 export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
   const t0 = performance.now();
-  const { config, transformer, checkpointDtypes } = loadTransformer(dir, opts);
-  const tokenizer = TextTokenizer.fromDir(dir);
-  if (tokenizer.vocabSize > config.vocabSize) {
-    throw new CheckpointError(`${dir}: tokenizer has ${tokenizer.vocabSize} ids but config.json vocab_size is ${config.vocabSize}`);
+  const { config, transformer, checkpointDtypes, warnings } = loadTransformer(dir, opts);
+  try {
+    const tokenizer = TextTokenizer.fromDir(dir, { maxVocab: config.vocabSize });
+    if (tokenizer.vocabSize > config.vocabSize) {
+      throw new CheckpointError(`${dir}: tokenizer has ${tokenizer.vocabSize} ids but config.json vocab_size is ${config.vocabSize}`);
+    }
+    return {
+      dir,
+      config,
+      transformer,
+      tokenizer,
+      generation: readGenerationDefaults(dir, config),
+      weightBytes: weightBytes(transformer.weights),
+      checkpointDtypes,
+      loadMs: performance.now() - t0,
+      warnings,
+      dispose: () => transformer.dispose(),
+      [Symbol.dispose]: () => transformer.dispose(),
+    };
+  } catch (e) {
+    transformer.dispose(); // a failed load gives back what it took
+    throw e;
   }
-  return {
-    dir,
-    config,
-    transformer,
-    tokenizer,
-    generation: readGenerationDefaults(dir, config),
-    weightBytes: weightBytes(transformer.weights),
-    checkpointDtypes,
-    loadMs: performance.now() - t0,
-  };
 }

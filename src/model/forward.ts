@@ -6,6 +6,7 @@ import type { KvCache } from "../cache/types.js";
 import { matmulMatrix, matrixRow } from "../tensor/matrix.js";
 import { addInPlace, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
 import { allocF32, release } from "../tensor/memory.js";
+import { releaseWeights } from "./weights.js";
 import type { ModelConfig } from "./config.js";
 import { ropeInvFreq, ropeTables } from "./rope.js";
 import type { Weights } from "./weights.js";
@@ -62,9 +63,35 @@ export interface ForwardHooks {
 export class Transformer {
   readonly invFreq: Float64Array;
   private state: RunState | null = null;
+  private disposed = false;
+  /** Transforms folded into the weights since load (rep scales, rotations), for run settings. */
+  readonly transforms: string[] = [];
 
   constructor(readonly config: ModelConfig, readonly weights: Weights) {
     this.invFreq = ropeInvFreq(config);
+  }
+
+  /** Give the weights and scratch back to the kernel arena; the model cannot run after. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.state?.release();
+    this.state = null;
+    releaseWeights(this.weights);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Give the forward scratch (sized for the largest chunk seen) back; the next forward takes what it needs. */
+  releaseScratch(): void {
+    this.state?.release();
+    this.state = null;
   }
 
   private stateFor(T: number): RunState {
@@ -84,6 +111,7 @@ export class Transformer {
     const c = this.config;
     const w = this.weights;
     const T = tokens.length;
+    if (this.disposed) throw new UsageError("this model was disposed; load it again");
     if (T === 0) throw new UsageError("forward: no tokens");
     if (positions.length !== T) throw new UsageError(`forward: ${T} tokens but ${positions.length} positions`);
     const s = this.stateFor(T);

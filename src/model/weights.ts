@@ -3,6 +3,7 @@
 
 import { CheckpointError } from "../errors.js";
 import { matrixBytes, type Matrix, type WeightDtype } from "../tensor/matrix.js";
+import { release } from "../tensor/memory.js";
 import type { ModelConfig } from "./config.js";
 
 export interface LayerWeights {
@@ -62,8 +63,19 @@ export function hfNames(layer: number) {
 }
 
 export function loadWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "auto" = "auto", onTensor?: (name: string) => void): Weights {
+  // what has been read so far, given back if a later tensor fails
+  const taken: ArrayBufferView[] = [];
+  try {
+    return readWeights(c, src, dtype, taken, onTensor);
+  } catch (e) {
+    for (const v of taken) release(v);
+    throw e;
+  }
+}
+
+function readWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "auto", taken: ArrayBufferView[], onTensor?: (name: string) => void): Weights {
   const check = (name: string, shape: number[]): void => {
-    if (!src.has(name)) throw new CheckpointError(`checkpoint has no tensor "${name}" (expected shape ${JSON.stringify(shape)})`);
+    if (!src.has(name)) throw new CheckpointError(`${src.where(name)}: the checkpoint has no tensor "${name}" (expected shape ${JSON.stringify(shape)})`);
     const got = src.shape(name);
     if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
       throw new CheckpointError(`${src.where(name)}: tensor "${name}" has shape ${JSON.stringify(got)}, config.json implies ${JSON.stringify(shape)}`);
@@ -72,11 +84,15 @@ export function loadWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtyp
   };
   const get = (name: string, shape: number[]): Float32Array => {
     check(name, shape);
-    return src.read(name);
+    const v = src.read(name);
+    taken.push(v);
+    return v;
   };
   const mat = (name: string, rows: number, cols: number): Matrix => {
     check(name, [rows, cols]);
-    return src.readMatrix(name, dtype);
+    const m = src.readMatrix(name, dtype);
+    taken.push(m.data);
+    return m;
   };
   const optional = (name: string, shape: number[], wanted: boolean): Float32Array | null => {
     if (!wanted) {
@@ -126,4 +142,24 @@ export function weightBytes(w: Weights): number {
     }
   }
   return n;
+}
+
+/** Give every weight buffer back to the kernel arena (a no-op for ordinary typed arrays). */
+export function releaseWeights(w: Weights): void {
+  const seen = new Set<ArrayBufferView>();
+  const give = (v: ArrayBufferView | null) => {
+    if (v && !seen.has(v)) {
+      seen.add(v);
+      release(v);
+    }
+  };
+  give(w.embed.data);
+  give(w.lmHead.data);
+  give(w.finalNorm);
+  for (const l of w.layers) {
+    for (const v of Object.values(l)) {
+      if (v instanceof Float32Array) give(v);
+      else if (v) give((v as Matrix).data);
+    }
+  }
 }

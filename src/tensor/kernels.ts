@@ -6,7 +6,7 @@ import type { Matrix } from "./matrix.js";
 import { matmulMatrixPlain } from "./matrix.js";
 import * as plain from "./ops.js";
 import { KERNEL } from "./slices.js";
-import { threadScratch, wasm } from "./wasm.js";
+import { SEGMENT_TABLE_INTS, threadScratch, wasm } from "./wasm.js";
 
 /** Work (multiply-adds) below which waking the workers costs more than it saves. */
 const PARALLEL_MIN = 1 << 16;
@@ -123,8 +123,6 @@ export interface PackedSegment {
   groupsPerRow: number;
 }
 
-let segmentTable = 0;
-
 /**
  * Causal attention straight from packed K/V segments (spec §3), split over threads by KV head.
  * Returns false when the WebAssembly kernel cannot run (buffers outside the arena, or shapes
@@ -143,8 +141,8 @@ export function attendPackedKernel(
       if ((d * s.bits) % 128 !== 0 || (G * s.bits) % 128 !== 0 || !ok(s.codes, s.scales, s.zeros)) return false;
     }
   }
-  if (!segmentTable) segmentTable = rt.arena.alloc(2 * 3 * 7 * 4);
-  const table = new Int32Array(rt.arena.buffer, segmentTable, 2 * 3 * 7);
+  const segmentTable = rt.segmentTable;
+  const table = new Int32Array(rt.arena.buffer, segmentTable, SEGMENT_TABLE_INTS);
   live.forEach(([k, v], i) => {
     for (const [s, base] of [[k, i * 7], [v, 21 + i * 7]] as const) {
       table.set([s.codes.byteOffset, s.scales.byteOffset, s.zeros.byteOffset, s.length, s.bits, s.wordsPerRow, s.groupsPerRow], base);

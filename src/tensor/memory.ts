@@ -3,8 +3,12 @@
 // hands out 64-byte aligned blocks; views are plain typed arrays (shared memory never detaches
 // them on growth). When WebAssembly is off, the same calls return ordinary typed arrays.
 
+import { OutOfMemoryError } from "../errors.js";
+
 const PAGE = 65536;
 const ALIGN = 64;
+/** The most a 32-bit WebAssembly memory can hold: 65536 pages of 64 KiB. */
+export const WASM_MEMORY_LIMIT_BYTES = 65536 * PAGE;
 /** The first page stays unused (the kernel module's own statics). */
 const BASE = PAGE;
 
@@ -17,9 +21,18 @@ export class Arena {
   /** Bytes currently handed out. */
   inUse = 0;
 
+  /** The most this arena can ever hold. */
+  readonly maxBytes: number;
+
   constructor(initialPages = 16, maximumPages = 65536) {
     this.memory = new WebAssembly.Memory({ initial: initialPages, maximum: maximumPages, shared: true });
     this.buffers.add(this.memory.buffer);
+    this.maxBytes = maximumPages * PAGE;
+  }
+
+  /** Bytes that can still be handed out: never-used space plus freed blocks (fragmentation aside). */
+  get freeBytes(): number {
+    return this.maxBytes - this.inUse - BASE;
   }
 
   get buffer(): SharedArrayBuffer {
@@ -54,7 +67,10 @@ export class Arena {
         this.memory.grow(need);
       } catch {
         this.top -= size;
-        throw new RangeError(`out of WebAssembly memory: ${bytes} more bytes wanted, ${this.top} in use (the limit is 4 GiB); run with PMKVQ_KERNELS=ts`);
+        throw new OutOfMemoryError(
+          `out of WebAssembly memory: ${formatGiB(bytes)} more wanted, ${formatGiB(this.inUse)} in use of the ${formatGiB(this.maxBytes)} limit ` +
+            `(a smaller --max-new-tokens or KV budget, a smaller model, or PMKVQ_KERNELS=ts for ordinary memory)`,
+        );
       }
     }
     return this.handOut(ptr, size);
@@ -84,6 +100,17 @@ export class Arena {
       this.free[i - 1].size += this.free[i].size;
       this.free.splice(i, 1);
     }
+    // a free block that reaches the top gives its space back to the top (the list stays short)
+    const last = this.free[this.free.length - 1];
+    if (last && last.ptr + last.size === this.top) {
+      this.top = last.ptr;
+      this.free.pop();
+    }
+  }
+
+  /** Handed-out blocks (for leak checks). */
+  get blocks(): number {
+    return this.sizes.size;
   }
 }
 
@@ -110,6 +137,16 @@ function ensureStarted(): void {
 
 export function currentArena(): Arena | null {
   return arena;
+}
+
+/** Bytes of the kernel arena handed out right now (0 with the plain TypeScript kernels) — measured, for leak checks and reports. */
+export function arenaBytesInUse(): number {
+  ensureStarted();
+  return arena?.inUse ?? 0;
+}
+
+function formatGiB(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
 }
 
 export function allocF32(n: number): Float32Array {

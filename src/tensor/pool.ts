@@ -51,10 +51,23 @@ export class ThreadPool {
     }
   }
 
-  /** Stop the workers (they exit after their current job). */
-  close(): void {
-    this.ctrl[1] = KERNEL.stop;
-    Atomics.add(this.ctrl, 0, 1);
-    Atomics.notify(this.ctrl, 0);
+  /**
+   * Stop the workers and wait (at most `waitMs`) until each has acknowledged; after that none
+   * reads the control block again. Returns false if some did not answer in time (then the
+   * control block must stay allocated).
+   */
+  close(waitMs = 10000): boolean {
+    const ctrl = this.ctrl;
+    const want = this.workers.length;
+    ctrl[1] = KERNEL.stop;
+    Atomics.store(ctrl, 3, 0);
+    Atomics.add(ctrl, 0, 1);
+    Atomics.notify(ctrl, 0);
+    const t0 = performance.now();
+    for (let done = Atomics.load(ctrl, 3); done < want; done = Atomics.load(ctrl, 3)) {
+      if (performance.now() - t0 > waitMs) return false;
+      Atomics.wait(ctrl, 3, done, 5);
+    }
+    return true;
   }
 }

@@ -14,7 +14,13 @@ export interface WasmRuntime {
   ex: KernelExports;
   pool: ThreadPool;
   module: WebAssembly.Module;
+  /** The pool's control block in the arena. */
+  ctrlPtr: number;
+  /** The packed-attention segment descriptors (K and V × 3 segments × 7 ints), allocated once. */
+  segmentTable: number;
 }
+
+export const SEGMENT_TABLE_INTS = 2 * 3 * 7;
 
 let runtime: WasmRuntime | null | undefined;
 let threadsWanted: number | null = null;
@@ -45,7 +51,8 @@ function start(): WasmRuntime | null {
   useArena(arena);
   const ctrlPtr = arena.alloc(64 + 32 * 8);
   const pool = new ThreadPool(module, arena.memory, ex, ctrlPtr, threadsWanted ?? defaultThreads());
-  return { arena, ex, pool, module };
+  const segmentTable = arena.alloc(SEGMENT_TABLE_INTS * 4);
+  return { arena, ex, pool, module, ctrlPtr, segmentTable };
 }
 
 /** The runtime, started on first use; null when the plain TypeScript kernels are in use. */
@@ -59,10 +66,16 @@ export function configureKernels(o: { threads?: number }): void {
   if (o.threads === undefined) return;
   threadsWanted = Math.max(1, Math.floor(o.threads));
   if (runtime) {
-    runtime.pool.close();
-    const ctrlPtr = runtime.arena.alloc(64 + 32 * 8);
-    runtime.pool = new ThreadPool(runtime.module, runtime.arena.memory, runtime.ex, ctrlPtr, threadsWanted);
+    // the old workers acknowledge the stop before their control block is given back
+    if (runtime.pool.close()) runtime.arena.release(runtime.ctrlPtr);
+    runtime.ctrlPtr = runtime.arena.alloc(64 + 32 * 8);
+    runtime.pool = new ThreadPool(runtime.module, runtime.arena.memory, runtime.ex, runtime.ctrlPtr, threadsWanted);
   }
+}
+
+/** Which kernels run: "wasm" (WebAssembly SIMD) or "ts" (plain TypeScript). Float results differ slightly between them. */
+export function kernelKind(): "wasm" | "ts" {
+  return wasm() ? "wasm" : "ts";
 }
 
 export function kernelThreads(): number {
@@ -79,6 +92,17 @@ export function threadScratch(rt: WasmRuntime, bytesPerThread: number): { base: 
     scratchPtr = rt.arena.alloc(scratchBytes);
   }
   return { base: scratchPtr, stride };
+}
+
+/**
+ * Give the kernels' per-thread scratch back to the arena (the next kernel call takes what it
+ * needs again). Scratch grows with the longest attention seen; long runs may drop it.
+ */
+export function releaseKernelScratch(): void {
+  if (!runtime || !scratchPtr) return;
+  runtime.arena.release(scratchPtr);
+  scratchPtr = 0;
+  scratchBytes = 0;
 }
 
 setArenaStarter(() => void wasm());

@@ -26,7 +26,12 @@ for (;;) {
   }
   seen = Atomics.load(ctrl, 0);
   const kernel = ctrl[1];
-  if (kernel === KERNEL.stop) break;
+  if (kernel === KERNEL.stop) {
+    // acknowledge, so the pool may give the control block back
+    Atomics.add(ctrl, 3, 1);
+    Atomics.notify(ctrl, 3);
+    break;
+  }
   const n = ctrl[2];
   if (index < n) runSlice(ex, kernel, args, index, n);
   Atomics.add(ctrl, 3, 1);

@@ -14,11 +14,11 @@ import { hfNames, type LayerWeights, type Weights } from "../model/weights.js";
 import { generateProblem, taskPairs, taskWords, type LookupSumOptions } from "../task/lookup-sum.js";
 import { buildTokenizerConfig, buildTokenizerJson } from "../task/tokenizer.js";
 import { f32Matrix } from "../tensor/matrix.js";
-import { allocF32 } from "../tensor/memory.js";
+import { allocF32, release } from "../tensor/memory.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { AdamW, clipGradNorm, learningRate } from "./adamw.js";
-import { clearGrads, gradBuffers, sequenceGrads, zeroGrads } from "./grads.js";
+import { clearGrads, gradBuffers, sequenceGrads, zeroGrads, type Grads } from "./grads.js";
 
 export interface ModelShape {
   layers: number;
@@ -183,6 +183,18 @@ export function train(o: TrainOptions): TrainResult {
   composeFusedEmbeddings(weights, tok);
   const tf = new Transformer(config, weights);
   const grads = zeroGrads(weights);
+  try {
+    return trainLoop(o, config, tok, tf, grads);
+  } catch (e) {
+    tf.dispose(); // a failed run gives its weights back too
+    throw e;
+  } finally {
+    for (const g of gradBuffers(grads)) release(g);
+  }
+}
+
+function trainLoop(o: TrainOptions, config: ModelConfig, tok: TextTokenizer, tf: Transformer, grads: Grads): TrainResult {
+  const weights = tf.weights;
   const { params, decay } = paramBuffers(weights);
   const opt = new AdamW(params, decay);
   const dataRng = new Rng(o.seed + 17);

@@ -13,7 +13,7 @@ const kvHidden = c.numKvHeads * c.headDim;
 const f16Bytes = (tokens: number) => tokens * kvHidden * 2 * 2; // K and V, 2 bytes each
 
 /** A block cache that holds nothing: the run only needs the model's K/V (attention is O(n²)). */
-const discard: LayerKvCache = { length: 0, append() {}, attend(_q, _n, out) { out.fill(0); }, stats: () => ({ bodyBits: 0, sinkTokens: 0, bodyTokens: 0, windowTokens: 0, codeBytes: 0, heldBytes: 0, budgetBytes: null }), reset() {} };
+const discard: LayerKvCache = { length: 0, append() {}, attend(_q, _n, out) { out.fill(0); }, stats: () => ({ bodyBits: 0, sinkTokens: 0, bodyTokens: 0, windowTokens: 0, codeBytes: 0, heldBytes: 0, budgetBytes: null }), reset() {}, dispose() {}, truncate: () => 0 };
 
 /** Feed `tokens` tokens of the model's block-0 keys (after RoPE) and values to `cache`, in chunks. */
 function run(cache: KvCache, tokens: number): void {

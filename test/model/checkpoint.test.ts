@@ -1,0 +1,118 @@
+// Model folders that cannot be right are refused with a message naming the file: config and
+// weights that disagree on the number of blocks, null JSON files, a checkpoint too large for
+// the WebAssembly memory (refused before a byte of weights is read); tensors the model does not
+// use are a warning.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { CheckpointError, OutOfMemoryError } from "../../src/errors.js";
+import { loadModel } from "../../src/model/checkpoint.js";
+import { encodeSafetensors, readSafetensorsHeader } from "../../src/model/safetensors.js";
+import { arenaBytesInUse } from "../../src/tensor/memory.js";
+import { STORIES_DIR, tempDir } from "../helpers.js";
+
+/** A copy of stories260K whose files can be edited. */
+function storiesCopy(): string {
+  const dir = tempDir("pmkvq-ckpt-");
+  for (const f of fs.readdirSync(STORIES_DIR)) {
+    if (fs.statSync(path.join(STORIES_DIR, f)).isFile()) fs.copyFileSync(path.join(STORIES_DIR, f), path.join(dir, f));
+  }
+  return dir;
+}
+
+function editJson(file: string, fn: (j: Record<string, unknown>) => void): void {
+  const j = JSON.parse(fs.readFileSync(file, "utf8"));
+  fn(j);
+  fs.writeFileSync(file, JSON.stringify(j));
+}
+
+test("a config with fewer blocks than the checkpoint holds is refused (not silently truncated)", () => {
+  const dir = storiesCopy();
+  editJson(path.join(dir, "config.json"), (j) => (j.num_hidden_layers = 3));
+  assert.throws(() => loadModel(dir), (e: unknown) => {
+    assert.ok(e instanceof CheckpointError);
+    assert.match(e.message, /model\.safetensors: holds tensor "model\.layers\.3\.[^"]+" of block 3, but config\.json num_hidden_layers is 3/);
+    return true;
+  });
+});
+
+test("tensors the model does not read are reported as one warning line", () => {
+  const dir = storiesCopy();
+  const file = path.join(dir, "model.safetensors");
+  const h = readSafetensorsHeader(file);
+  const raw = fs.readFileSync(file);
+  const tensors = [...h.tensors.values()].sort((a, b) => a.begin - b.begin).map((t) => ({
+    name: t.name, dtype: t.dtype as "F32", shape: t.shape, data: new Float32Array(raw.buffer.slice(raw.byteOffset + t.begin, raw.byteOffset + t.end)),
+  }));
+  tensors.push({ name: "model.extra_projection.weight", dtype: "F32", shape: [2, 2], data: new Float32Array(4) });
+  tensors.push({ name: "model.layers.0.self_attn.rotary_emb.inv_freq", dtype: "F32", shape: [4], data: new Float32Array(4) });
+  fs.writeFileSync(file, encodeSafetensors(tensors));
+  const m = loadModel(dir);
+  assert.deepEqual(m.warnings, [`${dir}: 1 tensor not used by LlamaForCausalLM: model.extra_projection.weight`]);
+  m.dispose();
+});
+
+test("JSON files that are null or not objects are refused naming the file", () => {
+  for (const [file, want] of [
+    ["generation_config.json", /generation_config\.json: not a JSON object/],
+    ["config.json", /config\.json: not a JSON object/],
+  ] as const) {
+    const dir = storiesCopy();
+    fs.writeFileSync(path.join(dir, file), "null");
+    assert.throws(() => loadModel(dir), want);
+  }
+  const dir = storiesCopy();
+  fs.writeFileSync(path.join(dir, "model.safetensors.index.json"), "null");
+  assert.throws(() => loadModel(dir), /model\.safetensors\.index\.json: not a JSON object/);
+  fs.writeFileSync(path.join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: null }));
+  assert.throws(() => loadModel(dir), /no "weight_map" object/);
+  fs.writeFileSync(path.join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: { "model.norm.weight": ".." } }));
+  assert.throws(() => loadModel(dir), /maps to an invalid shard name/);
+});
+
+test("a checkpoint too large for the WebAssembly memory is refused before any weight is read, saying what fits", () => {
+  const dir = tempDir("pmkvq-huge-");
+  // an 8B-like shape in bf16: 2 × 300000 × 4096 embedding and head alone are 4.9 GB
+  const c = { architectures: ["LlamaForCausalLM"], hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 1, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 300000, max_position_embeddings: 4096, rms_norm_eps: 1e-5, torch_dtype: "bfloat16" };
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(c));
+  const n = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
+  const names: [string, number[]][] = [
+    ["model.embed_tokens.weight", [300000, 4096]],
+    ["model.layers.0.input_layernorm.weight", [4096]],
+    ["model.layers.0.self_attn.q_proj.weight", [4096, 4096]],
+    ["model.layers.0.self_attn.k_proj.weight", [1024, 4096]],
+    ["model.layers.0.self_attn.v_proj.weight", [1024, 4096]],
+    ["model.layers.0.self_attn.o_proj.weight", [4096, 4096]],
+    ["model.layers.0.post_attention_layernorm.weight", [4096]],
+    ["model.layers.0.mlp.gate_proj.weight", [11008, 4096]],
+    ["model.layers.0.mlp.up_proj.weight", [11008, 4096]],
+    ["model.layers.0.mlp.down_proj.weight", [4096, 11008]],
+    ["model.norm.weight", [4096]],
+    ["lm_head.weight", [300000, 4096]],
+  ];
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of names) {
+    header[name] = { dtype: "BF16", shape, data_offsets: [offset, offset + 2 * n(shape)] };
+    offset += 2 * n(shape);
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const file = path.join(dir, "model.safetensors");
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeFileSync(file, Buffer.concat([len, Buffer.from(json)]));
+  fs.truncateSync(file, 8 + json.length + offset); // sparse: 5 GB that take no disk
+  const before = arenaBytesInUse();
+  const t0 = performance.now();
+  assert.throws(() => loadModel(dir), (e: unknown) => {
+    assert.ok(e instanceof OutOfMemoryError, String(e));
+    assert.match(e.message, /the weights need 4\.9\d GiB \(2\.\d\dB parameters held as bf16\), but the WebAssembly memory holds at most 4\.00 GiB/);
+    assert.match(e.message, /about 2\.\dB parameters fit/);
+    return true;
+  });
+  assert.ok(performance.now() - t0 < 2000, "refused without reading 5 GB");
+  assert.equal(arenaBytesInUse(), before);
+});
