@@ -10,6 +10,7 @@ import { UsageError } from "../errors.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import { kvHidden } from "../model/config.js";
 import { readJsonFile, writeFileAtomic } from "../util/atomic.js";
+import { packageVersion } from "../util/version.js";
 import { allocateBits, type Allocation } from "./allocate.js";
 import { buildCalibrationSamples, interpolatedPositions, readCalibrationDocuments } from "./data.js";
 import { computeMaxKeys, readMaxKeys, writeMaxKeys } from "./max-keys.js";
@@ -91,13 +92,27 @@ export function modelHash(dir: string): string {
   return sha256Of(files.map((f) => `${f}:${sha256File(path.join(dir, f))}`));
 }
 
-function packageVersion(): string {
-  try {
-    const pkg = readJsonFile(new URL("../../../package.json", import.meta.url).pathname) as { version?: string };
-    return pkg.version ?? "unknown";
-  } catch {
-    return "unknown";
+/**
+ * The manifest of an earlier run, checked: an object whose steps each name a file, its sha256
+ * and the key of their inputs. Anything else is refused (a hand-edited or foreign file would
+ * otherwise decide which steps are skipped).
+ */
+export function readManifest(file: string): Manifest {
+  const raw = readJsonFile(file, UsageError);
+  const bad = (why: string): never => {
+    throw new UsageError(`${file}: not a calibration manifest written by pmkvq (${why}); move it away, or run with --force to recompute every step`);
+  };
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) bad("not a JSON object");
+  const m = raw as Record<string, unknown>;
+  if (m.steps === null || typeof m.steps !== "object" || Array.isArray(m.steps)) bad('no "steps" object');
+  for (const [name, rec] of Object.entries(m.steps as Record<string, unknown>)) {
+    if (!(CALIBRATION_STEPS as readonly string[]).includes(name)) bad(`unknown step "${name}"`);
+    const r = rec as Record<string, unknown> | null;
+    if (r === null || typeof r !== "object" || Array.isArray(r)) bad(`step "${name}" is not an object`);
+    for (const k of ["file", "sha256", "inputsKey"]) if (typeof r![k] !== "string") bad(`step "${name}" has no string "${k}"`);
+    if (r!.file !== ARTIFACTS[name as CalibrationStep]) bad(`step "${name}" names file ${JSON.stringify(r!.file)}, not ${ARTIFACTS[name as CalibrationStep]}`);
   }
+  return m as unknown as Manifest;
 }
 
 export interface CalibrateResult {
@@ -110,7 +125,7 @@ export interface CalibrateResult {
 export function calibrate(model: LoadedModel, o: CalibrateOptions): CalibrateResult {
   fs.mkdirSync(o.outDir, { recursive: true });
   const manifestPath = path.join(o.outDir, "manifest.json");
-  const previous = fs.existsSync(manifestPath) ? (readJsonFile(manifestPath) as Manifest) : null;
+  const previous = !o.force && fs.existsSync(manifestPath) ? readManifest(manifestPath) : null;
   const { documents, files } = readCalibrationDocuments(o.dataset);
   const datasetSha = sha256Of(files.map((f) => `${path.relative(o.dataset, f)}:${sha256File(f)}`));
   const manifest: Manifest = {

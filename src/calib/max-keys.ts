@@ -53,8 +53,11 @@ export function readMaxKeys(file: string, c: ModelConfig): { maxKeys: Float32Arr
       const name = `layers.${l}.max_keys`;
       if (!f.header.tensors.has(name)) throw new UsageError(`${file}: no tensor "${name}" (made for another model?)`);
       const shape = f.info(name).shape;
-      if (shape[0] !== c.numKvHeads || shape[1] !== c.headDim / 2) throw new UsageError(`${file}: "${name}" has shape ${JSON.stringify(shape)}, the model needs [${c.numKvHeads}, ${c.headDim / 2}]`);
-      return f.readF32(name);
+      if (shape.length !== 2 || shape[0] !== c.numKvHeads || shape[1] !== c.headDim / 2) throw new UsageError(`${file}: "${name}" has shape ${JSON.stringify(shape)}, the model needs [${c.numKvHeads}, ${c.headDim / 2}]`);
+      const m = f.readF32(name);
+      const bad = m.findIndex((v) => !Number.isFinite(v) || v < 0);
+      if (bad >= 0) throw new UsageError(`${file}: "${name}" value ${bad} is ${m[bad]}; max keys are maxima of |K|, finite and ≥ 0`);
+      return m;
     });
     return { maxKeys, metadata: f.header.metadata };
   } finally {

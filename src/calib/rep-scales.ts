@@ -3,12 +3,12 @@
 // q_proj (and bias) multiplied by k for every query head of the KV group — so q·k is unchanged.
 // The scale search picks r = clamp(m^α, 1e-4, 1e4) per block from max keys m.
 
-import fs from "node:fs";
 import { UsageError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Weights } from "../model/weights.js";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.js";
 import { scaleMatrixRows } from "../tensor/matrix.js";
+import { checkInputFile } from "../util/paths.js";
 
 export const REP_SCALE_MIN = 1e-4;
 export const REP_SCALE_MAX = 1e4;
@@ -39,6 +39,7 @@ export function foldRepScales(w: Weights, c: ModelConfig, scales: Float32Array[]
   const group = c.numHeads / c.numKvHeads;
   scales.forEach((r, l) => {
     if (r.length !== (c.numKvHeads * d) / 2) throw new UsageError(`rep scales of block ${l}: ${r.length} values, expected ${(c.numKvHeads * d) / 2}`);
+    if (r.some((v) => !Number.isFinite(v) || v <= 0)) throw new UsageError(`rep scales of block ${l}: every scale must be a finite number > 0`);
     const k = keyScaleVector(r, c);
     const inv = k.map((v) => 1 / v);
     const qFactors = new Float32Array(c.numHeads * d);
@@ -74,7 +75,7 @@ export function writeRepScales(
 
 /** Read rep scales written by `pmkvq search-scales`, checked against the model's shape. */
 export function readRepScales(file: string, c: ModelConfig): { scales: Float32Array[]; alphas: Float32Array } {
-  if (!fs.existsSync(file)) throw new UsageError(`--rep-scales ${file}: no such file`);
+  checkInputFile(file, "--rep-scales");
   const f = new SafetensorsFile(file);
   try {
     const format = f.header.metadata.format;
@@ -87,7 +88,15 @@ export function readRepScales(file: string, c: ModelConfig): { scales: Float32Ar
       if (shape.length !== 2 || shape[0] !== c.numKvHeads || shape[1] !== c.headDim / 2) {
         throw new UsageError(`--rep-scales ${file}: "${name}" has shape ${JSON.stringify(shape)}, the model needs [${c.numKvHeads}, ${c.headDim / 2}]`);
       }
-      scales.push(f.readF32(name));
+      const r = f.readF32(name);
+      const bad = r.findIndex((v) => !Number.isFinite(v) || v <= 0);
+      if (bad >= 0) {
+        throw new UsageError(
+          `--rep-scales ${file}: "${name}" value ${bad} (head ${Math.floor(bad / (c.headDim / 2))}, pair ${bad % (c.headDim / 2)}) is ${r[bad]}; ` +
+            `a key scale must be a finite number > 0 (searched scales lie in [${REP_SCALE_MIN}, ${REP_SCALE_MAX}])`,
+        );
+      }
+      scales.push(r);
     }
     const alphas = f.header.tensors.has("alphas") ? f.readF32("alphas") : new Float32Array(0);
     return { scales, alphas };

@@ -9,6 +9,7 @@ import { CheckpointError, UsageError } from "../errors.js";
 import { kvHidden, parseModelConfig } from "../model/config.js";
 import { readJsonFile, writeFileAtomic } from "../util/atomic.js";
 import { parseFloatArg, parseIntArg, parseIntListArg } from "./args.js";
+import { checkInputDir, checkInputFile, checkOutputFile } from "../util/paths.js";
 
 export interface AllocateFlags {
   sensitivityPath: string;
@@ -45,6 +46,9 @@ export function allocateCommand(run: (flags: AllocateFlags) => void | Promise<vo
 
 export function runAllocate(flags: AllocateFlags): void {
   if ((flags.model === undefined) === (flags.kvHidden === undefined)) throw new UsageError("give exactly one of --model DIR or --kv-hidden N");
+  checkInputFile(flags.sensitivityPath, "--sensitivity-path");
+  if (flags.model !== undefined) checkInputDir(flags.model, "--model");
+  checkOutputFile(flags.out, "--out");
   const sens = readSensitivity(flags.sensitivityPath, flags.bits);
   let hidden = flags.kvHidden ?? 0;
   if (flags.model !== undefined) {

@@ -1,6 +1,6 @@
 // Flag spelling and value parsing shared by every command.
 
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 
 /**
  * The original's flag names that differ from ours by more than `_` → `-`.
@@ -71,4 +71,24 @@ export function formatBytes(n: number): string {
   if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(2)} MiB`;
   if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
   return `${n} B`;
+}
+
+/** An integer that must be one of `allowed` (bit-widths: 16, 8, 4, 2, 1), checked as the flag is read. */
+export function parseBitsArg(allowed: readonly number[]) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !allowed.includes(n)) throw new InvalidArgumentError(`${value} is not one of ${allowed.join(", ")}.`);
+    return n;
+  };
+}
+
+/** The options the user gave on the command line (not defaults), by attribute name. */
+export function explicitOptions(cmd: Command): Set<string> {
+  const given = new Set<string>();
+  for (const o of cmd.options) {
+    const key = o.attributeName();
+    const source = cmd.getOptionValueSource(key);
+    if (source === "cli" || source === "env") given.add(key);
+  }
+  return given;
 }

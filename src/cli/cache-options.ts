@@ -8,7 +8,9 @@ import { UsageError } from "../errors.js";
 import { foldRepScales, readRepScales } from "../calib/rep-scales.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
-import { parseIntArg } from "./args.js";
+import { fileSha256 } from "../model/fingerprint.js";
+import { checkInputFile, checkOutputFile } from "../util/paths.js";
+import { parseBitsArg, parseIntArg } from "./args.js";
 
 export interface CacheFlags {
   method: Method;
@@ -29,11 +31,18 @@ export interface CacheFlags {
   kHadDim?: number;
   nPivotToken: number;
   reorder?: string;
+  /** The options given on the command line (not defaults), by attribute name. */
+  explicit?: ReadonlySet<string>;
 }
 
-const bitsArg = parseIntArg(1, 16);
+/** Bit-widths a quantized group can have (spec §2). */
+export const ALL_BITS = [16, 8, 4, 2, 1] as const;
+/** Window and starting body bit-widths (a body shrinks from them by halving, down to 2). */
+export const STAGING_BITS = [16, 8, 4, 2] as const;
 
 export function addCacheOptions(cmd: Command): Command {
+  const bits = parseBitsArg(ALL_BITS);
+  const staging = parseBitsArg(STAGING_BITS);
   return cmd
     .addOption(
       new Option("--method <name>", "KV cache: original (full precision), pm-kvq (progressive mixed precision), or a baseline: rtn, kivi, mikv, rotatekv")
@@ -44,19 +53,53 @@ export function addCacheOptions(cmd: Command): Command {
     .addOption(new Option("--backend <kind>", "pm-kvq storage: real (bit-packed codes, attention from the codes) or fake (the original's simulated floats)").choices(["real", "fake"]).default("real"))
     .option("--kv-budgets <MB|file>", "pm-kvq: per-block budget — one number of MB for every block, or a JSON file (a list of MB, or `pmkvq allocate` output)")
     .option("--n-sink-token <n>", "pm-kvq: first tokens kept at sink bits forever", parseIntArg(0), 1)
-    .option("--n-sink-token-bits <b>", "pm-kvq: bit-width of sink tokens (16, 8, 4, 2, 1)", bitsArg, 16)
+    .option("--n-sink-token-bits <b>", "pm-kvq: bit-width of sink tokens (16, 8, 4, 2, 1)", bits, 16)
     .option("--n-window-token <n>", "pm-kvq: staging window W; full chunks of W tokens move into the body", parseIntArg(0), 128)
-    .option("--n-window-token-bits <b>", "pm-kvq: bit-width of window tokens (16, 8, 4, 2)", bitsArg, 16)
-    .option("--n-init-kv-bits <b>", "pm-kvq: starting bit-width of the body (16, 8, 4, 2)", bitsArg, 16)
-    .option("--group-size <n>", "quantization group size in channels (default: 128, or head_dim when smaller)", parseIntArg(1))
+    .option("--n-window-token-bits <b>", "pm-kvq: bit-width of window tokens (16, 8, 4, 2)", staging, 16)
+    .option("--n-init-kv-bits <b>", "pm-kvq: starting bit-width of the body (16, 8, 4, 2)", staging, 16)
+    .option("--group-size <n>", "quantized methods: group size in channels (default: 128, or head_dim when smaller)", parseIntArg(1))
     .option("--kv-trace <file>", "write per decode step each block's body bits and bytes (JSON lines)")
     .option("--rep-scales <file>", "key reparameterization scales from `pmkvq search-scales`, folded into q_proj/k_proj at load")
-    .option("--k-bits <b>", "baselines (rtn, kivi, mikv, rotatekv): key bits (16, 8, 4, 2, 1)", bitsArg, 4)
-    .option("--v-bits <b>", "baselines: value bits (16, 8, 4, 2, 1)", bitsArg, 4)
+    .option("--k-bits <b>", "baselines (rtn, kivi, mikv, rotatekv): key bits (16, 8, 4, 2, 1)", bits, 4)
+    .option("--v-bits <b>", "baselines: value bits (16, 8, 4, 2, 1)", bits, 4)
     .option("--n-sink-tokens <n>", "mikv: most-attended tokens kept at full precision", parseIntArg(0), 32)
     .option("--k-had-dim <n>", "rotatekv: Hadamard block size over kv_hidden (a power of two; default kv_hidden)", parseIntArg(1))
     .option("--n-pivot-token <n>", "rotatekv: prefill tokens with the largest |hidden| kept unquantized", parseIntArg(0), 1)
     .option("--reorder <file>", "rotatekv: key channel order from `pmkvq rotatekv-calib` (default: no reordering)");
+}
+
+/** The cache flags each method reads (the rest would be silently ignored). */
+const METHOD_FLAGS: Record<Method, (keyof CacheFlags)[]> = {
+  original: ["kvDtype"],
+  "pm-kvq": ["kvBudgets", "backend", "nSinkToken", "nSinkTokenBits", "nWindowToken", "nWindowTokenBits", "nInitKvBits", "groupSize"],
+  rtn: ["kBits", "vBits", "groupSize"],
+  kivi: ["kBits", "vBits", "groupSize"],
+  mikv: ["kBits", "vBits", "groupSize", "nSinkTokens"],
+  rotatekv: ["kBits", "vBits", "groupSize", "kHadDim", "nPivotToken", "reorder"],
+};
+
+const kebab = (k: string) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+
+/**
+ * Refuse cache flags the chosen method does not read (e.g. --kv-budgets with --method rtn),
+ * and check the cache's input and output files before any work starts.
+ */
+export function checkCacheFlags(flags: CacheFlags): void {
+  const given = flags.explicit ?? new Set<string>();
+  const reads = new Set<string>(METHOD_FLAGS[flags.method]);
+  const methodSpecific = new Set<string>(Object.values(METHOD_FLAGS).flat());
+  const ignored = [...given].filter((k) => methodSpecific.has(k) && !reads.has(k));
+  if (ignored.length) {
+    const owners = (k: string) => (Object.keys(METHOD_FLAGS) as Method[]).filter((m) => METHOD_FLAGS[m].includes(k as keyof CacheFlags)).join("/");
+    throw new UsageError(
+      `--method ${flags.method} does not read ${ignored.map((k) => `${kebab(k)} (a ${owners(k)} flag)`).join(", ")}; ` +
+        `${flags.method} reads ${METHOD_FLAGS[flags.method].map(kebab).join(", ")}`,
+    );
+  }
+  if (flags.kvBudgets !== undefined && !/^\s*[0-9]*\.?[0-9]+(e[-+]?\d+)?\s*$/i.test(flags.kvBudgets)) checkInputFile(flags.kvBudgets.trim(), "--kv-budgets");
+  if (flags.repScales) checkInputFile(flags.repScales, "--rep-scales");
+  if (flags.reorder) checkInputFile(flags.reorder, "--reorder");
+  if (flags.kvTrace) checkOutputFile(flags.kvTrace, "--kv-trace");
 }
 
 export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): CacheSpec {
@@ -92,6 +135,9 @@ export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): Cach
 
 /** Apply the model transforms the flags ask for: --rep-scales, and RotateKV's rotations. */
 export function applyModelTransforms(flags: CacheFlags, model: LoadedModel, spec: CacheSpec): void {
-  if (flags.repScales) foldRepScales(model.transformer.weights, model.config, readRepScales(flags.repScales, model.config).scales);
+  if (flags.repScales) {
+    foldRepScales(model.transformer.weights, model.config, readRepScales(flags.repScales, model.config).scales);
+    model.transformer.transforms.push(`rep-scales:${fileSha256(flags.repScales)}`);
+  }
   prepareModelForMethod(model.transformer, spec);
 }

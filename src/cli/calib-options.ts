@@ -6,6 +6,7 @@ import { buildCalibrationSamples, interpolatedPositions, readCalibrationDocument
 import { UsageError } from "../errors.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
+import { checkInputPath } from "../util/paths.js";
 import { parseIntArg } from "./args.js";
 import { modelOption } from "./common.js";
 
@@ -42,11 +43,24 @@ export interface CalibSetup {
   files: string[];
 }
 
+/** The calibration text must exist before the model is loaded. */
+export function checkCalibInputs(flags: CalibFlags): string {
+  const dataset = flags.dataset ?? flags.datasetPath;
+  if (!dataset) throw new UsageError("give the calibration text with --dataset PATH");
+  checkInputPath(dataset, "--dataset");
+  return dataset;
+}
+
 export function calibDefaults(flags: CalibFlags, c: ModelConfig): { seqLen: number; effectiveLen: number; groupSize: number } {
   const seqLen = flags.seqLen ?? Math.max(2, Math.min(512, Math.floor(c.maxPositionEmbeddings / 4)));
   const groupSize = flags.groupSize ?? Math.min(128, c.headDim);
   if (c.headDim % groupSize !== 0) throw new UsageError(`--group-size ${groupSize} must divide head_dim ${c.headDim}`);
-  return { seqLen, effectiveLen: flags.effectiveLen ?? 4 * seqLen, groupSize };
+  const effectiveLen = flags.effectiveLen ?? 4 * seqLen;
+  // interpolated positions run up to effectiveLen − s: past max_position_embeddings they extrapolate
+  if (effectiveLen > c.maxPositionEmbeddings) {
+    throw new UsageError(`--effective-len ${effectiveLen} is past the model's max_position_embeddings ${c.maxPositionEmbeddings}: calibration positions must be ones the model was trained on`);
+  }
+  return { seqLen, effectiveLen, groupSize };
 }
 
 export function calibSetup(flags: CalibFlags, model: LoadedModel): CalibSetup {

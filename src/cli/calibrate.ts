@@ -4,10 +4,12 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import { ALLOCATION_BITS, stagingWarning } from "../calib/allocate.js";
 import { ARTIFACTS, calibrate, type CalibrationStep } from "../calib/calibrate.js";
-import { UsageError } from "../errors.js";
 import { kvHidden } from "../model/config.js";
-import { parseFloatArg, parseIntArg, parseIntListArg } from "./args.js";
-import { addCalibOptions, calibDefaults, type CalibFlags } from "./calib-options.js";
+import { parseBitsArg, parseFloatArg, parseIntArg, parseIntListArg } from "./args.js";
+import { addCalibOptions, calibDefaults, checkCalibInputs, type CalibFlags } from "./calib-options.js";
+import { ALL_BITS } from "./cache-options.js";
+import { checkOutputDir } from "../util/paths.js";
+import { lockOutput } from "../util/lock.js";
 import { loadModelWithProgress, Progress } from "./common.js";
 
 export interface CalibrateFlags extends CalibFlags {
@@ -21,7 +23,7 @@ export interface CalibrateFlags extends CalibFlags {
   force?: boolean;
 }
 
-const bitsArg = parseIntArg(1, 16);
+const bitsArg = parseBitsArg(ALL_BITS);
 
 export function calibrateCommand(run: (f: CalibrateFlags) => void | Promise<void>): Command {
   const cmd = new Command("calibrate").description(
@@ -40,9 +42,11 @@ export function calibrateCommand(run: (f: CalibrateFlags) => void | Promise<void
 }
 
 export async function runCalibrate(flags: CalibrateFlags): Promise<void> {
-  const dataset = flags.dataset ?? flags.datasetPath;
-  if (!dataset) throw new UsageError("give the calibration text with --dataset PATH");
-  const model = loadModelWithProgress(flags.model, true);
+  const dataset = checkCalibInputs(flags);
+  checkOutputDir(flags.out, "--out");
+  // the lock first: a second calibration into the same folder stops before loading anything
+  using _lock = lockOutput(flags.out, `--out ${flags.out}`, { onTakeover: (m) => process.stderr.write(m + "\n") });
+  using model = loadModelWithProgress(flags.model, true);
   const { seqLen, effectiveLen, groupSize } = calibDefaults(flags, model.config);
   let bar: Progress | null = null;
   const result = calibrate(model, {

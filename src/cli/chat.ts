@@ -5,9 +5,11 @@ import { Command } from "commander";
 import { createCache } from "../cache/factory.js";
 import { KvTraceWriter } from "../cache/trace.js";
 import { ChatSession } from "../generate/chat.js";
-import { addCacheOptions, applyModelTransforms, cacheSpecFromFlags, type CacheFlags } from "./cache-options.js";
-import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
-import { loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
+import { addCacheOptions, applyModelTransforms, cacheSpecFromFlags, checkCacheFlags, type CacheFlags } from "./cache-options.js";
+import { explicitOptions, formatBytes, parseFloatArg, parseIntArg } from "./args.js";
+import { contextLimitOption, loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
+import { resolveContextLimit } from "../generate/generate.js";
+import { UsageError } from "../errors.js";
 import type { WeightDtype } from "../tensor/matrix.js";
 
 export interface ChatFlags extends CacheFlags {
@@ -18,6 +20,7 @@ export interface ChatFlags extends CacheFlags {
   temperature?: number;
   topP?: number;
   seed: number;
+  contextLimit?: number;
 }
 
 export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Command {
@@ -29,19 +32,23 @@ export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Co
     .option("--max-new-tokens <n>", "limit per reply", parseIntArg(1), 1024)
     .option("--temperature <t>", "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)", parseFloatArg(0))
     .option("--top-p <p>", "nucleus sampling mass in (0, 1]", parseFloatArg(0, 1, true))
-    .option("--seed <n>", "random seed; turn i uses seed + i", parseIntArg(0, 2 ** 32 - 1), 0);
-  return addCacheOptions(cmd).action(async (flags: ChatFlags) => run(flags));
+    .option("--seed <n>", "random seed; turn i uses seed + i", parseIntArg(0, 2 ** 32 - 1), 0)
+    .addOption(contextLimitOption());
+  return addCacheOptions(cmd).action(async (flags: ChatFlags, c: Command) => run({ ...flags, explicit: explicitOptions(c) }));
 }
 
 export async function runChat(flags: ChatFlags): Promise<void> {
-  const model = loadModelWithProgress(flags.model, true, flags.weightsDtype);
+  checkCacheFlags(flags);
+  using model = loadModelWithProgress(flags.model, true, flags.weightsDtype);
+  const context = resolveContextLimit(model.config, flags.contextLimit);
+  if (context.warning) process.stderr.write(context.warning + "\n");
   if (!model.tokenizer.hasChatTemplate) {
     process.stderr.write("note: this model has no chat template; each turn is fed as plain text continuing the conversation\n");
   }
   const spec = cacheSpecFromFlags(flags, model.config);
   applyModelTransforms(flags, model, spec);
-  const cache = createCache(model.config, spec);
-  const session = new ChatSession(model, cache, flags.system);
+  using cache = createCache(model.config, spec);
+  const session = new ChatSession(model, cache, flags.system, context.limit);
   const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
   let traceStep = 0;
   const interactive = process.stdin.isTTY === true;
@@ -65,19 +72,28 @@ export async function runChat(flags: ChatFlags): Promise<void> {
       prompt();
       continue;
     }
-    const r = session.send(line, {
-      maxNewTokens: flags.maxNewTokens,
-      temperature: flags.temperature,
-      topP: flags.topP,
-      seed: flags.seed + turn++,
-      onText: (d) => process.stdout.write(d),
-      onStep: trace ? (_step, c) => trace.record(traceStep++, c) : undefined,
-    });
+    let r;
+    try {
+      r = session.send(line, {
+        maxNewTokens: flags.maxNewTokens,
+        temperature: flags.temperature,
+        topP: flags.topP,
+        seed: flags.seed + turn++,
+        onText: (d) => process.stdout.write(d),
+        onStep: trace ? (_step, c) => trace.record(traceStep++, c) : undefined,
+      });
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      process.stderr.write(`${e.message}; type /reset to start a new conversation\n`);
+      prompt();
+      continue;
+    }
     process.stdout.write("\n");
     process.stderr.write(
-      `[${r.finishReason}] +${r.newPromptTokens} prompt tok${r.rebuilt ? " (conversation re-read)" : ""}, ${r.outputTokens} tok at ` +
+      `[${r.finishReason}] +${r.newPromptTokens} prompt tok (${r.reusedTokens} reused${r.rebuilt ? ", conversation re-read" : ""}), ${r.outputTokens} tok at ` +
         `${r.timings.decodeTokPerS.toFixed(1)} tok/s · cache ${cache.length} tok, ${formatBytes(r.kv.totalHeldBytes)}\n`,
     );
+    if (r.finishReason === "context") process.stderr.write(`the conversation reached the model's context of ${context.limit} positions; type /reset to start a new one\n`);
     prompt();
   }
   rl.close();

@@ -4,7 +4,7 @@ import { Option } from "commander";
 import cliProgress from "cli-progress";
 import { loadModel, type LoadedModel } from "../model/checkpoint.js";
 import type { WeightDtype } from "../tensor/matrix.js";
-import { formatBytes } from "./args.js";
+import { formatBytes, parseIntArg } from "./args.js";
 
 export function weightsDtypeOption(): Option {
   return new Option("--weights-dtype <dtype>", "precision of weight matrices in memory: auto keeps the checkpoint's (bf16 stays bf16); f32 widens on load")
@@ -14,6 +14,13 @@ export function weightsDtypeOption(): Option {
 
 export function modelOption(): Option {
   return new Option("--model <dir>", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)").makeOptionMandatory();
+}
+
+export function contextLimitOption(): Option {
+  return new Option(
+    "--context-limit <n>",
+    "positions a sequence may use (default: the model's max_position_embeddings); past it only for models with RoPE scaling, with a warning",
+  ).argParser(parseIntArg(1));
 }
 
 /** A progress bar on stderr when it is a terminal and `show` is set. */
@@ -37,6 +44,7 @@ export function loadModelWithProgress(dir: string, verbose: boolean, weightsDtyp
     },
   });
   bar?.stop();
+  for (const w of model.warnings) process.stderr.write(`warning: ${w}\n`);
   if (verbose) {
     const dtypes = Object.entries(model.checkpointDtypes).map(([k, v]) => `${v}×${k}`).join(", ");
     process.stderr.write(`loaded ${model.config.architecture} from ${dir} in ${model.loadMs.toFixed(0)} ms: ${model.config.numLayers} blocks, weights ${formatBytes(model.weightBytes)} held as ${model.transformer.weights.layers[0]?.wq.dtype ?? "?"} (checkpoint: ${dtypes})\n`);

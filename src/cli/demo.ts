@@ -9,6 +9,8 @@ import { MAX_FACTS, MAX_STEPS } from "../task/lookup-sum.js";
 import { demoSummary, demoTable } from "../demo/report.js";
 import { UsageError } from "../errors.js";
 import { parseIntArg } from "./args.js";
+import { checkInputDir, checkOutputDir } from "../util/paths.js";
+import { lockOutput } from "../util/lock.js";
 
 export interface DemoFlags {
   model?: string;
@@ -37,7 +39,10 @@ export function demoCommand(run: (f: DemoFlags) => void | Promise<void>): Comman
 
 export async function runDemoCommand(f: DemoFlags): Promise<void> {
   const modelDir = f.model ?? DEFAULT_MODEL_DIR;
+  if (f.model !== undefined) checkInputDir(f.model, "--model");
   if (!fs.existsSync(path.join(modelDir, "config.json"))) throw new UsageError(`${modelDir}: no model (config.json) — give --model DIR`);
+  checkOutputDir(f.out, "--out");
+  using _lock = lockOutput(f.out, `--out ${f.out}`, { onTakeover: (m) => process.stderr.write(m + "\n") });
   const t0 = performance.now();
   const r = runDemo({
     modelDir,

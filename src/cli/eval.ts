@@ -2,13 +2,16 @@
 
 import path from "node:path";
 import { Command, Option } from "commander";
-import { cacheSpecFromFlags, addCacheOptions, applyModelTransforms, type CacheFlags } from "./cache-options.js";
+import { cacheSpecFromFlags, addCacheOptions, applyModelTransforms, checkCacheFlags, type CacheFlags } from "./cache-options.js";
+import { resolveContextLimit } from "../generate/generate.js";
+import { checkInputDir, checkOutputFile } from "../util/paths.js";
+import { lockOutput } from "../util/lock.js";
 import { loadBenchmark, selectRange, shardRange } from "../eval/benchmarks.js";
 import { runEval } from "../eval/runner.js";
 import { UsageError } from "../errors.js";
 import type { WeightDtype } from "../tensor/matrix.js";
-import { parseFloatArg, parseIntArg } from "./args.js";
-import { loadModelWithProgress, modelOption, Progress, weightsDtypeOption } from "./common.js";
+import { explicitOptions, parseFloatArg, parseIntArg } from "./args.js";
+import { contextLimitOption, loadModelWithProgress, modelOption, Progress, weightsDtypeOption } from "./common.js";
 
 export interface EvalFlags extends CacheFlags {
   model: string;
@@ -25,6 +28,8 @@ export interface EvalFlags extends CacheFlags {
   temperature: number;
   topP: number;
   output?: string;
+  forceResume?: boolean;
+  contextLimit?: number;
 }
 
 export function evalCommand(run: (f: EvalFlags) => void | Promise<void>): Command {
@@ -43,17 +48,27 @@ export function evalCommand(run: (f: EvalFlags) => void | Promise<void>): Comman
     .option("--max-new-tokens <n>", "token limit per response", parseIntArg(1), 32768)
     .option("--temperature <t>", "sampling temperature", parseFloatArg(0), 0.6)
     .option("--top-p <p>", "nucleus sampling mass", parseFloatArg(0, 1, true), 0.95)
-    .option("--output <file>", "response file (JSON, the original's schema); rerunning resumes it (default: responses/<benchmark>_<version>_<method>_<start>-<end>.json)");
-  return addCacheOptions(cmd).action(async (f: EvalFlags) => run(f));
+    .option("--output <file>", "response file (JSON, the original's schema); rerunning resumes it, locked while a run writes it (default: responses/<benchmark>_<version>_<method>_<start>-<end>.json)")
+    .option("--force-resume", "resume an output whose responses were made with other settings (model, method, flags, sampling, limits), keeping them")
+    .addOption(contextLimitOption());
+  return addCacheOptions(cmd).action(async (f: EvalFlags, c: Command) => run({ ...f, explicit: explicitOptions(c) }));
 }
 
 export async function runEvalCommand(flags: EvalFlags): Promise<void> {
+  checkInputDir(flags.datasetPath, "--dataset-path");
+  checkCacheFlags(flags);
   const bench = loadBenchmark(flags.datasetPath, flags.benchmark, flags.version);
   if (flags.shard !== undefined && (flags.start !== undefined || flags.end !== undefined)) throw new UsageError("give --shard or --start/--end, not both");
   const range = flags.shard !== undefined ? shardRange(flags.shard, bench.problems.length) : { start: flags.start ?? 0, end: flags.end };
   const { start, end, problems } = selectRange(bench, range.start, range.end);
   const output = flags.output ?? path.join("responses", `${bench.name}_${bench.version}_${flags.method}_${start}-${end}.json`);
-  const model = loadModelWithProgress(flags.model, true, flags.weightsDtype);
+  checkOutputFile(output, "--output");
+  const notice = (m: string) => process.stderr.write(m + "\n");
+  // the lock first: a second run into the same file stops before loading anything
+  using _lock = lockOutput(output, `--output ${output}`, { onTakeover: notice });
+  using model = loadModelWithProgress(flags.model, true, flags.weightsDtype);
+  const context = resolveContextLimit(model.config, flags.contextLimit);
+  if (context.warning) notice(context.warning);
   const spec = cacheSpecFromFlags(flags, model.config);
   applyModelTransforms(flags, model, spec);
   process.stderr.write(`${bench.name} ${bench.version}: problems ${start} … ${end - 1} (${problems.length}) × ${flags.nResponses} responses → ${output}\n`);
@@ -62,7 +77,8 @@ export async function runEvalCommand(flags: EvalFlags): Promise<void> {
   const t0 = performance.now();
   const result = runEval(model, {
     benchmark: bench, problems, nResponses: flags.nResponses, seed: flags.seed, maxNewTokens: flags.maxNewTokens,
-    temperature: flags.temperature, topP: flags.topP, cache: spec, output,
+    temperature: flags.temperature, topP: flags.topP, cache: spec, output, contextLimit: context.limit, forceResume: flags.forceResume,
+    onNotice: notice,
     onResponse: (e) => {
       tokens += e.outputTokens;
       progress.tick(1, { tps: (tokens / ((performance.now() - t0) / 1000)).toFixed(1) });

@@ -3,12 +3,13 @@
 import fs from "node:fs";
 import { Command } from "commander";
 import { UsageError } from "../errors.js";
-import { generate } from "../generate/generate.js";
-import { formatBytes, parseFloatArg, parseIntArg } from "./args.js";
+import { generate, resolveContextLimit } from "../generate/generate.js";
+import { explicitOptions, formatBytes, parseFloatArg, parseIntArg } from "./args.js";
 import { createCache } from "../cache/factory.js";
 import { KvTraceWriter } from "../cache/trace.js";
-import { addCacheOptions, applyModelTransforms, cacheSpecFromFlags, type CacheFlags } from "./cache-options.js";
-import { loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
+import { addCacheOptions, applyModelTransforms, cacheSpecFromFlags, checkCacheFlags, type CacheFlags } from "./cache-options.js";
+import { contextLimitOption, loadModelWithProgress, modelOption, weightsDtypeOption } from "./common.js";
+import { checkInputFile } from "../util/paths.js";
 import type { WeightDtype } from "../tensor/matrix.js";
 
 export interface GenerateFlags extends CacheFlags {
@@ -24,6 +25,7 @@ export interface GenerateFlags extends CacheFlags {
   seed: number;
   json?: boolean;
   prefillChunk: number;
+  contextLimit?: number;
 }
 
 export function generateCommand(run: (flags: GenerateFlags) => void | Promise<void>): Command {
@@ -40,25 +42,26 @@ export function generateCommand(run: (flags: GenerateFlags) => void | Promise<vo
     .option("--top-p <p>", "nucleus sampling mass in (0, 1] (default: generation_config.json, else 1)", parseFloatArg(0, 1, true))
     .option("--seed <n>", "random seed for sampling (same seed → same output)", parseIntArg(0, 2 ** 32 - 1), 0)
     .option("--json", "print one JSON object (ids, text, finishReason, token counts, timings, kv memory) instead of streaming")
-    .option("--prefill-chunk <n>", "prompt tokens per forward pass during prefill", parseIntArg(1), 128);
-  return addCacheOptions(cmd).action(async (flags: GenerateFlags) => run(flags));
+    .option("--prefill-chunk <n>", "prompt tokens per forward pass during prefill", parseIntArg(1), 128)
+    .addOption(contextLimitOption());
+  return addCacheOptions(cmd).action(async (flags: GenerateFlags, c: Command) => run({ ...flags, explicit: explicitOptions(c) }));
 }
 
 export async function runGenerate(flags: GenerateFlags): Promise<void> {
   if ((flags.prompt === undefined) === (flags.promptFile === undefined)) throw new UsageError("give exactly one of --prompt TEXT or --prompt-file FILE");
   let text = flags.prompt ?? "";
   if (flags.promptFile !== undefined) {
-    try {
-      text = fs.readFileSync(flags.promptFile, "utf8");
-    } catch (e) {
-      throw new UsageError(`--prompt-file ${flags.promptFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
-    }
+    checkInputFile(flags.promptFile, "--prompt-file");
+    text = fs.readFileSync(flags.promptFile, "utf8");
   }
   if (flags.system !== undefined && !flags.chat) throw new UsageError("--system needs --chat");
-  const model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype);
+  checkCacheFlags(flags);
+  using model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype);
+  const context = resolveContextLimit(model.config, flags.contextLimit);
+  if (context.warning) process.stderr.write(context.warning + "\n");
   const spec = cacheSpecFromFlags(flags, model.config);
   applyModelTransforms(flags, model, spec);
-  const cache = createCache(model.config, spec);
+  using cache = createCache(model.config, spec);
   const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
   const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: text }];
   const prompt = flags.chat ? { messages } : text;
@@ -71,6 +74,7 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
       topP: flags.topP,
       seed: flags.seed,
       prefillChunk: flags.prefillChunk,
+      contextLimit: context.limit,
       onText: flags.json ? undefined : (delta) => process.stdout.write(delta),
       onStep: trace ? (step, c) => trace.record(step, c) : undefined,
     });
@@ -93,4 +97,5 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
       (flags.method === "pm-kvq" ? `, body bits [${result.kv.blocks.map((b) => b.bodyBits).join(",")}]` : "") + "\n",
   );
   if (result.kvBudgetMessage) process.stderr.write(`KV budget: ${result.kvBudgetMessage}\n`);
+  if (result.finishReason === "context") process.stderr.write(`stopped at the model's context of ${result.contextLimit} positions\n`);
 }

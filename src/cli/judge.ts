@@ -1,8 +1,12 @@
-// `pmkvq judge`: merge response files, re-judge, report pass@1 and voting accuracy.
+// `pmkvq judge`: merge response files, re-judge, report pass@1 and voting accuracy, which files
+// were read under which settings, and which folder entries were not read.
 
+import path from "node:path";
 import { Command } from "commander";
 import { loadBenchmark, type Benchmark } from "../eval/benchmarks.js";
-import { judgeResponses, readResponsesDir, type JudgeReport } from "../eval/judge.js";
+import { describeSettingsMix, judgeResponses, readResponsesDir, type JudgeReport } from "../eval/judge.js";
+import type { SettingsGroup, SkippedEntry } from "../eval/responses.js";
+import { diffSettings, formatDifferences, type SettingsDifference } from "../eval/settings.js";
 import { UsageError } from "../errors.js";
 import { parseIntArg } from "./args.js";
 
@@ -14,28 +18,80 @@ export interface JudgeFlags {
   nResponses?: number;
   json?: boolean;
   trustStored?: boolean;
+  allowMixedSettings?: boolean;
   compare?: string[];
 }
 
 export function judgeCommand(run: (f: JudgeFlags) => void | Promise<void>): Command {
   return new Command("judge")
-    .description("Judge saved responses: pass@1, voting accuracy, per-problem figures; or compare two runs")
+    .description(
+      "Judge saved responses: pass@1, voting accuracy, per-problem figures; or compare two runs. " +
+        "Reads every .json and .jsonl file of the folder (one JSON object of records keyed \"<problem id>.<i>\", as ours and the " +
+        "original's; or JSON lines); lists the files read with their settings, and every other entry as skipped or ignored (hidden)",
+    )
     .option("--benchmark <name>", "benchmark (aime, cmimc, hmmt, usamo, …); with --dataset-path completeness is checked against all its problems")
-    .option("--version <v>", "benchmark version")
-    .option("--responses-dir <dir>", "folder of response files (shards are merged; the original's files are read too)")
+    .option("--version <v>", "benchmark version (aime: 2024 or 2025, hmmt: feb_2024, …), with --benchmark")
+    .option("--responses-dir <dir>", "folder of response files (.json, .jsonl: shards are merged; the original's files are read too)")
     .option("--dataset-path <dir>", "benchmark root, to list every problem and its gold answer (else: the problems present)")
     .option("--n-responses <n>", "responses expected per problem (default: the most any problem has)", parseIntArg(1))
     .option("--trust-stored", "use the stored judgements instead of re-judging each response")
-    .option("--json", "print the report as JSON")
-    .option("--compare <dirs...>", "compare two response folders side by side: --compare DIR_A DIR_B")
+    .option("--allow-mixed-settings", "judge responses made under different settings together (a warning is printed); without it judging them refuses")
+    .option("--json", "print the report as JSON (with its files, settings groups and skipped files)")
+    .option("--compare <dirs...>", "compare two response folders side by side: --compare DIR_A DIR_B (each checked on its own; their settings' differences are shown)")
     .action(async (f: JudgeFlags) => run(f));
 }
 
-function report(dir: string, flags: JudgeFlags, bench: Benchmark | undefined): JudgeReport {
-  return judgeResponses(readResponsesDir(dir), { benchmark: bench, nResponses: flags.nResponses, trustStored: flags.trustStored });
+const pct = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)}%`);
+const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+function listed(items: string[], max = 10): string {
+  return items.slice(0, max).join(", ") + (items.length > max ? `, … ${items.length - max} more` : "");
 }
 
-const pct = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)}%`);
+/** The files read (responses, settings), the entries not read, settings mixing and completeness. */
+function sourceLines(r: JudgeReport): string[] {
+  const name = (f: string) => path.relative(r.dir, f) || f;
+  const entryName = (s: SkippedEntry) => name(s.file) + (s.reason.startsWith("sub-folder") ? "/" : "");
+  const group = (n: number) => r.settings_groups.find((g) => g.group === n)!;
+  const groupText = (g: SettingsGroup) => `[${g.group}] ${g.description}`;
+  const width = Math.max(...r.files.map((f) => name(f.file).length));
+  const lines = [`${count(r.files.length, "file")} read from ${r.dir}:`];
+  for (const f of r.files) {
+    const head = `  ${name(f.file).padEnd(width)}  ${count(f.n_responses, "response").padStart(15)}${f.format === "json-lines" ? " (JSON lines)" : ""}`;
+    if (f.settings.length <= 1) lines.push(`${head}  ${f.settings.length ? groupText(group(f.settings[0].group)) : ""}`.trimEnd());
+    else lines.push(head, ...f.settings.map((s) => `      ${String(s.n_responses).padStart(5)} × ${groupText(group(s.group))}`));
+  }
+  const skipped = r.skipped_files.filter((s) => !s.hidden);
+  const hidden = r.skipped_files.filter((s) => s.hidden);
+  const entry = (s: SkippedEntry) => `${entryName(s)} (${s.reason})`;
+  if (skipped.length) lines.push(`skipped ${count(skipped.length, "entry", "entries")}, not response files: ${listed(skipped.map(entry))}`);
+  if (hidden.length) lines.push(`ignored ${count(hidden.length, "hidden file")}: ${listed(hidden.map(entry))}`);
+  if (r.mixed_settings) lines.push(`mixed settings judged together (--allow-mixed-settings): ${describeSettingsMix(r.settings_groups)}`);
+  if (r.outside_benchmark.length) lines.push(`not in the benchmark (not judged): ${listed(r.outside_benchmark)}`);
+  lines.push(r.missing.length ? `missing ${count(r.missing.length, "response")}: ${listed(r.missing)}` : "complete");
+  if (r.duplicates.length) lines.push(`${count(r.duplicates.length, "response")} appear in more than one file or line (the first one's is used)`);
+  return lines;
+}
+
+/** The differences between two folders' settings, when each holds one settings group. */
+function settingsDifferences(a: JudgeReport, b: JudgeReport): SettingsDifference[] | null {
+  const [sa, sb] = [a.settings_groups, b.settings_groups].map((g) => (g.length === 1 ? g[0].settings : null));
+  return sa && sb ? diffSettings(sa, sb) : null;
+}
+
+function settingsComparison(a: JudgeReport, b: JudgeReport): string {
+  const diffs = settingsDifferences(a, b);
+  if (diffs) return diffs.length ? `settings A → B: ${formatDifferences(diffs, 20)}` : "settings: A and B were made under the same settings";
+  const side = (label: string, r: JudgeReport) =>
+    r.settings_groups.length === 0 ? `${label} has no responses`
+      : r.settings_groups.length > 1 ? `${label} holds ${r.settings_groups.length} settings`
+      : r.settings_groups[0].settings ? "" : `${label} has no settings recorded`;
+  return `settings A → B: not compared (${[side("A", a), side("B", b)].filter(Boolean).join(", ")})`;
+}
+
+function warnMixed(r: JudgeReport): void {
+  if (r.mixed_settings) process.stderr.write(`warning: ${r.dir}: judging responses made under ${r.settings_groups.length} different settings together (--allow-mixed-settings)\n`);
+}
 
 export async function runJudge(flags: JudgeFlags): Promise<void> {
   let bench: Benchmark | undefined;
@@ -43,11 +99,14 @@ export async function runJudge(flags: JudgeFlags): Promise<void> {
     if (!flags.benchmark || !flags.version) throw new UsageError("--dataset-path needs --benchmark and --version");
     bench = loadBenchmark(flags.datasetPath, flags.benchmark, flags.version);
   }
+  const options = { benchmark: bench, nResponses: flags.nResponses, trustStored: flags.trustStored, allowMixedSettings: flags.allowMixedSettings };
   if (flags.compare) {
     if (flags.compare.length !== 2) throw new UsageError("--compare takes exactly two folders");
-    const [a, b] = flags.compare.map((d) => report(d, flags, bench));
+    const [a, b] = flags.compare.map((d) => judgeResponses(readResponsesDir(d, "--compare"), options));
+    warnMixed(a);
+    warnMixed(b);
     if (flags.json) {
-      process.stdout.write(JSON.stringify({ a, b }, null, 1) + "\n");
+      process.stdout.write(JSON.stringify({ a, b, settings_differences: settingsDifferences(a, b) }, null, 1) + "\n");
       return;
     }
     const ids = [...new Set([...a.per_problem, ...b.per_problem].map((p) => p.id))];
@@ -59,20 +118,22 @@ export async function runJudge(flags: JudgeFlags): Promise<void> {
       lines.push(`${id.padEnd(22)} ${pct(pa?.pass_at_1 ?? null).padStart(9)} ${pct(pb?.pass_at_1 ?? null).padStart(9)}  ${voted(pa).padEnd(14)} ${voted(pb).padEnd(14)} ${(pa?.mean_length.toFixed(0) ?? "—").padStart(7)} ${(pb?.mean_length.toFixed(0) ?? "—").padStart(7)}`);
     }
     lines.push(`${"overall".padEnd(22)} ${pct(a.pass_at_1).padStart(9)} ${pct(b.pass_at_1).padStart(9)}  voting ${pct(a.voting_accuracy)} vs ${pct(b.voting_accuracy)}`);
-    process.stdout.write(`A = ${flags.compare[0]}\nB = ${flags.compare[1]}\n` + lines.join("\n") + "\n");
+    const side = (label: string, r: JudgeReport) => [`${label} = ${r.dir}: ${count(r.n_responses, "response")} to ${count(r.n_problems, "problem")}`, ...sourceLines(r).map((l) => `  ${l}`)];
+    process.stdout.write([...side("A", a), ...side("B", b), settingsComparison(a, b), "", ...lines].join("\n") + "\n");
     return;
   }
   if (!flags.responsesDir) throw new UsageError("give --responses-dir DIR (or --compare DIR_A DIR_B)");
-  const r = report(flags.responsesDir, flags, bench);
+  const r = judgeResponses(readResponsesDir(flags.responsesDir), options);
+  warnMixed(r);
   if (flags.json) {
     process.stdout.write(JSON.stringify(r, null, 1) + "\n");
     return;
   }
   const lines = [
-    `${flags.benchmark ?? "responses"} ${flags.version ?? ""}: ${r.n_responses} responses to ${r.n_problems} problems`,
-    r.gradable ? `pass@1 ${pct(r.pass_at_1)} · voting accuracy ${pct(r.voting_accuracy)}` : "not auto-gradable (no final answers): responses are for human grading",
-    ...(r.missing.length ? [`missing ${r.missing.length} responses: ${r.missing.slice(0, 10).join(", ")}${r.missing.length > 10 ? ", …" : ""}`] : ["complete"]),
-    ...(r.duplicates.length ? [`${r.duplicates.length} responses appear in more than one file (the first file's is used)`] : []),
+    `${[flags.benchmark ?? "responses", flags.version].filter(Boolean).join(" ")}: ${count(r.n_responses, "response")} to ${count(r.n_problems, "problem")}`,
+    r.n_responses === 0 ? "no responses to judge"
+      : r.gradable ? `pass@1 ${pct(r.pass_at_1)} · voting accuracy ${pct(r.voting_accuracy)}` : "not auto-gradable (no final answers): responses are for human grading",
+    ...sourceLines(r),
     "",
     `${"problem".padEnd(22)} ${"n".padStart(3)} ${"pass@1".padStart(7)}  ${"voted answer".padEnd(20)} ${"mean len".padStart(8)}`,
     ...r.per_problem.map((p) => `${p.id.padEnd(22)} ${String(p.n_responses).padStart(3)} ${pct(p.pass_at_1).padStart(7)}  ${`${p.voted_answer ?? "—"}${p.voting_correct ? " ✓" : ""}`.slice(0, 20).padEnd(20)} ${p.mean_length.toFixed(0).padStart(8)}`),

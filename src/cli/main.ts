@@ -2,6 +2,7 @@
 
 import { Command, CommanderError } from "commander";
 import { PmkvqError } from "../errors.js";
+import { describeFsError, isFsError } from "../util/fs-errors.js";
 import { normalizeArgv } from "./args.js";
 import { allocateCommand, runAllocate } from "./allocate.js";
 import { calibrateCommand, runCalibrate } from "./calibrate.js";
@@ -94,7 +95,26 @@ export async function parseCLI(argv: string[]): Promise<{ command: string; flags
   return result;
 }
 
+/** The one line a user sees for an error, and the exit code (2: the user can fix it, 70: a bug). */
+export function errorReport(e: unknown): { message: string; code: number } {
+  if (e instanceof PmkvqError) return { message: `pmkvq: ${e.message}`, code: 2 };
+  if (isFsError(e)) return { message: `pmkvq: ${e.path ?? "a file"}: cannot ${e.syscall} (${describeFsError(e)})`, code: 2 };
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return { message: `pmkvq: internal error (a bug; please report it, with PMKVQ_DEBUG=1 for the stack): ${text}`, code: 70 };
+}
+
+let signalsHandled = false;
+
+/** Ctrl-C and kill end through process.exit, so exit handlers (output locks) run. */
+function exitOnSignals(): void {
+  if (signalsHandled) return;
+  signalsHandled = true;
+  process.once("SIGINT", () => process.exit(130));
+  process.once("SIGTERM", () => process.exit(143));
+}
+
 export async function main(argv: string[]): Promise<number> {
+  exitOnSignals();
   const program = buildProgram();
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();
@@ -103,10 +123,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
-    if (e instanceof PmkvqError) {
-      process.stderr.write(`pmkvq: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
+    const r = errorReport(e);
+    process.stderr.write(r.message + "\n");
+    if (r.code === 70 && process.env.PMKVQ_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? e}\n`);
+    return r.code;
   }
 }

@@ -2,7 +2,8 @@
 
 import { Command, Option } from "commander";
 import { computeMaxKeys, writeMaxKeys } from "../calib/max-keys.js";
-import { addCalibOptions, calibMeta, calibSetup, type CalibFlags } from "./calib-options.js";
+import { addCalibOptions, calibMeta, calibSetup, checkCalibInputs, type CalibFlags } from "./calib-options.js";
+import { checkOutputFile } from "../util/paths.js";
 import { loadModelWithProgress, Progress } from "./common.js";
 
 export interface MaxKeysFlags extends CalibFlags {
@@ -17,7 +18,9 @@ export function maxKeysCommand(run: (f: MaxKeysFlags) => void | Promise<void>): 
 }
 
 export async function runMaxKeys(flags: MaxKeysFlags): Promise<void> {
-  const model = loadModelWithProgress(flags.model, true);
+  checkCalibInputs(flags);
+  checkOutputFile(flags.out, "--out");
+  using model = loadModelWithProgress(flags.model, true);
   const setup = calibSetup(flags, model);
   const progress = new Progress("max keys", setup.samples.length);
   const maxKeys = computeMaxKeys(model.transformer, setup.samples, setup.positions, () => progress.tick());

@@ -3,7 +3,8 @@
 import { Command, Option } from "commander";
 import { keyChannelMeans, reorderFromMeans, validateRotateKv, writeReorder } from "../calib/rotatekv.js";
 import { parseIntArg } from "./args.js";
-import { addCalibOptions, calibMeta, calibSetup, type CalibFlags } from "./calib-options.js";
+import { addCalibOptions, calibMeta, calibSetup, checkCalibInputs, type CalibFlags } from "./calib-options.js";
+import { checkOutputFile } from "../util/paths.js";
 import { loadModelWithProgress, Progress } from "./common.js";
 
 export interface RotateKvCalibFlags extends CalibFlags {
@@ -22,7 +23,9 @@ export function rotateKvCalibCommand(run: (f: RotateKvCalibFlags) => void | Prom
 }
 
 export async function runRotateKvCalib(flags: RotateKvCalibFlags): Promise<void> {
-  const model = loadModelWithProgress(flags.model, true);
+  checkCalibInputs(flags);
+  checkOutputFile(flags.out, "--out");
+  using model = loadModelWithProgress(flags.model, true);
   const c = model.config;
   const kHadDim = flags.kHadDim ?? c.numKvHeads * c.headDim;
   validateRotateKv(c, { kHadDim, reorder: null });

@@ -4,8 +4,10 @@ import { Command, Option } from "commander";
 import { readMaxKeys } from "../calib/max-keys.js";
 import { writeRepScales } from "../calib/rep-scales.js";
 import { searchRepScales } from "../calib/scale-search.js";
-import { parseIntArg } from "./args.js";
-import { addCalibOptions, calibMeta, calibSetup, type CalibFlags } from "./calib-options.js";
+import { parseBitsArg, parseIntArg } from "./args.js";
+import { addCalibOptions, calibMeta, calibSetup, checkCalibInputs, type CalibFlags } from "./calib-options.js";
+import { ALL_BITS } from "./cache-options.js";
+import { checkInputFile, checkOutputFile } from "../util/paths.js";
 import { loadModelWithProgress, Progress } from "./common.js";
 
 export interface SearchScalesFlags extends CalibFlags {
@@ -16,7 +18,7 @@ export interface SearchScalesFlags extends CalibFlags {
   grid: number;
 }
 
-const bits = parseIntArg(1, 16);
+const bits = parseBitsArg(ALL_BITS);
 
 export function searchScalesCommand(run: (f: SearchScalesFlags) => void | Promise<void>): Command {
   const cmd = new Command("search-scales").description("Search per-block key reparameterization scales r = max_keys^α minimising the attention-output MSE under K/V quantization");
@@ -30,7 +32,10 @@ export function searchScalesCommand(run: (f: SearchScalesFlags) => void | Promis
 }
 
 export async function runSearchScales(flags: SearchScalesFlags): Promise<void> {
-  const model = loadModelWithProgress(flags.model, true);
+  checkCalibInputs(flags);
+  checkInputFile(flags.maxKeysPath, "--max-keys-path");
+  checkOutputFile(flags.out, "--out");
+  using model = loadModelWithProgress(flags.model, true);
   const { maxKeys } = readMaxKeys(flags.maxKeysPath, model.config);
   const setup = calibSetup(flags, model);
   const progress = new Progress("scale search", setup.samples.length);

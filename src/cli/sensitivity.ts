@@ -4,7 +4,8 @@ import { Command, Option } from "commander";
 import { computeSensitivity } from "../calib/sensitivity.js";
 import { UsageError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { addCalibOptions, calibMeta, calibSetup, type CalibFlags } from "./calib-options.js";
+import { addCalibOptions, calibMeta, calibSetup, checkCalibInputs, type CalibFlags } from "./calib-options.js";
+import { checkOutputFile } from "../util/paths.js";
 import { loadModelWithProgress, Progress } from "./common.js";
 
 export interface SensitivityFlags extends CalibFlags {
@@ -20,7 +21,9 @@ export function sensitivityCommand(run: (f: SensitivityFlags) => void | Promise<
 
 export async function runSensitivity(flags: SensitivityFlags): Promise<void> {
   if (!flags.out) throw new UsageError("--out FILE is required");
-  const model = loadModelWithProgress(flags.model, true);
+  checkCalibInputs(flags);
+  checkOutputFile(flags.out, "--out");
+  using model = loadModelWithProgress(flags.model, true);
   const setup = calibSetup(flags, model);
   const progress = new Progress("sensitivity", setup.samples.length, true, " · loss {loss}");
   const result = computeSensitivity(model.transformer, setup.samples, setup.positions, {

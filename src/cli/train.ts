@@ -4,6 +4,8 @@ import { Command, Option } from "commander";
 import { DEFAULT_TASK, MAX_FACTS, MAX_STEPS } from "../task/lookup-sum.js";
 import { DEFAULT_SHAPE, saveModel, train } from "../train/train.js";
 import { parseFloatArg, parseIntArg } from "./args.js";
+import { checkOutputDir } from "../util/paths.js";
+import { lockOutput } from "../util/lock.js";
 
 export interface TrainFlags {
   out: string;
@@ -35,6 +37,8 @@ export function trainCommand(run: (f: TrainFlags) => void | Promise<void>): Comm
 }
 
 export async function runTrain(f: TrainFlags): Promise<void> {
+  checkOutputDir(f.out, "--out");
+  using _lock = lockOutput(f.out, `--out ${f.out}`, { onTakeover: (m) => process.stderr.write(m + "\n") });
   const heads = Math.max(2, Math.round(f.hidden / 32));
   const shape = { ...DEFAULT_SHAPE, layers: f.layers, hidden: f.hidden, heads, kvHeads: Math.max(1, heads / 2), intermediate: Math.round((f.hidden * 11) / 4 / 16) * 16 };
   const task = { facts: f.facts, steps: f.taskSteps };

@@ -37,7 +37,13 @@ export function parseSimpleYaml(text: string): Record<string, string | number | 
     const m = /^([A-Za-z_][\w-]*):\s*(.*)$/.exec(line.trimEnd());
     if (!m) continue;
     const raw = m[2].trim();
-    if (raw.startsWith('"')) out[m[1]] = JSON.parse(raw) as string;
+    if (raw.startsWith('"')) {
+      try {
+        out[m[1]] = JSON.parse(raw) as string;
+      } catch {
+        out[m[1]] = raw; // not a JSON-style string: keep it as written
+      }
+    }
     else if (raw === "true" || raw === "false") out[m[1]] = raw === "true";
     else if (raw !== "" && Number.isFinite(Number(raw))) out[m[1]] = Number(raw);
     else out[m[1]] = raw.replace(/^'(.*)'$/, "$1");
@@ -73,7 +79,7 @@ export function parseCsv(text: string): Record<string, string>[] {
   }
   row.push(field);
   if (row.some((f) => f !== "")) rows.push(row);
-  const [header, ...body] = rows;
+  const [header = [], ...body] = rows;
   return body.map((r) => Object.fromEntries(header.map((h, i) => [h.trim(), r[i] ?? ""])));
 }
 
@@ -105,7 +111,12 @@ export function loadBenchmark(root: string, name: string, version: string): Benc
     const hasAnswers = config.final_answer !== false && fs.existsSync(path.join(dir, "answers.csv"));
     if (!hasAnswers) gradable = false;
     const answers = new Map<string, string>();
-    if (hasAnswers) for (const r of parseCsv(fs.readFileSync(path.join(dir, "answers.csv"), "utf8"))) answers.set(r.id.trim(), r.answer.trim());
+    if (hasAnswers) {
+      const csv = path.join(dir, "answers.csv");
+      const rows = parseCsv(fs.readFileSync(csv, "utf8"));
+      if (rows.length > 0 && (!("id" in rows[0]) || !("answer" in rows[0]))) throw new UsageError(`${csv}: the header must name the columns "id" and "answer" (found: ${Object.keys(rows[0]).join(", ")})`);
+      for (const r of rows) answers.set(r.id.trim(), r.answer.trim());
+    }
     const problemDir = path.join(dir, "problems");
     if (!fs.existsSync(problemDir)) throw new UsageError(`${dir}: no problems/ folder`);
     const numbers = fs.readdirSync(problemDir).filter((f) => /^\d+\.tex$/.test(f)).map((f) => Number(f.slice(0, -4))).sort((a, b) => a - b);

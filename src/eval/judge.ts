@@ -2,36 +2,24 @@
 // re-judge every response against its gold, check completeness, and report pass@1 (mean
 // judgement × 100), voting accuracy (share of problems whose most frequent answer — votes
 // counted over equivalent answers, ties to the first seen — equals gold), per-problem figures.
+// Responses made under different settings are not judged together unless asked to.
 
-import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { answersEquivalent, extractAnswer } from "./answer.js";
 import type { Benchmark } from "./benchmarks.js";
-import { readResponseFile, responseKey, splitKey, type ResponseRecord } from "./responses.js";
+import {
+  responseKey,
+  splitKey,
+  type MergedResponses,
+  type ResponseFileSummary,
+  type ResponseRecord,
+  type SettingsGroup,
+  type SkippedEntry,
+} from "./responses.js";
+import { diffSettings, formatDifferences } from "./settings.js";
 
-export interface MergedResponses {
-  records: Map<string, ResponseRecord>;
-  files: string[];
-  /** Keys found in more than one file (the first file's record is kept). */
-  duplicates: string[];
-}
-
-/** Every *.json response file in dir (sorted), merged. */
-export function readResponsesDir(dir: string): MergedResponses {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`--responses-dir ${dir}: no such folder`);
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".json") && !f.startsWith(".")).sort().map((f) => path.join(dir, f));
-  if (files.length === 0) throw new UsageError(`--responses-dir ${dir}: no .json response files`);
-  const records = new Map<string, ResponseRecord>();
-  const duplicates: string[] = [];
-  for (const f of files) {
-    for (const [k, v] of Object.entries(readResponseFile(f))) {
-      if (records.has(k)) duplicates.push(k);
-      else records.set(k, v);
-    }
-  }
-  return { records, files, duplicates };
-}
+export { readResponsesDir, type MergedResponses } from "./responses.js";
 
 export interface ProblemReport {
   id: string;
@@ -52,6 +40,15 @@ export interface JudgeReport {
   duplicates: string[];
   gradable: boolean;
   per_problem: ProblemReport[];
+  /** The folder judged, each file read (format, responses, settings) and each entry not read. */
+  dir: string;
+  files: ResponseFileSummary[];
+  skipped_files: SkippedEntry[];
+  settings_groups: SettingsGroup[];
+  /** More than one settings group was judged together (allowed by allowMixedSettings). */
+  mixed_settings: boolean;
+  /** Problems with responses that are not in the benchmark (not judged). */
+  outside_benchmark: string[];
 }
 
 export interface JudgeOptions {
@@ -61,6 +58,42 @@ export interface JudgeOptions {
   nResponses?: number;
   /** Use the stored judgements instead of re-judging. */
   trustStored?: boolean;
+  /** Judge responses made under different settings together instead of refusing. */
+  allowMixedSettings?: boolean;
+}
+
+const groupLabel = (g: SettingsGroup) => `[${g.group}]`;
+const responses = (n: number) => `${n} response${n === 1 ? "" : "s"}`;
+
+function listFiles(files: string[], max = 4): string {
+  const names = files.map((f) => path.basename(f));
+  return names.length > max ? `${names.slice(0, max).join(", ")}, … ${names.length} files` : names.join(", ");
+}
+
+/** "[1] a.json (9 responses); [2] b.json (5 responses); [1] → [2]: method: pm-kvq → kivi" — one line. */
+export function describeSettingsMix(groups: SettingsGroup[]): string {
+  const parts = groups.map((g) => `${groupLabel(g)} ${g.settings ? "" : "no settings recorded: "}${listFiles(g.files)} (${responses(g.n_responses)})`);
+  const [first, ...rest] = groups;
+  for (const g of rest) {
+    const diff = !first.settings ? `no settings recorded in ${groupLabel(first)}`
+      : !g.settings ? `no settings recorded in ${groupLabel(g)}`
+      : formatDifferences(diffSettings(first.settings, g.settings));
+    parts.push(`${groupLabel(first)} → ${groupLabel(g)}: ${diff}`);
+  }
+  return parts.join("; ");
+}
+
+/** Refuse to judge several settings groups together unless allowed; true when they are mixed. */
+export function checkSettings(merged: MergedResponses, allowMixed = false): boolean {
+  const groups = merged.settings_groups;
+  if (groups.length <= 1) return false;
+  if (!allowMixed) {
+    throw new UsageError(
+      `${merged.dir}: responses made under ${groups.length} different settings would be judged together — ${describeSettingsMix(groups)}. ` +
+        "Judge each set in its own folder, or pass --allow-mixed-settings to judge them together",
+    );
+  }
+  return true;
 }
 
 /** The most frequent answer, counting equivalent answers as one class; ties go to the first seen. */
@@ -78,6 +111,7 @@ export function majorityAnswer(answers: (string | null)[]): string | null {
 }
 
 export function judgeResponses(merged: MergedResponses, o: JudgeOptions = {}): JudgeReport {
+  const mixed = checkSettings(merged, o.allowMixedSettings);
   const byProblem = new Map<string, { i: number; r: ResponseRecord }[]>();
   for (const [key, r] of merged.records) {
     const split = splitKey(key);
@@ -139,5 +173,11 @@ export function judgeResponses(merged: MergedResponses, o: JudgeOptions = {}): J
     duplicates: merged.duplicates,
     gradable,
     per_problem: perProblem,
+    dir: merged.dir,
+    files: merged.files,
+    skipped_files: merged.skipped,
+    settings_groups: merged.settings_groups,
+    mixed_settings: mixed,
+    outside_benchmark: o.benchmark ? [...byProblem.keys()].filter((id) => !golds.has(id)) : [],
   };
 }

@@ -2,7 +2,7 @@
 // `pmkvq calibrate` with its manifest and resume, and generation with the artifacts.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
@@ -111,4 +111,52 @@ test("calibrate refuses bad input with a message naming it", () => {
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, msg);
   }
+});
+
+test("calibrate killed at any moment resumes to the same artifacts; a corrupt manifest is refused, --force recomputes", async () => {
+  const base = ["calibrate", ...common, "--dataset", corpus, "--memory-budget", "0.4", "--max-len", "4096", "--grid", "4"];
+  const reference = path.join(dir, "kill-ref");
+  assert.equal(pmkvq([...base, "--out", reference]).status, 0);
+  const artifacts = ["sensitivity.json", "allocation.json", "max_keys.safetensors", "rep_scales.safetensors"];
+  const want = artifacts.map((f) => fs.readFileSync(path.join(reference, f)).toString("base64"));
+  let sawPartial = false;
+  for (const killAfterMs of [300, 600, 900, 1200]) {
+    const out = path.join(dir, `killed-${killAfterMs}`);
+    const child = spawn(process.execPath, [BIN, ...base, "--out", out], { stdio: "ignore" });
+    const exited = new Promise((r) => child.on("exit", r));
+    await new Promise((r) => setTimeout(r, killAfterMs));
+    child.kill("SIGKILL");
+    await exited;
+    const present = artifacts.filter((f) => fs.existsSync(path.join(out, f)));
+    if (present.length > 0 && present.length < artifacts.length) sawPartial = true;
+    if (fs.existsSync(path.join(out, "manifest.json"))) JSON.parse(fs.readFileSync(path.join(out, "manifest.json"), "utf8")); // never half-written
+    const rerun = pmkvq([...base, "--out", out]);
+    assert.equal(rerun.status, 0, rerun.stderr);
+    assert.deepEqual(artifacts.map((f) => fs.readFileSync(path.join(out, f)).toString("base64")), want, `killed after ${killAfterMs} ms`);
+    assert.ok(!fs.existsSync(path.join(dir, `.killed-${killAfterMs}.lock`)), "no lock left after the rerun");
+  }
+  assert.ok(sawPartial, "at least one kill landed between steps");
+  // a manifest that is not one (null, or a step naming another file) is refused, not trusted
+  const out = path.join(dir, "kill-ref");
+  for (const bad of ["null", JSON.stringify({ steps: { sensitivity: { file: "../elsewhere.json", sha256: "x", inputsKey: "y" } } })]) {
+    fs.writeFileSync(path.join(out, "manifest.json"), bad);
+    const r = pmkvq([...base, "--out", out]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /manifest\.json: not a calibration manifest written by pmkvq .*--force/);
+  }
+  const forced = pmkvq([...base, "--out", out, "--force"]);
+  assert.equal(forced.status, 0, forced.stderr);
+  assert.match(forced.stdout, /ran: sensitivity, allocation, max-keys, rep-scales/);
+});
+
+test("two calibrations into one folder: the second stops at once, naming the holder", async () => {
+  const out = path.join(dir, "locked");
+  const a = spawn(process.execPath, [BIN, "calibrate", ...common, "--dataset", corpus, "--memory-budget", "0.4", "--max-len", "4096", "--grid", "4", "--out", out], { stdio: "ignore" });
+  const aExit = new Promise((r) => a.on("exit", r));
+  const lock = path.join(dir, ".locked.lock");
+  for (let i = 0; i < 200 && !fs.existsSync(lock); i++) await new Promise((r) => setTimeout(r, 25));
+  const b = pmkvq(["calibrate", ...common, "--dataset", corpus, "--memory-budget", "0.4", "--max-len", "4096", "--out", out]);
+  assert.equal(b.status, 2);
+  assert.match(b.stderr, new RegExp(`^pmkvq: --out .*locked: in use by another run \\(pid ${a.pid} `));
+  assert.equal(await aExit, 0);
 });

@@ -9,6 +9,8 @@ import { normalizeArgv } from "../../src/cli/args.js";
 import { parseCLI } from "../../src/cli/main.js";
 import fs from "node:fs";
 import { readStoriesReference, REPO_ROOT, STORIES_DIR, tempDir } from "../helpers.js";
+import { loadModel } from "../../src/model/checkpoint.js";
+import { writeRepScales } from "../../src/calib/rep-scales.js";
 
 const BIN = path.join(REPO_ROOT, "bin", "pmkvq.js");
 const ref = readStoriesReference();
@@ -129,8 +131,8 @@ test("pmkvq generate --method pm-kvq errors: no budgets, bad bits, a budget too 
   assert.equal(none.status, 2);
   assert.match(none.stderr, /needs --kv-budgets/);
   const bits = pmkvq([...base, "--kv-budgets", "1", "--n-init-kv-bits", "3"]);
-  assert.equal(bits.status, 2);
-  assert.match(bits.stderr, /n-init-kv-bits must be one of 16, 8, 4, 2/);
+  assert.equal(bits.status, 1, "refused as the flag is read");
+  assert.match(bits.stderr, /--n-init-kv-bits <b>' argument '3' is invalid\. 3 is not one of 16, 8, 4, 2\./);
   const tiny = pmkvq([...base, "--kv-budgets", "0.0001", "--json"]);
   assert.equal(tiny.status, 0, tiny.stderr);
   const out = JSON.parse(tiny.stdout);
@@ -162,4 +164,44 @@ test("rotatekv-calib writes reorder indices that generate --method rotatekv take
   r = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--method", "rotatekv", "--reorder", out, "--k-had-dim", "16"]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /made for --k-had-dim 8, not 16/);
+});
+
+test("flags the chosen method does not read are refused, naming the method that reads them", () => {
+  const r = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--method", "rtn", "--kv-budgets", "1"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^pmkvq: --method rtn does not read --kv-budgets \(a pm-kvq flag\); rtn reads --k-bits, --v-bits, --group-size\n$/);
+  const two = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--k-bits", "2", "--n-window-token", "16"]);
+  assert.equal(two.status, 2);
+  assert.match(two.stderr, /--method original does not read --n-window-token \(a pm-kvq flag\), --k-bits \(a rtn\/kivi\/mikv\/rotatekv flag\)|--method original does not read --k-bits .*, --n-window-token/);
+  // the defaults of flags a method does not read are not "given": no error
+  assert.equal(pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--max-new-tokens", "2", "--method", "rtn", "--k-bits", "2"]).status, 0);
+});
+
+test("bit-widths are one of 16, 8, 4, 2, 1 in every command (calibrate took --k-bits 3, generate refused it)", () => {
+  for (const argv of [
+    ["calibrate", "--model", STORIES_DIR, "--dataset", "x", "--memory-budget", "1", "--out", "o", "--k-bits", "3"],
+    ["search-scales", "--model", STORIES_DIR, "--dataset", "x", "--max-keys-path", "m", "--out", "o", "--v-bits", "3"],
+    ["generate", "--model", STORIES_DIR, "--prompt", "x", "--method", "rtn", "--k-bits", "3"],
+    ["eval", "--model", STORIES_DIR, "--dataset-path", "d", "--benchmark", "b", "--version", "v", "--method", "kivi", "--v-bits", "32"],
+  ]) {
+    const r = pmkvq(argv);
+    assert.equal(r.status, 1, argv.join(" "));
+    assert.match(r.stderr, /is not one of 16, 8, 4, 2, 1\./);
+  }
+});
+
+test("rep scales that are zero, NaN or infinite are refused, naming the file, block and value", () => {
+  const dir = tempDir();
+  const file = path.join(dir, "bad_scales.safetensors");
+  const m = loadModel(STORIES_DIR);
+  const half = m.config.headDim / 2;
+  for (const bad of [0, Number.NaN, Number.POSITIVE_INFINITY, -1]) {
+    const scales = Array.from({ length: m.config.numLayers }, () => new Float32Array(m.config.numKvHeads * half).fill(1));
+    scales[2][3] = bad;
+    writeRepScales(file, scales, scales.map(() => 0.5), scales.map(() => new Float64Array(1)), scales.map(() => 0), m.config, {});
+    const r = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--rep-scales", file]);
+    assert.equal(r.status, 2, String(bad));
+    assert.match(r.stderr, new RegExp(`--rep-scales .*bad_scales\\.safetensors: "layers\\.2\\.scales" value 3 \\(head 0, pair 3\\) is ${String(bad).replace("Infinity", "Infinity")}; a key scale must be a finite number > 0`));
+  }
+  m.dispose();
 });

@@ -73,3 +73,74 @@ test("eval flags: --shard, and bad ranges are refused", () => {
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--start 5 is outside 0 … 3/);
 });
+
+test("two evals into one --output: the second stops at once, naming the file and the holder", async () => {
+  const out = path.join(tempDir(), "shared.json");
+  const a = spawn(process.execPath, args(out, ["--max_new_tokens", "150"]), { stdio: ["ignore", "ignore", "pipe"] });
+  let aErr = "";
+  a.stderr.on("data", (d) => (aErr += d));
+  const aExit = new Promise<number | null>((r) => a.on("exit", r));
+  const lock = path.join(path.dirname(out), ".shared.json.lock");
+  for (let i = 0; i < 200 && !fs.existsSync(lock); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(fs.existsSync(lock), "the first run holds a lock beside its output");
+  const t0 = performance.now();
+  const b = spawnSync(process.execPath, args(out, ["--max_new_tokens", "150"]), { encoding: "utf8" });
+  const seconds = (performance.now() - t0) / 1000;
+  assert.equal(b.status, 2);
+  const lines = b.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, b.stderr);
+  assert.match(lines[0], new RegExp(`^pmkvq: --output .*shared\\.json: in use by another run \\(pid ${a.pid} on host `));
+  assert.ok(seconds < 10, `refused before loading anything (${seconds.toFixed(1)} s)`);
+  assert.equal(await aExit, 0, aErr);
+  assert.equal(Object.keys(JSON.parse(fs.readFileSync(out, "utf8"))).length, 4, "the first run kept every response");
+  assert.equal(fs.existsSync(lock), false, "the lock is gone after the run");
+});
+
+test("resume refuses an output made with other settings, naming them; --force-resume keeps them", () => {
+  const dir = tempDir();
+  const out = path.join(dir, "r.json");
+  assert.equal(spawnSync(process.execPath, args(out), { encoding: "utf8" }).status, 0);
+  const first = JSON.parse(fs.readFileSync(out, "utf8"));
+  const rec = first["toy_1.1.0"];
+  assert.equal(rec.settings.max_new_tokens, 16);
+  assert.equal(rec.settings.method, "original");
+  assert.match(rec.settings["model.fingerprint"], /^sha256:[0-9a-f]{64}$/);
+  assert.equal(typeof rec.settings_id, "string");
+  const cases: [string[], RegExp][] = [
+    [["--max_new_tokens", "20"], /max_new_tokens: 16 → 20/],
+    [["--method", "rtn", "--k-bits", "2"], /method: original → rtn/],
+    [["--temperature", "0.3"], /sampling\.temperature: 0\.6 → 0\.3/],
+    [["--model_path", path.join(REPO_ROOT, "models", "default")], /model\.fingerprint: sha256:/],
+  ];
+  for (const [extra, want] of cases) {
+    const r = spawnSync(process.execPath, [...args(out), ...extra], { encoding: "utf8" });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /responses were made with other settings/);
+    assert.match(r.stderr, want);
+    assert.match(r.stderr, /--force-resume/);
+    assert.deepEqual(JSON.parse(fs.readFileSync(out, "utf8")), first, "the refused run changed nothing");
+  }
+  // accepted with --force-resume: old responses kept, new ones added under the new settings
+  const r = spawnSync(process.execPath, args(out, ["--end", "3", "--max_new_tokens", "20", "--force-resume"]), { encoding: "utf8" }); // the last --end wins
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /kept \(--force-resume\)/);
+  const mixed = JSON.parse(fs.readFileSync(out, "utf8"));
+  assert.deepEqual(mixed["toy_1.1.0"], first["toy_1.1.0"]);
+  assert.equal(mixed["toy_1.3.0"].settings.max_new_tokens, 20);
+  // judge sees two settings in the folder and refuses to merge them unless told to
+  const j = spawnSync(process.execPath, [BIN, "judge", "--responses-dir", dir], { encoding: "utf8" });
+  assert.equal(j.status, 2);
+  assert.match(j.stderr, /max_new_tokens: 16 → 20/);
+  assert.equal(spawnSync(process.execPath, [BIN, "judge", "--responses-dir", dir, "--allow-mixed-settings"], { encoding: "utf8" }).status, 0);
+});
+
+test("a prompt past the context limit is refused before any response is written", () => {
+  const out = path.join(tempDir(), "c.json");
+  const r = spawnSync(process.execPath, [...args(out), "--context-limit", "8"], { encoding: "utf8" });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /the prompt of problem toy_1\.1 has \d+ tokens, past the model's context of 8 tokens/);
+  assert.equal(fs.existsSync(out), false);
+  const past = spawnSync(process.execPath, [...args(out), "--context-limit", "100000"], { encoding: "utf8" });
+  assert.equal(past.status, 2);
+  assert.match(past.stderr, /past this model's max_position_embeddings \(512\) and the model has no RoPE scaling/);
+});
