@@ -1,7 +1,8 @@
 // The full-precision KV cache (method "original"): keys and values as float32, or as float16
 // (half the memory; widened inside the attention kernel).
 
-import { attendFloatKernel } from "../tensor/kernels.js";
+import { attendTiledKernel } from "../tensor/kernels.js";
+import { floatSegment } from "../tensor/tiled-attention.js";
 import { allocF32, allocU16, release } from "../tensor/memory.js";
 import { f16ToF32, f32ToF16 } from "../tensor/dtype.js";
 import { attendFloat } from "./attention.js";
@@ -61,7 +62,9 @@ export class FullPrecisionLayerCache implements LayerKvCache {
   }
 
   attend(queries: Float32Array, nTokens: number, out: Float32Array): void {
-    if (attendFloatKernel(out, queries, nTokens, this.keys, this.values, this.tokens, this.shape)) return;
+    const segK = [floatSegment(this.keys, this.tokens, this.rowSize)];
+    const segV = [floatSegment(this.values, this.tokens, this.rowSize)];
+    if (attendTiledKernel(out, queries, nTokens, segK, segV, this.shape, this.shape.headDim)) return;
     if (this.scores.length < this.tokens) this.scores = new Float32Array(Math.ceil(this.tokens / GROW_TOKENS) * GROW_TOKENS);
     if (this.dtype === "f32") {
       attendFloat(out, queries, nTokens, this.keys as Float32Array, this.values as Float32Array, this.tokens, this.shape, this.scores);

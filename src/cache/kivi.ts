@@ -6,14 +6,15 @@
 // Storage (one block = G consecutive tokens; R = numKvHeads·headDim channels per token):
 //   keyCodes   (blocks, ⌈R·G·kBits/32⌉) u32  block b's R·G codes packed densely in the order
 //              [channel][token-in-block] (pack.ts layout), so a channel's G codes are contiguous
-//   keyScales, keyZeros  (blocks, R) f32      one group per (block, channel)
-//   values     PackedTokenStore: (tokens, ⌈R·vBits/32⌉) u32 + (tokens, R/G) f32 scale and zero
+//   keyScales, keyZeros  (blocks, R) f16      one group per (block, channel)
+//   values     PackedTokenStore: (tokens, ⌈R·vBits/32⌉) u32 + (tokens, R/G) f16 scale and zero
 //   residualK, residualV  (G, R) f32          the incomplete last block, allocated on first append
 // Everything grows one block at a time, so the quantized part holds no spare capacity.
 
 import { UsageError } from "../errors.js";
 import { wordsFor } from "../quant/pack.js";
-import { dequantizeValue, groupParams, isBitWidth, quantizeValue } from "../quant/quantizer.js";
+import { dequantizeValue, groupParamBits, isBitWidth, quantizeValue } from "../quant/quantizer.js";
+import { f16Value } from "../tensor/dtype.js";
 import { softmax } from "../tensor/ops.js";
 import { packedWeightedSum } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
@@ -36,8 +37,8 @@ export function validateKiviOptions(o: KiviOptions, headDim: number): void {
 
 export class KiviLayerCache implements LayerKvCache {
   private keyCodes = new Uint32Array(0); // (blocks, wordsPerKeyBlock)
-  private keyScales = new Float32Array(0); // (blocks, R)
-  private keyZeros = new Float32Array(0); // (blocks, R)
+  private keyScales = new Uint16Array(0); // (blocks, R) f16
+  private keyZeros = new Uint16Array(0); // (blocks, R) f16
   private readonly values: PackedTokenStore; // quantized tokens' values, per token
   private residualK = new Float32Array(0); // (G, R) the incomplete block's keys
   private residualV = new Float32Array(0); // (G, R) and values
@@ -98,18 +99,20 @@ export class KiviLayerCache implements LayerKvCache {
     // grow by exactly one block
     const codes = new Uint32Array((b + 1) * this.wordsPerKeyBlock);
     codes.set(this.keyCodes);
-    const scales = new Float32Array((b + 1) * R);
+    const scales = new Uint16Array((b + 1) * R);
     scales.set(this.keyScales);
-    const zeros = new Float32Array((b + 1) * R);
+    const zeros = new Uint16Array((b + 1) * R);
     zeros.set(this.keyZeros);
     const per = 32 / bits;
     const w0 = b * this.wordsPerKeyBlock; // the new block's words are zero
     for (let e = 0; e < R; e++) {
       // gather channel e over the block's tokens, then one group's scale and zero
       for (let j = 0; j < G; j++) this.channel[j] = this.residualK[j * R + e];
-      const [s, z] = groupParams(this.channel, 0, G, bits);
-      scales[b * R + e] = s;
-      zeros[b * R + e] = z;
+      const [sb, zb] = groupParamBits(this.channel, 0, G, bits);
+      scales[b * R + e] = sb;
+      zeros[b * R + e] = zb;
+      const s = f16Value(sb);
+      const z = f16Value(zb);
       // code i = e·G + j of the block goes to word ⌊i/per⌋ at bit (i mod per)·bits
       for (let j = 0; j < G; j++) {
         const i = e * G + j;
@@ -135,8 +138,8 @@ export class KiviLayerCache implements LayerKvCache {
     let qz = 0; // Σ_c q_c·z_{b,c}
     for (let c = 0; c < d; c++) {
       const e = kvHead * d + c;
-      const qs = q[qOff + c] * this.keyScales[b * R + e];
-      qz += q[qOff + c] * this.keyZeros[b * R + e];
+      const qs = q[qOff + c] * f16Value(this.keyScales[b * R + e]);
+      qz += q[qOff + c] * f16Value(this.keyZeros[b * R + e]);
       const i0 = e * G;
       if (i0 % per === 0) {
         // the channel starts on a word: unpack each word with shifts only
@@ -211,7 +214,7 @@ export class KiviLayerCache implements LayerKvCache {
         for (let j = 0; j < G; j++) {
           const i = e * G + j;
           const code = (this.keyCodes[b * this.wordsPerKeyBlock + Math.floor(i / per)] >>> ((i % per) * bits)) & mask;
-          keys[(b * G + j) * R + e] = dequantizeValue(code, this.keyScales[b * R + e], this.keyZeros[b * R + e]);
+          keys[(b * G + j) * R + e] = dequantizeValue(code, f16Value(this.keyScales[b * R + e]), f16Value(this.keyZeros[b * R + e]));
         }
       }
     }
@@ -267,8 +270,8 @@ export class KiviLayerCache implements LayerKvCache {
     this.blocks = 0;
     this.residualTokens = 0;
     this.keyCodes = new Uint32Array(0);
-    this.keyScales = new Float32Array(0);
-    this.keyZeros = new Float32Array(0);
+    this.keyScales = new Uint16Array(0);
+    this.keyZeros = new Uint16Array(0);
     this.residualK = new Float32Array(0);
     this.residualV = new Float32Array(0);
     this.scores = new Float32Array(0);

@@ -22,7 +22,7 @@
 //   fpKeys, fpValues  (fpCap, R) f32   full-precision tokens in token order (balanced keys)
 //   fpTokens          (fpCap) i32      slot → token index
 //   fpScores          (fpCap) f64      accumulated attention of each slot
-//   quantKeys/Values  PackedTokenStore (rows, ⌈R·bits/32⌉) u32 + (rows, R/G) f32 scale, zero,
+//   quantKeys/Values  PackedTokenStore (rows, ⌈R·bits/32⌉) u32 + (rows, R/G) f16 scale, zero,
 //                     rows in the order they were quantized
 //   balance           (R) f32          b, allocated at the first attend
 // fpCap grows to ⌈need/GROW⌉·GROW; after an eviction it shrinks to fp + 1 when larger (one

@@ -1,15 +1,19 @@
-// Token rows held as bit-packed integer codes with a float32 scale and zero per group —
-// the storage of the real progressive cache. Rows are kept in token order.
+// Token rows held as bit-packed integer codes with an f16 scale and zero per group — the
+// storage of the real progressive cache and of the baselines. Rows are kept in token order:
+//   codes  (capacity, wordsPerRow) u32   a row holds every KV head's codes, head by head
+//   scales (capacity, groupsPerRow) f16  bit patterns
+//   zeros  (capacity, groupsPerRow) f16
 
 import { dequantizeValue, quantizeGroups } from "../quant/quantizer.js";
 import { unpackCodes, packCodes, wordsFor } from "../quant/pack.js";
-import { shrinkScale, shrinkTable } from "../quant/shrink.js";
-import { allocF32, allocU32, release } from "../tensor/memory.js";
+import { shrinkScaleBits, shrinkTable } from "../quant/shrink.js";
+import { f16Value } from "../tensor/dtype.js";
+import { allocU16, allocU32, release } from "../tensor/memory.js";
 
 export class PackedTokenStore {
   codes: Uint32Array; // (capacity, wordsPerRow) packed codes
-  scales: Float32Array; // (capacity, groupsPerRow)
-  zeros: Float32Array; // (capacity, groupsPerRow)
+  scales: Uint16Array; // (capacity, groupsPerRow) f16
+  zeros: Uint16Array; // (capacity, groupsPerRow) f16
   length = 0;
   wordsPerRow: number;
   readonly groupsPerRow: number;
@@ -25,8 +29,8 @@ export class PackedTokenStore {
     this.wordsPerRow = wordsFor(rowElems, bits);
     this.capacity = initialTokens;
     this.codes = allocU32(initialTokens * this.wordsPerRow);
-    this.scales = allocF32(initialTokens * this.groupsPerRow);
-    this.zeros = allocF32(initialTokens * this.groupsPerRow);
+    this.scales = allocU16(initialTokens * this.groupsPerRow);
+    this.zeros = allocU16(initialTokens * this.groupsPerRow);
     this.rowCodes = new Uint16Array(rowElems);
   }
 
@@ -44,9 +48,9 @@ export class PackedTokenStore {
     const cap = this.growTokens > 0 ? Math.ceil(tokens / this.growTokens) * this.growTokens : tokens;
     const codes = allocU32(cap * this.wordsPerRow);
     codes.set(this.codes.subarray(0, this.length * this.wordsPerRow));
-    const scales = allocF32(cap * this.groupsPerRow);
+    const scales = allocU16(cap * this.groupsPerRow);
     scales.set(this.scales.subarray(0, this.length * this.groupsPerRow));
-    const zeros = allocF32(cap * this.groupsPerRow);
+    const zeros = allocU16(cap * this.groupsPerRow);
     zeros.set(this.zeros.subarray(0, this.length * this.groupsPerRow));
     this.releaseBuffers();
     this.codes = codes;
@@ -81,7 +85,7 @@ export class PackedTokenStore {
       const dOff = (dest.length + t) * this.groupsPerRow;
       for (let g = 0; g < this.groupsPerRow; g++) {
         let s = this.scales[pOff + g];
-        for (const b of steps) s = shrinkScale(s, b);
+        for (const b of steps) s = shrinkScaleBits(s, b);
         dest.scales[dOff + g] = s;
         dest.zeros[dOff + g] = this.zeros[pOff + g];
       }
@@ -124,9 +128,9 @@ export class PackedTokenStore {
       packCodes(row, 0, this.rowElems, to, codes, t * wordsTo);
     }
     const n = this.length * this.groupsPerRow;
-    const scales = allocF32(cap * this.groupsPerRow);
-    const zeros = allocF32(cap * this.groupsPerRow);
-    for (let g = 0; g < n; g++) scales[g] = shrinkScale(this.scales[g], from);
+    const scales = allocU16(cap * this.groupsPerRow);
+    const zeros = allocU16(cap * this.groupsPerRow);
+    for (let g = 0; g < n; g++) scales[g] = shrinkScaleBits(this.scales[g], from);
     zeros.set(this.zeros.subarray(0, n));
     this.releaseBuffers();
     this.codes = codes;
@@ -142,7 +146,7 @@ export class PackedTokenStore {
     unpackCodes(this.codes, t * this.wordsPerRow, this.rowElems, this.bits, this.rowCodes, 0);
     for (let i = 0; i < this.rowElems; i++) {
       const g = t * this.groupsPerRow + Math.floor(i / this.G);
-      out[outOff + i] = dequantizeValue(this.rowCodes[i], this.scales[g], this.zeros[g]);
+      out[outOff + i] = dequantizeValue(this.rowCodes[i], f16Value(this.scales[g]), f16Value(this.zeros[g]));
     }
   }
 
@@ -154,8 +158,8 @@ export class PackedTokenStore {
     this.capacity = 0;
     this.releaseBuffers();
     this.codes = new Uint32Array(0);
-    this.scales = new Float32Array(0);
-    this.zeros = new Float32Array(0);
+    this.scales = new Uint16Array(0);
+    this.zeros = new Uint16Array(0);
   }
 
   private releaseBuffers(): void {

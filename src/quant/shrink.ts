@@ -1,6 +1,9 @@
 // Bit-width shrinking (spec §2): from b bits to h = b/2 bits on integer codes, without going
 // back to floats. Since 2^b − 1 = (2^h − 1)(2^h + 1):
 //   q' = ⌊q / (2^h + 1) + 1/2⌋,   s' = s·(2^h + 1),   z' = z
+// (s' rounded to the nearest f16, as scales are stored)
+
+import { f16Bits, f16Value } from "../tensor/dtype.js";
 
 /** The closed form q' = floor(q / (2^h + 1) + 1/2). */
 export function shrinkCodeClosedForm(q: number, fromBits: number): number {
@@ -18,9 +21,14 @@ export function shrinkCode(q: number, fromBits: number): number {
   return Math.floor(num / 2 ** (3 * h));
 }
 
-/** Scale after one shrink step from `fromBits`. */
+/** Scale after one shrink step from `fromBits`, as the f16 bit pattern the cache stores (nearest; saturates at 65504). */
+export function shrinkScaleBits(sBits: number, fromBits: number): number {
+  return f16Bits(Math.min(65504, f16Value(sBits) * (2 ** (fromBits / 2) + 1)));
+}
+
+/** Scale after one shrink step from `fromBits`, as a number (the f16 value). */
 export function shrinkScale(s: number, fromBits: number): number {
-  return Math.fround(s * (2 ** (fromBits / 2) + 1));
+  return f16Value(shrinkScaleBits(f16Bits(s), fromBits));
 }
 
 /** Lookup table of shrunk codes for every code of fromBits ∈ {16, 8, 4, 2}. */

@@ -19,7 +19,7 @@ export function f16BitsToNumber(h: number): number {
 }
 
 /** Round to the nearest integer, ties to even (exact for the scaled values used here). */
-function roundHalfEven(x: number): number {
+export function roundHalfEven(x: number): number {
   const f = Math.floor(x);
   const r = x - f;
   if (r > 0.5) return f + 1;
@@ -73,6 +73,57 @@ export function f32ToBf16(src: Float32Array, out: Uint16Array): void {
   }
 }
 
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/**
+ * A float32 value to the nearest binary16 bit pattern (round half to even), from its bits —
+ * equal to numberToF16Bits for every float32 (the test checks every f16 boundary), without
+ * Math.log2: appending to an f16 cache converts every value.
+ */
+export function f32BitsToF16(u: number): number {
+  const sign = (u >>> 16) & 0x8000;
+  const a = u & 0x7fffffff;
+  if (a >= 0x7f800000) return sign | (a > 0x7f800000 ? 0x7e00 : 0x7c00); // NaN, ±∞
+  if (a >= 0x477ff000) return sign | 0x7c00; // ≥ 65520: rounds to ∞
+  if (a >= 0x38800000) {
+    // normal f16: rebias the exponent, round the 13 dropped bits half to even
+    const m = a - 0x38000000;
+    return sign | ((m + 0x0fff + ((m >>> 13) & 1)) >>> 13);
+  }
+  if (a < 0x33000000) return sign; // below half the smallest subnormal (2^-25): ±0
+  // subnormal f16: the value in units of 2^-24, rounded half to even
+  const e = a >>> 23; // biased f32 exponent, 102 … 112
+  const mant = (a & 0x7fffff) | 0x800000;
+  const shift = 126 - e; // 14 … 24
+  const q = mant >>> shift;
+  const rest = mant & ((1 << shift) - 1);
+  const half = 1 << (shift - 1);
+  return sign | (rest > half || (rest === half && (q & 1) === 1) ? q + 1 : q);
+}
+
 export function f32ToF16(src: Float32Array, out: Uint16Array): void {
-  for (let i = 0; i < src.length; i++) out[i] = numberToF16Bits(src[i]);
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) out[i] = f32BitsToF16(u[i]);
+}
+
+/** The nearest f16 of a number (through float32), as its bit pattern. */
+export function f16Bits(x: number): number {
+  f32Scratch[0] = x;
+  return f32BitsToF16(u32Scratch[0]);
+}
+
+/** The value of an f16 bit pattern (a table lookup). */
+export function f16Value(h: number): number {
+  return f16Table[h];
+}
+
+/** The f16 bit pattern of the smallest f16 value ≥ x (x finite and within ±65504). */
+export function f16CeilBits(x: number): number {
+  let h = f16Bits(x);
+  if (f16Table[h] >= x) return h;
+  // one step towards +∞
+  if (h === 0x8000) return 0x0001; // −0 → the smallest positive subnormal
+  h = h & 0x8000 ? h - 1 : h + 1;
+  return h;
 }

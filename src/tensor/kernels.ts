@@ -6,7 +6,8 @@ import type { Matrix } from "./matrix.js";
 import { matmulMatrixPlain } from "./matrix.js";
 import * as plain from "./ops.js";
 import { KERNEL } from "./slices.js";
-import { SEGMENT_TABLE_INTS, threadScratch, wasm } from "./wasm.js";
+import { threadScratch, wasm, workspace } from "./wasm.js";
+import { decodeThreads, intPathFits, mergeStates, PREFILL_MIN_QUERIES, QUERY_BLOCK, SEG_PACKED, tilePermutation, type TiledSegment } from "./tiled-attention.js";
 
 /** Work (multiply-adds) below which waking the workers costs more than it saves. */
 const PARALLEL_MIN = 1 << 16;
@@ -112,70 +113,6 @@ export function attendFloatKernel(
   return true;
 }
 
-/** One run of tokens held at one bit-width: packed codes and per-group scales/zeros. */
-export interface PackedSegment {
-  codes: Uint32Array;
-  scales: Float32Array;
-  zeros: Float32Array;
-  length: number;
-  bits: number;
-  wordsPerRow: number;
-  groupsPerRow: number;
-}
-
-/**
- * Causal attention straight from packed K/V segments (spec §3), split over threads by KV head.
- * Returns false when the WebAssembly kernel cannot run (buffers outside the arena, or shapes
- * where a 128-bit block of codes would straddle a group: d·bits and G·bits must be multiples of 128).
- */
-export function attendPackedKernel(
-  out: Float32Array, queries: Float32Array, T: number, shape: { numHeads: number; numKvHeads: number; headDim: number }, G: number,
-  segments: [PackedSegment, PackedSegment][],
-): boolean {
-  const rt = wasm();
-  if (!rt || !ok(out, queries)) return false;
-  const live = segments.filter(([k]) => k.length > 0);
-  const d = shape.headDim;
-  for (const [k, v] of live) {
-    for (const s of [k, v]) {
-      if ((d * s.bits) % 128 !== 0 || (G * s.bits) % 128 !== 0 || !ok(s.codes, s.scales, s.zeros)) return false;
-    }
-  }
-  const segmentTable = rt.segmentTable;
-  const table = new Int32Array(rt.arena.buffer, segmentTable, SEGMENT_TABLE_INTS);
-  live.forEach(([k, v], i) => {
-    for (const [s, base] of [[k, i * 7], [v, 21 + i * 7]] as const) {
-      table.set([s.codes.byteOffset, s.scales.byteOffset, s.zeros.byteOffset, s.length, s.bits, s.wordsPerRow, s.groupsPerRow], base);
-    }
-  });
-  const L = live.reduce((a, [k]) => a + k.length, 0);
-  const group = shape.numHeads / shape.numKvHeads;
-  const scoresBytes = Math.ceil((group * L * 4) / 64) * 64;
-  const vecBytes = Math.ceil((group * d * 4) / 64) * 64;
-  const sumBytes = Math.ceil((group * (d / G) * 4) / 64) * 64;
-  const scratch = threadScratch(rt, scoresBytes + 2 * vecBytes + sumBytes);
-  for (let i = 0; i < rt.pool.threads; i++) new Float32Array(rt.arena.buffer, scratch.base + i * scratch.stride + scoresBytes + vecBytes, vecBytes / 4).fill(0);
-  const a = rt.pool.args;
-  a[0] = out.byteOffset;
-  a[1] = queries.byteOffset;
-  a[2] = T;
-  a[3] = shape.numHeads;
-  a[4] = shape.numKvHeads;
-  a[5] = d;
-  a[6] = G;
-  a[7] = segmentTable;
-  a[8] = segmentTable + 21 * 4;
-  a[9] = live.length;
-  a[10] = scratch.base;
-  a[11] = scratch.base + scoresBytes;
-  a[12] = scratch.base + scoresBytes + vecBytes;
-  a[13] = scratch.stride;
-  a[14] = scratch.base + scoresBytes + 2 * vecBytes;
-  if (T * L * shape.numHeads * d >= PARALLEL_MIN) rt.pool.run(KERNEL.attendPacked);
-  else rt.ex.attendPacked(a[0], a[1], T, a[3], a[4], d, G, 0, a[4], a[7], a[8], a[9], a[10], a[11], a[12], a[14]);
-  return true;
-}
-
 /** out (T, n) = x (T, k) · W (k, n); W as float32 rows. Plain twin: ops.matmulNN. */
 export function matmulNN(out: Float32Array, x: Float32Array, w: Float32Array, T: number, k: number, n: number): void {
   const rt = wasm();
@@ -223,5 +160,122 @@ export function attentionBackwardKernel(
   a[11] = s.base;
   a[12] = s.stride;
   rt.pool.run(KERNEL.attentionBackward);
+  return true;
+}
+
+// ---------------------------------------------------------------- tiled attention
+
+/** Plan fields (i32 index), as assembly/attention.ts reads them. */
+const PLAN = {
+  out: 0, q: 1, T: 2, L: 3, heads: 4, kvHeads: 5, d: 6, G: 7, segK: 8, segV: 9, nSeg: 10, qint: 11, qintStride: 12, qs: 13,
+  sumQ: 14, perm: 15, mode: 16, query: 17, scratch: 18, scratchStride: 19, partials: 20, partialStride: 21, scale: 22, size: 24,
+} as const;
+const SEG_INTS = 8;
+
+const bitsIndex = (bits: number) => [1, 2, 4, 8].indexOf(bits);
+
+/**
+ * Causal attention of the last T of the tokens held in segments segK/segV (token order),
+ * straight from their storage, by the WebAssembly tiled kernel (decode: keys split over the
+ * threads, parts merged; prefill: query blocks over the threads). Returns false when it cannot
+ * run (buffers outside the arena, shapes it does not handle); then use attendTiledPlain.
+ */
+export function attendTiledKernel(
+  out: Float32Array, queries: Float32Array, T: number, segK: TiledSegment[], segV: TiledSegment[],
+  shape: { numHeads: number; numKvHeads: number; headDim: number }, G: number,
+): boolean {
+  const rt = wasm();
+  const { numHeads: H, numKvHeads: KVH, headDim: d } = shape;
+  if (!rt || !ok(out, queries) || d % 8 !== 0 || G % 8 !== 0 || d % G !== 0 || segK.length !== segV.length || segK.length > 8) return false;
+  let bitsMask = 0;
+  for (const s of [...segK, ...segV]) {
+    if (s.length === 0) continue;
+    if (!ok(s.data, s.scales, s.zeros)) return false;
+    if (s.kind === SEG_PACKED) {
+      if (!intPathFits(s.bits, G)) return false;
+      bitsMask |= 1 << bitsIndex(s.bits);
+    }
+  }
+  const live = segK.map((k, i) => [k, segV[i]] as const).filter(([k]) => k.length > 0);
+  const L = live.reduce((a, [k]) => a + k.length, 0);
+  if (L < T) return false;
+  const group = H / KVH;
+  const hg = d / G;
+  const n = rt.pool.threads;
+  // workspaces: plan, segment tables, prepared queries, scratch, partial states
+  const plan = workspace(rt, "tiled.plan", PLAN.size * 4);
+  const segs = workspace(rt, "tiled.segments", 2 * 8 * SEG_INTS * 4);
+  const qintStride = T * H * d * 2;
+  const qintBytes = bitsMask ? 4 * qintStride : 0;
+  const prep = workspace(rt, "tiled.prep", qintBytes + 2 * T * H * hg * 4 + 4 * d * 4 + 64);
+  const qs = prep + qintBytes;
+  const sumQ = qs + T * H * hg * 4;
+  const perm = sumQ + T * H * hg * 4;
+  const decode = T < PREFILL_MIN_QUERIES;
+  const maxV = decode ? group : QUERY_BLOCK * group;
+  const stride = Math.ceil(rt.ex.scratchBytes(maxV, d, G) / 64) * 64;
+  const scratch = workspace(rt, "tiled.scratch", stride * n);
+  const partialStride = H * (2 + d) * 4;
+  const partials = decode ? workspace(rt, "tiled.partials", partialStride * n) : 0;
+  const buf = rt.arena.buffer;
+  const table = new Int32Array(buf, segs, 2 * 8 * SEG_INTS);
+  live.forEach(([k, v], i) => {
+    for (const [s, base] of [[k, i * SEG_INTS], [v, (8 + i) * SEG_INTS]] as const) {
+      table.set([s.kind, s.data.byteOffset, s.scales?.byteOffset ?? 0, s.zeros?.byteOffset ?? 0, s.length, s.bits, s.rowStride, s.groupsPerRow], base);
+    }
+  });
+  const permView = new Int32Array(buf, perm, 4 * d);
+  for (const bits of [1, 2, 4, 8]) if (bitsMask & (1 << bitsIndex(bits))) permView.set(tilePermutation(bits, d, G), bitsIndex(bits) * d);
+  const p = new Int32Array(buf, plan, PLAN.size);
+  p[PLAN.out] = out.byteOffset;
+  p[PLAN.q] = queries.byteOffset;
+  p[PLAN.T] = T;
+  p[PLAN.L] = L;
+  p[PLAN.heads] = H;
+  p[PLAN.kvHeads] = KVH;
+  p[PLAN.d] = d;
+  p[PLAN.G] = G;
+  p[PLAN.segK] = segs;
+  p[PLAN.segV] = segs + 8 * SEG_INTS * 4;
+  p[PLAN.nSeg] = live.length;
+  p[PLAN.qint] = prep;
+  p[PLAN.qintStride] = qintStride;
+  p[PLAN.qs] = qs;
+  p[PLAN.sumQ] = sumQ;
+  p[PLAN.perm] = perm;
+  p[PLAN.mode] = decode ? 0 : 1;
+  p[PLAN.scratch] = scratch;
+  p[PLAN.scratchStride] = stride;
+  p[PLAN.partials] = partials;
+  p[PLAN.partialStride] = partialStride;
+  new Float32Array(buf, plan, PLAN.size)[PLAN.scale] = 1 / Math.sqrt(d);
+  rt.ex.prepareQueries(plan, bitsMask);
+  const run = (parallel: boolean) => {
+    if (parallel && n > 1) {
+      rt.pool.args[0] = plan;
+      rt.pool.run(KERNEL.attendTiled);
+      return n;
+    }
+    rt.ex.attendTiled(plan, 0, 1);
+    return 1;
+  };
+  if (!decode) {
+    run(T >= 2 * QUERY_BLOCK);
+    return true;
+  }
+  const parts = new Float32Array(buf, partials, (partialStride / 4) * n);
+  const row = 2 + d;
+  for (let t = 0; t < T; t++) {
+    p[PLAN.query] = t;
+    const seen = L - T + t + 1;
+    const used = run(decodeThreads(seen, shape, n) > 1);
+    for (let h = 0; h < H; h++) {
+      const states = Array.from({ length: used }, (_, i) => {
+        const o = (i * partialStride) / 4 + h * row;
+        return { m: parts[o], l: parts[o + 1], acc: parts.subarray(o + 2, o + 2 + d) };
+      });
+      mergeStates(states, d, out, (t * H + h) * d);
+    }
+  }
   return true;
 }

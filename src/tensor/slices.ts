@@ -1,7 +1,7 @@
 // How each multi-threaded kernel is split: thread `index` of `n` runs its slice. Shared by the
 // main thread and the workers (both call the same WebAssembly exports on the same memory).
 
-export const KERNEL = { matmulF32: 1, matmul16: 2, attendFloat: 3, attendPacked: 4, swiglu: 5, matmulNN: 6, matmulTNAcc: 7, attentionBackward: 8, stop: 99 } as const;
+export const KERNEL = { matmulF32: 1, matmul16: 2, attendFloat: 3, swiglu: 5, matmulNN: 6, matmulTNAcc: 7, attentionBackward: 8, attendTiled: 9, stop: 99 } as const;
 
 export interface KernelExports {
   matmulF32(out: number, x: number, w: number, bias: number, T: number, inDim: number, outDim: number, r0: number, r1: number): void;
@@ -16,7 +16,13 @@ export interface KernelExports {
   matmulNN(out: number, x: number, w: number, T: number, k: number, n: number, t0: number, t1: number): void;
   matmulTNAcc(out: number, a: number, b: number, T: number, m: number, n: number, r0: number, r1: number): void;
   attentionBackward(dq: number, dk: number, dv: number, dOut: number, q: number, k: number, v: number, T: number, numHeads: number, numKvHeads: number, d: number, kv0: number, kv1: number, p: number): void;
-  attendPacked(out: number, q: number, T: number, numHeads: number, numKvHeads: number, d: number, G: number, kv0: number, kv1: number, segK: number, segV: number, nSeg: number, scores: number, qp: number, accP: number, sumQ: number): void;
+  /** Tiled attention (assembly/attention.ts): thread `index` of `n` runs its part of the plan. */
+  attendTiled(plan: number, index: number, n: number): void;
+  prepareQueries(plan: number, bitsMask: number): void;
+  scratchBytes(maxV: number, d: number, G: number): number;
+  expScalar(x: number): number;
+  /** Read n bytes with v128 loads (a bandwidth probe for benchmarks). */
+  readSum(ptr: number, n: number): number;
 }
 
 /** [start, end) of `total` items for part `index` of `n`, in multiples of `step`. */
@@ -45,13 +51,6 @@ export function runSlice(ex: KernelExports, kernel: number, a: Float64Array, ind
       if (k1 > k0) ex.attendFloat(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], k0, k1, a[9] + index * a[10], a[11] + index * a[12], a[13]);
       return;
     }
-    case KERNEL.attendPacked: {
-      // a[10…12], a[14]: scratch for scores, permuted queries, accumulators, Σq; a[13]: per-thread stride
-      const [k0, k1] = part(a[4], index, n);
-      const o = index * a[13];
-      if (k1 > k0) ex.attendPacked(a[0], a[1], a[2], a[3], a[4], a[5], a[6], k0, k1, a[7], a[8], a[9], a[10] + o, a[11] + o, a[12] + o, a[14] + o);
-      return;
-    }
     case KERNEL.matmulNN: {
       const [t0, t1] = part(a[3], index, n);
       if (t1 > t0) ex.matmulNN(a[0], a[1], a[2], a[3], a[4], a[5], t0, t1);
@@ -67,6 +66,9 @@ export function runSlice(ex: KernelExports, kernel: number, a: Float64Array, ind
       if (k1 > k0) ex.attentionBackward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], k0, k1, a[11] + index * a[12]);
       return;
     }
+    case KERNEL.attendTiled:
+      ex.attendTiled(a[0], index, n);
+      return;
     case KERNEL.swiglu: {
       const [i0, i1] = part(a[2], index, n, 16);
       if (i1 > i0) ex.swiglu(a[0], a[1], i0, i1);

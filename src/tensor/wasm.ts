@@ -16,11 +16,7 @@ export interface WasmRuntime {
   module: WebAssembly.Module;
   /** The pool's control block in the arena. */
   ctrlPtr: number;
-  /** The packed-attention segment descriptors (K and V × 3 segments × 7 ints), allocated once. */
-  segmentTable: number;
 }
-
-export const SEGMENT_TABLE_INTS = 2 * 3 * 7;
 
 let runtime: WasmRuntime | null | undefined;
 let threadsWanted: number | null = null;
@@ -51,8 +47,7 @@ function start(): WasmRuntime | null {
   useArena(arena);
   const ctrlPtr = arena.alloc(64 + 32 * 8);
   const pool = new ThreadPool(module, arena.memory, ex, ctrlPtr, threadsWanted ?? defaultThreads());
-  const segmentTable = arena.alloc(SEGMENT_TABLE_INTS * 4);
-  return { arena, ex, pool, module, ctrlPtr, segmentTable };
+  return { arena, ex, pool, module, ctrlPtr };
 }
 
 /** The runtime, started on first use; null when the plain TypeScript kernels are in use. */
@@ -94,15 +89,33 @@ export function threadScratch(rt: WasmRuntime, bytesPerThread: number): { base: 
   return { base: scratchPtr, stride };
 }
 
+const workspaces = new Map<string, { ptr: number; bytes: number }>();
+
 /**
- * Give the kernels' per-thread scratch back to the arena (the next kernel call takes what it
- * needs again). Scratch grows with the longest attention seen; long runs may drop it.
+ * A named buffer of at least `bytes` in the arena that kernels reuse from call to call (plans,
+ * segment tables, prepared queries); its contents do not survive a call that grows it.
+ */
+export function workspace(rt: WasmRuntime, name: string, bytes: number): number {
+  const w = workspaces.get(name);
+  if (w && w.bytes >= bytes) return w.ptr;
+  if (w) rt.arena.release(w.ptr);
+  const size = Math.max(bytes, (w?.bytes ?? 0) * 2, 64);
+  const ptr = rt.arena.alloc(size);
+  workspaces.set(name, { ptr, bytes: size });
+  return ptr;
+}
+
+/**
+ * Give the kernels' per-thread scratch and workspaces back to the arena (the next kernel call
+ * takes what it needs again). Scratch grows with the longest attention seen; long runs may drop it.
  */
 export function releaseKernelScratch(): void {
-  if (!runtime || !scratchPtr) return;
-  runtime.arena.release(scratchPtr);
+  if (!runtime) return;
+  if (scratchPtr) runtime.arena.release(scratchPtr);
   scratchPtr = 0;
   scratchBytes = 0;
+  for (const w of workspaces.values()) runtime.arena.release(w.ptr);
+  workspaces.clear();
 }
 
 setArenaStarter(() => void wasm());

@@ -12,23 +12,12 @@ import { UsageError } from "../../src/errors.js";
 import { generate } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/checkpoint.js";
 import { maxRelDiff, randomArray, readStoriesReference, seededRandom, STORIES_DIR } from "../helpers.js";
+import { refQuantGroup } from "../f16-ref.js";
 
 // ---- the reference, from the spec text ----
 
-/** Spec §2 on one group x (round half to even, as torch.round): the dequantized values. */
-function refQuantizeGroup(x: number[], bits: number): number[] {
-  const mn = Math.min(...x);
-  const mx = Math.max(...x);
-  const s = Math.fround(Math.min(1e5, Math.max(1e-5, (mx - mn) / (2 ** bits - 1))));
-  const z = Math.fround(-mn);
-  return x.map((v) => {
-    const y = (v + z) / s;
-    let q = Math.floor(y);
-    if (y - q > 0.5 || (y - q === 0.5 && q % 2 !== 0)) q += 1;
-    q = Math.min(2 ** bits - 1, Math.max(0, q));
-    return Math.fround(q * s - z);
-  });
-}
+/** One group quantized by the quantizer's rule (f16 scale and zero, test/f16-ref.ts): the dequantized values. */
+const refQuantizeGroup = (x: number[], bits: number): number[] => refQuantGroup(x, bits).xh;
 
 /** What KIVI holds for L raw tokens (rows of R channels): dequantized complete blocks, exact residual. */
 function refKiviCache(K: number[][], V: number[][], o: KiviOptions): { keys: number[][]; values: number[][] } {
@@ -202,10 +191,10 @@ test("heldBytes follows the documented layout; codeBytes is the original's figur
       L += n;
       const blocks = Math.floor(L / G);
       const r = L % G;
-      // keys: per block ⌈R·G·kBits/32⌉ words + a float32 scale and zero per channel
-      const keyBytes = blocks * (Math.ceil((R * G * kBits) / 32) * 4 + R * 8);
-      // values: per quantized token ⌈R·vBits/32⌉ words + a scale and zero per G channels
-      const valueBytes = blocks * G * (Math.ceil((R * vBits) / 32) * 4 + (R / G) * 8);
+      // keys: per block ⌈R·G·kBits/32⌉ words + an f16 scale and zero per channel
+      const keyBytes = blocks * (Math.ceil((R * G * kBits) / 32) * 4 + R * 4);
+      // values: per quantized token ⌈R·vBits/32⌉ words + an f16 scale and zero per G channels
+      const valueBytes = blocks * G * (Math.ceil((R * vBits) / 32) * 4 + (R / G) * 4);
       // residual: G tokens of float32 K and V, allocated once
       const residualBytes = 2 * G * R * 4;
       const st = cache.stats();

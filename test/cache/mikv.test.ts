@@ -12,23 +12,12 @@ import { UsageError } from "../../src/errors.js";
 import { generate } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/checkpoint.js";
 import { maxRelDiff, randomArray, readStoriesReference, seededRandom, STORIES_DIR } from "../helpers.js";
+import { refQuantGroup } from "../f16-ref.js";
 
 // ---- the reference, from the rules ----
 
-/** Spec §2 on one group x (round half to even, as torch.round): the dequantized values. */
-function refQuantizeGroup(x: number[], bits: number): number[] {
-  const mn = Math.min(...x);
-  const mx = Math.max(...x);
-  const s = Math.fround(Math.min(1e5, Math.max(1e-5, (mx - mn) / (2 ** bits - 1))));
-  const z = Math.fround(-mn);
-  return x.map((v) => {
-    const y = (v + z) / s;
-    let q = Math.floor(y);
-    if (y - q > 0.5 || (y - q === 0.5 && q % 2 !== 0)) q += 1;
-    q = Math.min(2 ** bits - 1, Math.max(0, q));
-    return Math.fround(q * s - z);
-  });
-}
+/** One group quantized by the quantizer's rule (f16 scale and zero, test/f16-ref.ts): the dequantized values. */
+const refQuantizeGroup = (x: number[], bits: number): number[] => refQuantGroup(x, bits).xh;
 
 const refQuantizeRow = (row: number[], G: number, bits: number): number[] =>
   row.flatMap((_, i) => (i % G === 0 ? refQuantizeGroup(row.slice(i, i + G), bits) : []));
@@ -276,7 +265,7 @@ test("heldBytes follows the documented layout; quantized tokens shrink it", () =
       const rand = seededRandom(N + G);
       let L = 0;
       let fpCap = 0;
-      const rowBytes = (bits: number) => Math.ceil((R * bits) / 32) * 4 + (R / G) * 8; // codes + scale + zero
+      const rowBytes = (bits: number) => Math.ceil((R * bits) / 32) * 4 + (R / G) * 4; // codes + f16 scale + zero
       for (const n of [200, ...Array<number>(70).fill(1), 5]) {
         const q = randomArray(n * shape.numHeads * shape.headDim, rand);
         cache.append(randomArray(n * R, rand), randomArray(n * R, rand), n);

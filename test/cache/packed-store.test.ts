@@ -1,40 +1,30 @@
 // PackedTokenStore: append = fake quantization bit for bit, moveOldestTo = the integer shrink
 // chain, halve() within s'/2, heldBytes by the growth rule. Expectations come from references
-// written here: a spec §2 quantizer, an arithmetic unpacker and the closed-form shrink.
+// written independently: the quantizer's rule with f16 scales and zeros (test/f16-ref.ts), an
+// arithmetic unpacker and the closed-form shrink.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PackedTokenStore } from "../../src/cache/packed-store.js";
 import { fakeQuantize } from "../../src/quant/quantizer.js";
+import { nearest16, refFakeRow } from "../f16-ref.js";
+import { f16BitsToNumber } from "../../src/tensor/dtype.js";
 import { randomArray, seededRandom } from "../helpers.js";
 
 const f = Math.fround;
 const BITS = [16, 8, 4, 2, 1];
 const LAYOUTS: [number, number][] = [[2 * 128, 128], [2 * 128, 8], [4 * 8, 8]]; // [rowElems, G]
 
-const refRound = (v: number): number => {
-  const n = Math.round(v);
-  return n - v === 0.5 && Math.abs(n % 2) === 1 ? n - 1 : n;
-};
-/** Spec §2 fake quantization of one row, group by group (float32 s, z and x̂). */
-function refFake(row: ArrayLike<number>, G: number, bits: number): Float32Array {
-  const out = new Float32Array(row.length), levels = 2 ** bits - 1;
-  for (let g = 0; g < row.length; g += G) {
-    const grp = Array.from(row).slice(g, g + G);
-    const mn = Math.min(...grp), mx = Math.max(...grp);
-    const s = f(Math.min(1e5, Math.max(1e-5, (mx - mn) / levels))), z = f(-mn);
-    for (let i = 0; i < G; i++) out[g + i] = f(Math.min(levels, Math.max(0, refRound((grp[i] + z) / s))) * s - z);
-  }
-  return out;
-}
+/** Fake quantization of one row by the quantizer's rule (f16 s and z, test/f16-ref.ts). */
+const refFake = refFakeRow;
 /** ⌊q/(2^h+1) + 1/2⌋ in integers. */
 const refShrink = (q: number, b: number): number => {
   const d = 2 ** (b / 2) + 1, num = 2 * q + d;
   return (num - (num % (2 * d))) / (2 * d);
 };
 const words = (rowElems: number, bits: number): number => Math.ceil((rowElems * bits) / 32);
-/** Bytes held for `cap` rows: codes words × 4 + (scale + zero) × 4 bytes per group. */
-const bytesFor = (cap: number, rowElems: number, G: number, bits: number): number => cap * (words(rowElems, bits) * 4 + (rowElems / G) * 8);
+/** Bytes held for `cap` rows: codes words × 4 + (scale + zero) × 2 bytes (f16) per group. */
+const bytesFor = (cap: number, rowElems: number, G: number, bits: number): number => cap * (words(rowElems, bits) * 4 + (rowElems / G) * 4);
 /** Capacity after growth to `tokens` (source doc: steps of growTokens, 0 = exactly what is held). */
 const capFor = (tokens: number, grow: number): number => (grow > 0 ? Math.ceil(tokens / grow) * grow : tokens);
 
@@ -46,7 +36,7 @@ function snapshot(st: PackedTokenStore): Row[] {
     const codes = Array.from({ length: st.rowElems }, (_, i) => Math.floor(st.codes[t * wpr + Math.floor(i / per)] / 2 ** ((i % per) * st.bits)) % 2 ** st.bits);
     const deq = new Float32Array(st.rowElems);
     st.dequantizeRow(t, deq);
-    rows.push({ codes, scales: Array.from(st.scales.subarray(t * gpr, (t + 1) * gpr)), zeros: Array.from(st.zeros.subarray(t * gpr, (t + 1) * gpr)), deq });
+    rows.push({ codes, scales: Array.from(st.scales.subarray(t * gpr, (t + 1) * gpr), f16BitsToNumber), zeros: Array.from(st.zeros.subarray(t * gpr, (t + 1) * gpr), f16BitsToNumber), deq });
   }
   return rows;
 }
@@ -102,7 +92,7 @@ test("moveOldestTo shrinks the oldest rows into a lower-bit store", () => {
           let codes = old.codes, scales = old.scales;
           for (let b = from; b > to; b /= 2) {
             codes = codes.map((q) => refShrink(q, b));
-            scales = scales.map((s) => f(s * (2 ** (b / 2) + 1)));
+            scales = scales.map((s) => nearest16(s * (2 ** (b / 2) + 1)));
           }
           const want = { codes, scales, zeros: old.zeros };
           const got = moved[2 + t];
@@ -132,13 +122,14 @@ test("halve(): bits halve, values move ≤ s'/2, heldBytes by the growth rule", 
         const after = snapshot(st);
         assert.equal(after.length, before.length);
         for (let t = 0; t < before.length; t++) {
-          const want = { codes: before[t].codes.map((q) => refShrink(q, from)), scales: before[t].scales.map((s) => f(s * (2 ** to + 1))), zeros: before[t].zeros };
+          const want = { codes: before[t].codes.map((q) => refShrink(q, from)), scales: before[t].scales.map((s) => nearest16(s * (2 ** to + 1))), zeros: before[t].zeros };
           assert.deepEqual({ codes: after[t].codes, scales: after[t].scales, zeros: after[t].zeros }, want, `${label} row ${t}`);
           for (let i = 0; i < rowElems; i++) {
             const s2 = want.scales[Math.floor(i / G)], z = want.zeros[Math.floor(i / G)];
             const moved = Math.abs(after[t].deq[i] - before[t].deq[i]);
-            // Slack: two float32 roundings of x̂ and the rounding of s' (each ≤ 2^-24 relative).
-            const tol = 2 ** -22 * (Math.abs(before[t].deq[i]) + Math.abs(z) + s2);
+            // Slack: two float32 roundings of x̂, and s' rounded to f16 (q'·|s' − s·(2^h+1)|).
+            const sBefore = before[t].scales[Math.floor(i / G)];
+            const tol = 2 ** -22 * (Math.abs(before[t].deq[i]) + Math.abs(z) + s2) + after[t].codes[i] * Math.abs(s2 - sBefore * (2 ** to + 1));
             assert.ok(moved <= s2 / 2 + tol, `${label} row ${t} [${i}]: moved ${moved} > s'/2 = ${s2 / 2}`);
           }
         }
@@ -159,7 +150,7 @@ test("halve(): bits halve, values move ≤ s'/2, heldBytes by the growth rule", 
 });
 
 // heldBytes while appending and moving: capacity = ⌈tokens / grow⌉·grow (or exactly the tokens held).
-test("heldBytes = capacity × (words × 4 + groups × 8) as rows arrive", () => {
+test("heldBytes = capacity × (words × 4 + groups × 4) as rows arrive", () => {
   for (const [rowElems, G] of LAYOUTS) {
     for (const bits of BITS) {
       for (const grow of [0, 1, 4, 16]) {

@@ -103,15 +103,21 @@ for (const backend of ["real", "fake"] as const) {
         assert.equal(st.codeBytes, model.mem());
         // token order, and each part at its own precision: the error is at most the sum of
         // the half-steps of the grids a value went through (16 → … → its bits). A group spans
-        // R < 0.5; a 16-bit step is max(1e-5, R/65535) — the scale clamp of spec §2 — and a
-        // shrink multiplies it by 2^h + 1, so grid g's step is ≤ max(1e-5·65535, 0.5)/(2^g − 1).
-        // Values reach 200, whose float32 spacing is 1.5e-5: 3e-5 covers the rounding.
+        // R < 0.5, and its zero rounds up to the next f16 (spacing ≤ 0.125 below 256), which the
+        // codes take up: a 16-bit step is max(1e-5, (R + 0.125)/65535) — the scale clamp of
+        // spec §2 — and a shrink multiplies it by 2^h + 1, so grid g's step is ≤
+        // max(1e-5·65535, 0.625)/(2^g − 1) = S_g; rounding that step to f16 (≤ 2^-11 of it)
+        // moves a code q ≤ 2^g − 1 by q·S_g·2^-11 more. Values reach 200, whose float32
+        // spacing is 1.5e-5: 3e-5 covers the rounding.
         const { keys } = cache.dequantized();
         for (let t = 0; t < total; t++) {
           const inBody = t >= st.sinkTokens && t < st.sinkTokens + st.bodyTokens;
           const bits = t < st.sinkTokens ? o.sinkBits : inBody ? st.bodyBits : o.windowBits;
           let bound = 3e-5;
-          for (let g = 16; g >= bits; g /= 2) bound += Math.max(1e-5 * 65535, 0.5) / (2 ** g - 1) / 2;
+          for (let g = 16; g >= bits; g /= 2) {
+            const step = Math.max(1e-5 * 65535, 0.625) / (2 ** g - 1);
+            bound += step / 2 + (g < 16 ? (2 ** g - 1) * step * 2 ** -11 : 0);
+          }
           for (let i = 0; i < ROW; i++) {
             const err = Math.abs(keys[t * ROW + i] - inputs[t * ROW + i]);
             assert.ok(err <= bound, `trial ${trial}: token ${t} (${bits} bits) channel ${i}: error ${err} > ${bound}`);
@@ -157,7 +163,7 @@ test("real and fake hold identical values until the first shrink, and close ones
   t.diagnostic(`real vs fake attention output, max |Δ| after shrinks: ${worstAfter.toExponential(2)} (values in [-1, 1])`);
 });
 
-test("held bytes of the real backend: packed codes plus a float32 scale and zero per group", () => {
+test("held bytes of the real backend: packed codes plus an f16 scale and zero per group", () => {
   const o = options({ nWindowTokens: 4, initBodyBits: 4 });
   const real = new RealProgressiveLayerCache(SHAPE, o, 1e9, 0);
   const rand = seededRandom(9);
@@ -166,7 +172,7 @@ test("held bytes of the real backend: packed codes plus a float32 scale and zero
   const st = real.stats();
   assert.deepEqual([st.sinkTokens, st.bodyTokens, st.windowTokens], [1, 20, 0]);
   const groups = ROW / 8;
-  const rowBytes = (bits: number) => Math.ceil((ROW * bits) / 32) * 4 + groups * 8;
+  const rowBytes = (bits: number) => Math.ceil((ROW * bits) / 32) * 4 + groups * 4;
   // capacities: sink grows by nSink (1), body and window by W (4) tokens; K and V each
   const expected = 2 * (1 * rowBytes(16) + 20 * rowBytes(4) + 4 * rowBytes(16));
   assert.equal(st.heldBytes, expected);

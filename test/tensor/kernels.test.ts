@@ -6,8 +6,6 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { attendFloat } from "../../src/cache/attention.js";
-import { PackedAttention } from "../../src/cache/packed-attention.js";
-import { PackedTokenStore } from "../../src/cache/packed-store.js";
 import { f16ToF32, f32ToBf16, f32ToF16 } from "../../src/tensor/dtype.js";
 import * as k from "../../src/tensor/kernels.js";
 import { matmulMatrixPlain, type Matrix, type WeightDtype } from "../../src/tensor/matrix.js";
@@ -179,34 +177,8 @@ for (const f16 of [false, true]) for (const [numHeads, numKvHeads] of GQA) for (
   }
 }
 
-// ----------------------------------------------------------------------- packed attention
-// Segments in token order: sink (1 token, 16 bits), body (n tokens, `bits`), window (m tokens, 16 bits).
-function runPacked(shape: Shape, G: number, bodyTokens: number, bodyBits: number, window: number, T: number | "all"): { got: Float32Array; diff: number } {
-  const row = shape.numKvHeads * shape.headDim;
-  const segs = [[1, 16], [bodyTokens, bodyBits], [window, 16]].map(([n, b]) => {
-    const pair = [new PackedTokenStore(row, G, b), new PackedTokenStore(row, G, b)] as [PackedTokenStore, PackedTokenStore];
-    for (const s of pair) if (n > 0) s.appendFloats(rnd(n * row, 2), 0, n);
-    return pair;
-  });
-  try {
-    const L = 1 + bodyTokens + window, nT = T === "all" ? L : T;
-    const q = arena(rnd(nT * shape.numHeads * shape.headDim, 2)), got = arena(new Float32Array(q.length).fill(NaN)), want = new Float32Array(q.length);
-    const allowed = segs.every(([s]) => s.length === 0 || ((shape.headDim * s.bits) % 128 === 0 && (G * s.bits) % 128 === 0));
-    assert.equal(k.attendPackedKernel(arena(q.map(() => 0)), q, nT, shape, G, segs), allowed, "the kernel runs exactly where allowed");
-    const pa = new PackedAttention(shape, G);
-    pa.attend(got, q, nT, segs);
-    pa.attendPlain(want, q, nT, segs);
-    return { got, diff: relDiff(got, want) };
-  } finally {
-    for (const pair of segs) for (const s of pair) s.reset();
-  }
-}
-const PACKED: [Shape, number][] = [[{ numHeads: 8, numKvHeads: 2, headDim: 128 }, 128], [{ numHeads: 4, numKvHeads: 4, headDim: 128 }, 64], [{ numHeads: 6, numKvHeads: 2, headDim: 128 }, 128]];
-for (const [shape, G] of PACKED) for (const b of [1, 2, 4, 8]) for (const [n, m] of [[5, 3], [250, 32], [40, 0]]) for (const T of [1, "all"] as const) {
-  const name = `${shape.numHeads}/${shape.numKvHeads} G=${G} sink1@16 body${n}@${b} window${m}@16 T=${T}${(G * b) % 128 ? " (fallback)" : ""}`;
-  add("attendPacked", name, () => runPacked(shape, G, n, b, m, T).diff);
-}
-for (const T of [1, "all"] as const) add("attendPacked", `d=8 (not allowed: fallback) T=${T}`, () => runPacked({ numHeads: 4, numKvHeads: 2, headDim: 8 }, 8, 20, 4, 2, T).diff);
+// Attention straight from packed codes (and the f16/f32 caches' decode path) is the tiled
+// kernel's: tests in test/tensor/tiled-attention.test.ts.
 
 // --------------------------------------------------------------------------------- tests
 for (const threads of [1, 2]) {
@@ -258,7 +230,6 @@ test("thread count independence: 1 and 2 threads give bit-identical outputs", { 
     ["matmul f16 1024→300 T=5", () => runMatmul("f16", 1024, 300, 5, true).got],
     ["attendFloat f32 8/2 L=T=300", () => runAttendFloat({ numHeads: 8, numKvHeads: 2, headDim: 128 }, 300, 300, false).got],
     ["attendFloat f16 6/2 L=300 T=7", () => runAttendFloat({ numHeads: 6, numKvHeads: 2, headDim: 64 }, 300, 7, true).got],
-    ["attendPacked 8/2 body250@4 T=all", () => runPacked({ numHeads: 8, numKvHeads: 2, headDim: 128 }, 128, 250, 4, 32, "all").got],
   ];
   for (const [name, run] of runs) {
     const seed = Math.floor(rand() * 2 ** 32);

@@ -3,6 +3,23 @@
 // shared memory the host imports; nothing here allocates. Row ranges [r0, r1) let the host
 // split a kernel across threads.
 
+export { attendTiled, prepareQueries, scratchBytes, expScalar } from "./attention";
+
+// Read n bytes (a multiple of 64) with v128 loads and fold them into one value: the memory
+// bandwidth one thread reaches, as benchmarks measure it.
+export function readSum(ptr: usize, n: i32): i32 {
+  let a = i32x4.splat(0), b = i32x4.splat(0), c = i32x4.splat(0), d = i32x4.splat(0);
+  for (let i = 0; i < n; i += 64) {
+    const p = ptr + <usize>i;
+    a = i32x4.add(a, v128.load(p));
+    b = i32x4.add(b, v128.load(p, 16));
+    c = i32x4.add(c, v128.load(p, 32));
+    d = i32x4.add(d, v128.load(p, 48));
+  }
+  const s = i32x4.add(i32x4.add(a, b), i32x4.add(c, d));
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+}
+
 // Horizontal sum of a f32x4.
 @inline function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
@@ -290,169 +307,6 @@ export function attendFloat(
       }
     }
   }
-}
-
-// ---------------------------------------------------------------- attention from packed codes
-// A segment is a run of tokens held at one bit-width (sink, body, window): 7 i32 at seg:
-// codes ptr, scales ptr, zeros ptr, tokens, bits, words per row, groups per row.
-// Needs (d·bits) and (G·bits) multiples of 128: a v128 of 4 code words then lies inside one
-// group of one head. Lane l of (word block >> k·bits) & mask holds channel l·cpw + k (cpw =
-// codes per word), so queries are permuted once to that order and the values accumulated in it.
-
-@inline function segI(seg: usize, i: i32): i32 {
-  return load<i32>(seg + (<usize>i << 2));
-}
-
-// qp[β·4cpw + k·4 + l] = q[β·4cpw + l·cpw + k] for one head of d channels.
-function permuteQuery(qp: usize, q: usize, d: i32, cpw: i32): void {
-  const block = cpw << 2;
-  for (let b = 0; b < d; b += block) {
-    for (let k = 0; k < cpw; k++) {
-      for (let l = 0; l < 4; l++) store<f32>(qp + (<usize>(b + (k << 2) + l) << 2), load<f32>(q + (<usize>(b + l * cpw + k) << 2)));
-    }
-  }
-}
-
-// out[c] += accP (permuted) for one head; then accP = 0.
-function unpermuteAdd(out: usize, accP: usize, d: i32, cpw: i32): void {
-  const block = cpw << 2;
-  for (let b = 0; b < d; b += block) {
-    for (let k = 0; k < cpw; k++) {
-      for (let l = 0; l < 4; l++) {
-        const o = out + (<usize>(b + l * cpw + k) << 2);
-        const a = accP + (<usize>(b + (k << 2) + l) << 2);
-        store<f32>(o, load<f32>(o) + load<f32>(a));
-        store<f32>(a, 0);
-      }
-    }
-  }
-}
-
-// Causal attention of T queries over nSeg segments of K (at segK) and V (at segV) for KV heads
-// kv0 … kv1. Scratch (per call): scores group·L f32, qp group·d f32, accP group·d f32,
-// sumQ group·(d/G) f32.
-export function attendPacked(
-  out: usize, q: usize, T: i32, numHeads: i32, numKvHeads: i32, d: i32, G: i32, kv0: i32, kv1: i32,
-  segK: usize, segV: usize, nSeg: i32, scores: usize, qp: usize, accP: usize, sumQ: usize,
-): void {
-  const group = numHeads / numKvHeads;
-  const scale: f32 = <f32>(1.0 / Math.sqrt(<f64>d));
-  const headGroups = d / G;
-  let L = 0;
-  for (let s = 0; s < nSeg; s++) L += segI(segK + (<usize>(s * 7) << 2), 3);
-  for (let t = 0; t < T; t++) {
-    const seen = L - T + t + 1;
-    for (let kvh = kv0; kvh < kv1; kvh++) {
-      const h0 = kvh * group;
-      for (let g = 0; g < group; g++) {
-        const qh = q + (<usize>((t * numHeads + h0 + g) * d) << 2);
-        for (let gi = 0; gi < headGroups; gi++) {
-          let s: f32 = 0;
-          for (let c = 0; c < G; c++) s += load<f32>(qh + (<usize>(gi * G + c) << 2));
-          store<f32>(sumQ + (<usize>(g * headGroups + gi) << 2), s);
-        }
-      }
-      // scores, segment by segment, in token order
-      let start = 0;
-      for (let s = 0; s < nSeg; s++) {
-        const seg = segK + (<usize>(s * 7) << 2);
-        const count = min(segI(seg, 3), seen - start);
-        if (count > 0) {
-          const bits = segI(seg, 4);
-          const cpw = 32 / bits;
-          const mask = i32x4.splat(bits == 32 ? -1 : (1 << bits) - 1);
-          for (let g = 0; g < group; g++) permuteQuery(qp + (<usize>(g * d) << 2), q + (<usize>((t * numHeads + h0 + g) * d) << 2), d, cpw);
-          scorePacked(seg, count, bits, cpw, mask, kvh, d, G, headGroups, group, qp, sumQ, scale, scores, L, start);
-        }
-        start += max(0, count);
-      }
-      for (let g = 0; g < group; g++) {
-        softmax(scores + (<usize>(g * L) << 2), seen);
-        memory.fill(out + (<usize>((t * numHeads + h0 + g) * d) << 2), 0, <usize>d << 2);
-      }
-      // values, segment by segment
-      start = 0;
-      for (let s = 0; s < nSeg; s++) {
-        const seg = segV + (<usize>(s * 7) << 2);
-        const count = min(segI(seg, 3), seen - start);
-        if (count > 0) {
-          const bits = segI(seg, 4);
-          const cpw = 32 / bits;
-          const mask = i32x4.splat(bits == 32 ? -1 : (1 << bits) - 1);
-          sumPacked(seg, count, bits, cpw, mask, kvh, d, G, headGroups, group, scores, L, start, accP, out + (<usize>((t * numHeads + h0) * d) << 2));
-        }
-        start += max(0, count);
-      }
-    }
-  }
-}
-
-function scorePacked(
-  seg: usize, count: i32, bits: i32, cpw: i32, mask: v128, kvh: i32, d: i32, G: i32, headGroups: i32, group: i32,
-  qp: usize, sumQ: usize, scale: f32, scores: usize, L: i32, start: i32,
-): void {
-  const codes = <usize>segI(seg, 0), scales = <usize>segI(seg, 1), zeros = <usize>segI(seg, 2);
-  const wordsPerRow = segI(seg, 5), groupsPerRow = segI(seg, 6);
-  const blocksPerGroup = G / (cpw << 2);
-  for (let j = 0; j < count; j++) {
-    const row = codes + (<usize>(j * wordsPerRow + (kvh * d) / cpw) << 2);
-    const prow = <usize>(j * groupsPerRow + kvh * headGroups) << 2;
-    for (let g = 0; g < group; g++) {
-      const qg = qp + (<usize>(g * d) << 2);
-      let score: f32 = 0;
-      for (let gi = 0; gi < headGroups; gi++) {
-        let acc = f32x4.splat(0);
-        for (let b = 0; b < blocksPerGroup; b++) {
-          const blk = gi * blocksPerGroup + b;
-          const words = v128.load(row + (<usize>blk << 4));
-          const qb = qg + (<usize>(blk * (cpw << 2)) << 2);
-          for (let k = 0; k < cpw; k++) {
-            const c = f32x4.convert_i32x4_u(v128.and(i32x4.shr_u(words, k * bits), mask));
-            acc = f32x4.add(acc, f32x4.mul(v128.load(qb + (<usize>k << 4)), c));
-          }
-        }
-        const p = prow + (<usize>gi << 2);
-        score += load<f32>(scales + p) * hsum(acc) - load<f32>(zeros + p) * load<f32>(sumQ + (<usize>(g * headGroups + gi) << 2));
-      }
-      store<f32>(scores + (<usize>(g * L + start + j) << 2), score * scale);
-    }
-  }
-}
-
-function sumPacked(
-  seg: usize, count: i32, bits: i32, cpw: i32, mask: v128, kvh: i32, d: i32, G: i32, headGroups: i32, group: i32,
-  probs: usize, L: i32, start: i32, accP: usize, out: usize,
-): void {
-  const codes = <usize>segI(seg, 0), scales = <usize>segI(seg, 1), zeros = <usize>segI(seg, 2);
-  const wordsPerRow = segI(seg, 5), groupsPerRow = segI(seg, 6);
-  const blocksPerGroup = G / (cpw << 2);
-  for (let j = 0; j < count; j++) {
-    const row = codes + (<usize>(j * wordsPerRow + (kvh * d) / cpw) << 2);
-    const prow = <usize>(j * groupsPerRow + kvh * headGroups) << 2;
-    for (let gi = 0; gi < headGroups; gi++) {
-      const sc = load<f32>(scales + prow + (<usize>gi << 2));
-      const z = load<f32>(zeros + prow + (<usize>gi << 2));
-      for (let b = 0; b < blocksPerGroup; b++) {
-        const blk = gi * blocksPerGroup + b;
-        const words = v128.load(row + (<usize>blk << 4));
-        for (let k = 0; k < cpw; k++) {
-          const c = f32x4.convert_i32x4_u(v128.and(i32x4.shr_u(words, k * bits), mask));
-          for (let g = 0; g < group; g++) {
-            const p = load<f32>(probs + (<usize>(g * L + start + j) << 2));
-            const a = accP + (<usize>(g * d + blk * (cpw << 2) + (k << 2)) << 2);
-            v128.store(a, f32x4.add(v128.load(a), f32x4.mul(f32x4.splat(p * sc), c)));
-          }
-        }
-      }
-      // the zero term: −p·z on every channel of the group
-      for (let g = 0; g < group; g++) {
-        const pz = f32x4.splat(load<f32>(probs + (<usize>(g * L + start + j) << 2)) * z);
-        const o = out + (<usize>(g * d + gi * G) << 2);
-        for (let c = 0; c < G; c += 4) v128.store(o + (<usize>c << 2), f32x4.sub(v128.load(o + (<usize>c << 2)), pz));
-      }
-    }
-  }
-  for (let g = 0; g < group; g++) unpermuteAdd(out + (<usize>(g * d) << 2), accP + (<usize>(g * d) << 2), d, cpw);
 }
 
 // ---------------------------------------------------------------- training products

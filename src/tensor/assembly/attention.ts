@@ -1,0 +1,573 @@
+// Tiled attention straight from the KV cache's storage (flash-decoding / flash-attention):
+// keys and values are read a block of KEY_BLOCK tokens of one KV head at a time, in the format
+// they are stored in, and every query head of the GQA group (and, in prefill, every query of a
+// query block) uses the block while it is in cache. Softmax is online (running max and sum), so
+// a decode step can split its tokens over threads and merge the parts (the host merges).
+//
+// Storage kinds (a segment = a run of tokens in one format, e.g. sink | body | window):
+//   0  f32 rows            (full-precision cache)
+//   1  f16 rows            (full-precision cache in half precision)
+//   2  packed codes of 1, 2, 4 or 8 bits, f16 scale and zero per group: integer path
+//   3  packed 16-bit codes, f16 scale and zero per group: dequantized into a float tile
+// Integer path (spec §3: q·k̂ = Σ_groups s·(q·codes) − z·Σq): codes are unpacked once per block
+// into int16, centred (c = code − 2^(b−1), z' = z − s·2^(b−1)), in a fixed channel permutation, the query is quantized once per step to int16
+// per (head, group) (scale max|q|/32767) in the same permutation, and q·codes is exact integer
+// arithmetic (i32x4.dot_i16x8_s). Values: Σ_j p_j v̂_j = Σ_groups Σ_j (p_j s_j)·codes_j − Σ_j p_j z_j;
+// the weights p_j·s_j of a block are quantized to int16 per (head, group) and summed with the
+// codes by dot_i16x8_s over pairs of tokens. Everything else is float32. The plain-TypeScript
+// twin (src/cache/tiled-attention.ts) runs the same algorithm and is the test oracle.
+//
+// A plan (i32 fields, PLAN_* offsets below, written by the host) describes one call; each
+// thread runs attendTiled(plan, index, n): decode (mode 0) splits the keys of one query over
+// the threads and writes partial states (m, l, acc[d]) per query head; prefill (mode 1) deals
+// query blocks to the threads and writes the outputs.
+
+export const KEY_BLOCK: i32 = 32;
+export const QUERY_BLOCK: i32 = 16;
+const SEG_INTS: i32 = 8;
+
+// plan fields (i32 index)
+const P_OUT = 0, P_Q = 1, P_T = 2, P_L = 3, P_HEADS = 4, P_KVHEADS = 5, P_D = 6, P_G = 7;
+const P_SEGK = 8, P_SEGV = 9, P_NSEG = 10, P_QINT = 11, P_QINT_STRIDE = 12, P_QS = 13, P_SUMQ = 14, P_PERM = 15;
+const P_MODE = 16, P_QUERY = 17, P_SCRATCH = 18, P_SCRATCH_STRIDE = 19, P_PARTIALS = 20, P_PARTIAL_STRIDE = 21, P_SCALE = 22;
+
+@inline function pI(plan: usize, i: i32): i32 {
+  return load<i32>(plan + (<usize>i << 2));
+}
+
+@inline function segI(seg: usize, i: i32): i32 {
+  return load<i32>(seg + (<usize>i << 2));
+}
+
+// An f16 bit pattern as f32 (finite values; the cache never stores ∞ or NaN).
+@inline function f16(h: u32): f32 {
+  return reinterpret<f32>(((h & 0x8000) << 16) | ((h & 0x7fff) << 13)) * reinterpret<f32>(0x77800000);
+}
+
+@inline function hsumI(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
+@inline function hsumF(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+// exp(x) for x ≤ 0, four lanes (Cephes expf: |rel err| < 2e-7); x < EXP_MIN gives 0.
+export const EXP_MIN: f32 = -87.0;
+@inline function expv(x: v128): v128 {
+  const keep = f32x4.ge(x, f32x4.splat(EXP_MIN));
+  const xc = f32x4.max(x, f32x4.splat(EXP_MIN));
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1.0));
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return v128.and(f32x4.mul(p, e), keep);
+}
+
+/** The same on one value (lane 0), for the running-max corrections. */
+export function expScalar(x: f32): f32 {
+  return f32x4.extract_lane(expv(f32x4.splat(x)), 0);
+}
+
+// ---------------------------------------------------------------- query preparation
+
+// For every query t < T and head h: Σq and the int16 scale per group; for every bits index b
+// whose flag is set in bitsMask (1 << b for 1, 2, 4, 8 bits), the int16 query in b's tile
+// permutation (perm: 4 × d i32, tile index → channel).
+export function prepareQueries(plan: usize, bitsMask: i32): void {
+  const T = pI(plan, P_T), H = pI(plan, P_HEADS), d = pI(plan, P_D), G = pI(plan, P_G);
+  const q = <usize>pI(plan, P_Q), qs = <usize>pI(plan, P_QS), sumQ = <usize>pI(plan, P_SUMQ);
+  const qint = <usize>pI(plan, P_QINT), stride = <usize>pI(plan, P_QINT_STRIDE), perm = <usize>pI(plan, P_PERM);
+  const hg = d / G;
+  for (let r = 0; r < T * H; r++) {
+    const qr = q + (<usize>(r * d) << 2);
+    for (let gi = 0; gi < hg; gi++) {
+      let amax: f32 = 0, s: f32 = 0;
+      for (let c = gi * G; c < (gi + 1) * G; c++) {
+        const v = load<f32>(qr + (<usize>c << 2));
+        amax = max(amax, abs(v));
+        s += v;
+      }
+      store<f32>(qs + (<usize>(r * hg + gi) << 2), amax / 32767.0);
+      store<f32>(sumQ + (<usize>(r * hg + gi) << 2), s);
+    }
+    for (let b = 0; b < 4; b++) {
+      if (!(bitsMask & (1 << b))) continue;
+      const dst = qint + <usize>b * stride + (<usize>(r * d) << 1);
+      const pb = perm + (<usize>(b * d) << 2);
+      for (let i = 0; i < d; i++) {
+        const c = load<i32>(pb + (<usize>i << 2));
+        const sc = load<f32>(qs + (<usize>(r * hg + c / G) << 2));
+        const v: f32 = sc > 0 ? nearest(load<f32>(qr + (<usize>c << 2)) / sc) : 0;
+        store<i16>(dst + (<usize>i << 1), <i16>v);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- tiles
+
+// Unpack the codes of tokens [ja, ja + nT) of KV head kvh into int16, centred (code − 2^(b−1),
+// so that sums of codes do not carry the offset of unsigned codes), in tile index order: per
+// chunk (16 or 8 bytes of a head's codes), per shift k, per 8-byte half, 8 lanes.
+function unpackTile(dst: usize, codes: usize, strideWords: i32, ja: i32, nT: i32, kvh: i32, d: i32, bits: i32, chunk: i32): void {
+  const headBytes = (d * bits) >> 3;
+  const per = 8 / bits;
+  const maskBits: i32 = (1 << bits) - 1;
+  const mask = i8x16.splat(<i8>maskBits);
+  const midBits: i32 = 1 << (bits - 1);
+  const mid = i16x8.splat(<i16>midBits);
+  for (let jj = 0; jj < nT; jj++) {
+    const src = codes + (<usize>((ja + jj) * strideWords) << 2) + <usize>(kvh * headBytes);
+    let o = dst + (<usize>(jj * d) << 1);
+    for (let off = 0; off < headBytes; off += chunk) {
+      const v = chunk == 16 ? v128.load(src + <usize>off) : v128.load64_zero(src + <usize>off);
+      for (let k = 0; k < per; k++) {
+        let x = k == 0 ? v : i8x16.shr_u(v, k * bits);
+        if (bits < 8) x = v128.and(x, mask);
+        v128.store(o, i16x8.sub(i16x8.extend_low_i8x16_u(x), mid));
+        o += 16;
+        if (chunk == 16) {
+          v128.store(o, i16x8.sub(i16x8.extend_high_i8x16_u(x), mid));
+          o += 16;
+        }
+      }
+    }
+  }
+}
+
+// Float rows of tokens [ja, ja + nT), head kvh, into dst (nT, d) f32: f16 rows (kind 1) widened,
+// 16-bit codes (kind 3) dequantized as code·s − z.
+function floatTile(dst: usize, seg: usize, ja: i32, nT: i32, kvh: i32, d: i32, G: i32): void {
+  const kind = segI(seg, 0), data = <usize>segI(seg, 1), stride = segI(seg, 6);
+  const hg = d / G;
+  for (let jj = 0; jj < nT; jj++) {
+    const o = dst + (<usize>(jj * d) << 2);
+    if (kind == 1) {
+      const src = data + (<usize>((ja + jj) * stride + kvh * d) << 1);
+      for (let c = 0; c < d; c += 8) {
+        const a = v128.load(src + (<usize>c << 1));
+        v128.store(o + (<usize>c << 2), f32x4.mul(v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(a), 13), i32x4.splat(0x8fffe000)), f32x4.splat(reinterpret<f32>(0x77800000))));
+        v128.store(o + (<usize>c << 2), f32x4.mul(v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(a), 13), i32x4.splat(0x8fffe000)), f32x4.splat(reinterpret<f32>(0x77800000))), 16);
+      }
+    } else {
+      const scales = <usize>segI(seg, 2), zeros = <usize>segI(seg, 3), gpr = segI(seg, 7);
+      const src = data + (<usize>((ja + jj) * stride) << 2) + (<usize>(kvh * d) << 1);
+      for (let gi = 0; gi < hg; gi++) {
+        const p = <usize>((ja + jj) * gpr + kvh * hg + gi) << 1;
+        const s = f32x4.splat(f16(load<u16>(scales + p)));
+        const z = f32x4.splat(f16(load<u16>(zeros + p)));
+        for (let c = gi * G; c < (gi + 1) * G; c += 8) {
+          const a = v128.load(src + (<usize>c << 1));
+          v128.store(o + (<usize>c << 2), f32x4.sub(f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(a)), s), z));
+          v128.store(o + (<usize>c << 2), f32x4.sub(f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(a)), s), z), 16);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- one block of one KV head
+
+// Per-thread scratch layout (bytes from the thread's base), for up to maxV virtual heads. The
+// record itself lives in the first 64 bytes of the thread's scratch (no allocation here).
+@unmanaged class Scratch {
+  tileK: usize;
+  tileV: usize;
+  scores: usize; // (maxV, KEY_BLOCK) f32
+  wpairs: usize; // (maxV, hg, KEY_BLOCK/2) i32
+  wtmp: usize; // (KEY_BLOCK) f32
+  acci: usize; // (maxV, d) i32
+  ws: usize; // (maxV, hg) f32
+  zsum: usize; // (maxV, hg) f32
+  state: usize; // (maxV, 2 + d) f32: m, l, acc[d]
+}
+
+function scratchAt(base: usize, maxV: i32, d: i32, hg: i32): Scratch {
+  const sc = changetype<Scratch>(base);
+  let p = base + 64;
+  sc.tileK = p;
+  p += <usize>(KEY_BLOCK * d) << 2;
+  sc.tileV = p;
+  p += <usize>(KEY_BLOCK * d) << 2;
+  sc.scores = p;
+  p += <usize>(maxV * KEY_BLOCK) << 2;
+  sc.wpairs = p;
+  p += <usize>(maxV * hg * (KEY_BLOCK >> 1)) << 2;
+  sc.wtmp = p;
+  p += <usize>KEY_BLOCK << 2;
+  sc.acci = p;
+  p += <usize>(maxV * d) << 2;
+  sc.ws = p;
+  p += <usize>(maxV * hg) << 2;
+  sc.zsum = p;
+  p += <usize>(maxV * hg) << 2;
+  sc.state = p;
+  return sc;
+}
+
+/** Bytes of per-thread scratch for up to maxV virtual heads (the host sizes its buffers with it). */
+export function scratchBytes(maxV: i32, d: i32, G: i32): i32 {
+  const hg = d / G;
+  return ((2 * KEY_BLOCK * d + maxV * KEY_BLOCK + maxV * hg * (KEY_BLOCK >> 1) + KEY_BLOCK + maxV * d + 2 * maxV * hg + maxV * (2 + d)) << 2) + 64;
+}
+
+@inline function bitsIndex(bits: i32): i32 {
+  return bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3;
+}
+
+// Virtual heads v = (query t0 + v / group, head kvh·group + v % group), v in [0, nV); state at
+// st + v·(2+d)·4. Processes key block [ja, ja + nT) of segment pair (sk, sv).
+// ja indexes the segment's storage; jg is the same token's position in the sequence (causality).
+function block(
+  plan: usize, sk: usize, sv: usize, ja: i32, jg: i32, nT: i32, kvh: i32, t0: i32, nV: i32, st: usize, sc: Scratch,
+): void {
+  const T = pI(plan, P_T), L = pI(plan, P_L), H = pI(plan, P_HEADS), KVH = pI(plan, P_KVHEADS), d = pI(plan, P_D), G = pI(plan, P_G);
+  const group = H / KVH;
+  const hg = d / G;
+  const scale = reinterpret<f32>(pI(plan, P_SCALE));
+  const q = <usize>pI(plan, P_Q), qs = <usize>pI(plan, P_QS), sumQ = <usize>pI(plan, P_SUMQ);
+  const kind = segI(sk, 0);
+  const stRow = <usize>(2 + d) << 2;
+  // ---- scores (nV, nT)
+  if (kind == 2) {
+    const bits = segI(sk, 5), stride = segI(sk, 6), gpr = segI(sk, 7);
+    const chunk = min(16, (G * bits) >> 3);
+    unpackTile(sc.tileK, <usize>segI(sk, 1), stride, ja, nT, kvh, d, bits, chunk);
+    const qint = <usize>pI(plan, P_QINT) + <usize>bitsIndex(bits) * <usize>pI(plan, P_QINT_STRIDE);
+    scoresInt(sc, qint, qs, sumQ, <usize>segI(sk, 2), <usize>segI(sk, 3), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, t0, nV, group, H, d, G, hg, scale);
+  } else {
+    let rows: usize, rowStride: i32;
+    if (kind == 0) {
+      rows = <usize>segI(sk, 1) + (<usize>(ja * segI(sk, 6) + kvh * d) << 2);
+      rowStride = segI(sk, 6);
+    } else {
+      floatTile(sc.tileK, sk, ja, nT, kvh, d, G);
+      rows = sc.tileK;
+      rowStride = d;
+    }
+    scoresFloat(sc, q, rows, rowStride, nT, kvh, t0, nV, group, H, d, scale);
+  }
+  // ---- online softmax: mask, running max, weights p (in place of the scores)
+  for (let v = 0; v < nV; v++) {
+    const t = t0 + v / group;
+    const limit = L - T + t; // last visible key
+    const srow = sc.scores + (<usize>(v * KEY_BLOCK) << 2);
+    const visible = min(nT, limit - jg + 1);
+    const s = st + <usize>v * stRow;
+    if (visible <= 0) {
+      memory.fill(srow, 0, <usize>KEY_BLOCK << 2);
+      continue;
+    }
+    let mb: f32 = -Infinity;
+    for (let jj = 0; jj < visible; jj++) mb = max(mb, load<f32>(srow + (<usize>jj << 2)));
+    for (let jj = visible; jj < KEY_BLOCK; jj++) store<f32>(srow + (<usize>jj << 2), -Infinity);
+    const m = load<f32>(s);
+    const mNew = max(m, mb);
+    if (mNew > m) {
+      const corr = m == -Infinity ? <f32>0 : expScalar(m - mNew);
+      store<f32>(s, mNew);
+      store<f32>(s, load<f32>(s, 4) * corr, 4);
+      const acc = s + 8;
+      const vc = f32x4.splat(corr);
+      for (let c = 0; c < d; c += 4) v128.store(acc + (<usize>c << 2), f32x4.mul(v128.load(acc + (<usize>c << 2)), vc));
+    }
+    const vm = f32x4.splat(mNew);
+    let lsum = f32x4.splat(0);
+    for (let jj = 0; jj < KEY_BLOCK; jj += 4) {
+      const p = expv(f32x4.sub(v128.load(srow + (<usize>jj << 2)), vm));
+      v128.store(srow + (<usize>jj << 2), p);
+      lsum = f32x4.add(lsum, p);
+    }
+    store<f32>(s, load<f32>(s, 4) + hsumF(lsum), 4);
+  }
+  // ---- values
+  const vkind = segI(sv, 0);
+  if (vkind == 2) {
+    const bits = segI(sv, 5), stride = segI(sv, 6), gpr = segI(sv, 7);
+    const chunk = min(16, (G * bits) >> 3);
+    unpackTile(sc.tileV, <usize>segI(sv, 1), stride, ja, nT, kvh, d, bits, chunk);
+    valuesInt(sc, <usize>segI(sv, 2), <usize>segI(sv, 3), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, nV, d, G, hg, st, <usize>pI(plan, P_PERM) + (<usize>(bitsIndex(bits) * d) << 2));
+  } else {
+    let rows: usize, rowStride: i32;
+    if (vkind == 0) {
+      rows = <usize>segI(sv, 1) + (<usize>(ja * segI(sv, 6) + kvh * d) << 2);
+      rowStride = segI(sv, 6);
+    } else {
+      floatTile(sc.tileV, sv, ja, nT, kvh, d, G);
+      rows = sc.tileV;
+      rowStride = d;
+    }
+    valuesFloat(sc, rows, rowStride, nT, nV, d, st);
+  }
+}
+
+// scores[v][jj] = scale·Σ_gi (s·(qs·(qint·codes)) − z·Σq) for four virtual heads at a time.
+function scoresInt(
+  sc: Scratch, qint: usize, qs: usize, sumQ: usize, scales: usize, zeros: usize, gpr: i32, mid: f32,
+  ja: i32, nT: i32, kvh: i32, t0: i32, nV: i32, group: i32, H: i32, d: i32, G: i32, hg: i32, scale: f32,
+): void {
+  const vecsPerGroup = G >> 3;
+  for (let v = 0; v < nV; v += 4) {
+    const n = min(4, nV - v);
+    // the query rows (t, h) of the (up to) four virtual heads; missing ones repeat the last
+    const r0 = (t0 + v / group) * H + kvh * group + (v % group);
+    const r1 = (t0 + min(v + 1, v + n - 1) / group) * H + kvh * group + (min(v + 1, v + n - 1) % group);
+    const r2 = (t0 + min(v + 2, v + n - 1) / group) * H + kvh * group + (min(v + 2, v + n - 1) % group);
+    const r3 = (t0 + min(v + 3, v + n - 1) / group) * H + kvh * group + (min(v + 3, v + n - 1) % group);
+    const q0 = qint + (<usize>(r0 * d) << 1), q1 = qint + (<usize>(r1 * d) << 1), q2 = qint + (<usize>(r2 * d) << 1), q3 = qint + (<usize>(r3 * d) << 1);
+    for (let jj = 0; jj < nT; jj++) {
+      const row = sc.tileK + (<usize>(jj * d) << 1);
+      let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+      for (let gi = 0; gi < hg; gi++) {
+        let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+        for (let k = gi * vecsPerGroup; k < (gi + 1) * vecsPerGroup; k++) {
+          const o = <usize>k << 4;
+          const x = v128.load(row + o);
+          a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v128.load(q0 + o)));
+          a1 = i32x4.add(a1, i32x4.dot_i16x8_s(x, v128.load(q1 + o)));
+          a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v128.load(q2 + o)));
+          a3 = i32x4.add(a3, i32x4.dot_i16x8_s(x, v128.load(q3 + o)));
+        }
+        const p = <usize>((ja + jj) * gpr + kvh * hg + gi) << 1;
+        const s = f16(load<u16>(scales + p));
+        const z = f16(load<u16>(zeros + p)) - s * mid;
+        s0 += s * (load<f32>(qs + (<usize>(r0 * hg + gi) << 2)) * <f32>hsumI(a0)) - z * load<f32>(sumQ + (<usize>(r0 * hg + gi) << 2));
+        s1 += s * (load<f32>(qs + (<usize>(r1 * hg + gi) << 2)) * <f32>hsumI(a1)) - z * load<f32>(sumQ + (<usize>(r1 * hg + gi) << 2));
+        s2 += s * (load<f32>(qs + (<usize>(r2 * hg + gi) << 2)) * <f32>hsumI(a2)) - z * load<f32>(sumQ + (<usize>(r2 * hg + gi) << 2));
+        s3 += s * (load<f32>(qs + (<usize>(r3 * hg + gi) << 2)) * <f32>hsumI(a3)) - z * load<f32>(sumQ + (<usize>(r3 * hg + gi) << 2));
+      }
+      const o = sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2);
+      store<f32>(o, s0 * scale);
+      if (n > 1) store<f32>(o, s1 * scale, KEY_BLOCK << 2);
+      if (n > 2) store<f32>(o, s2 * scale, KEY_BLOCK << 3);
+      if (n > 3) store<f32>(o, s3 * scale, KEY_BLOCK * 12);
+    }
+  }
+}
+
+// scores[v][jj] = scale·(q·k) over float rows (rowStride f32 apart), four virtual heads at a time.
+function scoresFloat(sc: Scratch, q: usize, rows: usize, rowStride: i32, nT: i32, kvh: i32, t0: i32, nV: i32, group: i32, H: i32, d: i32, scale: f32): void {
+  for (let v = 0; v < nV; v += 4) {
+    const n = min(4, nV - v);
+    const r0 = (t0 + v / group) * H + kvh * group + (v % group);
+    const r1 = (t0 + min(v + 1, v + n - 1) / group) * H + kvh * group + (min(v + 1, v + n - 1) % group);
+    const r2 = (t0 + min(v + 2, v + n - 1) / group) * H + kvh * group + (min(v + 2, v + n - 1) % group);
+    const r3 = (t0 + min(v + 3, v + n - 1) / group) * H + kvh * group + (min(v + 3, v + n - 1) % group);
+    const q0 = q + (<usize>(r0 * d) << 2), q1 = q + (<usize>(r1 * d) << 2), q2 = q + (<usize>(r2 * d) << 2), q3 = q + (<usize>(r3 * d) << 2);
+    for (let jj = 0; jj < nT; jj++) {
+      const row = rows + (<usize>(jj * rowStride) << 2);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let c = 0; c < d; c += 4) {
+        const o = <usize>c << 2;
+        const x = v128.load(row + o);
+        a0 = f32x4.add(a0, f32x4.mul(x, v128.load(q0 + o)));
+        a1 = f32x4.add(a1, f32x4.mul(x, v128.load(q1 + o)));
+        a2 = f32x4.add(a2, f32x4.mul(x, v128.load(q2 + o)));
+        a3 = f32x4.add(a3, f32x4.mul(x, v128.load(q3 + o)));
+      }
+      const o = sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2);
+      store<f32>(o, hsumF(a0) * scale);
+      if (n > 1) store<f32>(o, hsumF(a1) * scale, KEY_BLOCK << 2);
+      if (n > 2) store<f32>(o, hsumF(a2) * scale, KEY_BLOCK << 3);
+      if (n > 3) store<f32>(o, hsumF(a3) * scale, KEY_BLOCK * 12);
+    }
+  }
+}
+
+// acc[v] += Σ_jj p[v][jj]·v̂_jj for codes: per (v, group) the weights p·s quantized to int16 and
+// paired by token, Σ_j p_j z_j subtracted from every channel of the group.
+function valuesInt(sc: Scratch, scales: usize, zeros: usize, gpr: i32, mid: f32, ja: i32, nT: i32, kvh: i32, nV: i32, d: i32, G: i32, hg: i32, st: usize, perm: usize): void {
+  const pairs = (nT + 1) >> 1;
+  const stRow = <usize>(2 + d) << 2;
+  // weights
+  for (let v = 0; v < nV; v++) {
+    const prow = sc.scores + (<usize>(v * KEY_BLOCK) << 2);
+    for (let gi = 0; gi < hg; gi++) {
+      let wmax: f32 = 0, zs: f32 = 0;
+      for (let jj = 0; jj < nT; jj++) {
+        const p = <usize>((ja + jj) * gpr + kvh * hg + gi) << 1;
+        const pj = load<f32>(prow + (<usize>jj << 2));
+        const s = f16(load<u16>(scales + p));
+        const w = pj * s;
+        store<f32>(sc.wtmp + (<usize>jj << 2), w);
+        wmax = max(wmax, w);
+        zs += pj * (f16(load<u16>(zeros + p)) - s * mid);
+      }
+      const ws: f32 = wmax / 32767.0;
+      store<f32>(sc.ws + (<usize>(v * hg + gi) << 2), ws);
+      store<f32>(sc.zsum + (<usize>(v * hg + gi) << 2), zs);
+      const wp = sc.wpairs + (<usize>((v * hg + gi) * (KEY_BLOCK >> 1)) << 2);
+      for (let pp = 0; pp < pairs; pp++) {
+        const a: i32 = ws > 0 ? <i32>nearest(load<f32>(sc.wtmp + (<usize>(2 * pp) << 2)) / ws) : 0;
+        const b: i32 = ws > 0 && 2 * pp + 1 < nT ? <i32>nearest(load<f32>(sc.wtmp + (<usize>(2 * pp + 1) << 2)) / ws) : 0;
+        store<i32>(wp + (<usize>pp << 2), (a & 0xffff) | (b << 16));
+      }
+    }
+  }
+  // Σ over token pairs of dot(interleaved codes, weight pair), four virtual heads at a time
+  const vecsPerGroup = G >> 3;
+  for (let v = 0; v < nV; v += 4) {
+    const n = min(4, nV - v);
+    const v1 = min(v + 1, v + n - 1), v2 = min(v + 2, v + n - 1), v3 = min(v + 3, v + n - 1);
+    for (let k = 0; k < (d >> 3); k++) {
+      const gi = k / vecsPerGroup;
+      const w0 = sc.wpairs + (<usize>((v * hg + gi) * (KEY_BLOCK >> 1)) << 2);
+      const w1 = sc.wpairs + (<usize>((v1 * hg + gi) * (KEY_BLOCK >> 1)) << 2);
+      const w2 = sc.wpairs + (<usize>((v2 * hg + gi) * (KEY_BLOCK >> 1)) << 2);
+      const w3 = sc.wpairs + (<usize>((v3 * hg + gi) * (KEY_BLOCK >> 1)) << 2);
+      let l0 = i32x4.splat(0), h0 = i32x4.splat(0), l1 = i32x4.splat(0), h1 = i32x4.splat(0);
+      let l2 = i32x4.splat(0), h2 = i32x4.splat(0), l3 = i32x4.splat(0), h3 = i32x4.splat(0);
+      for (let pp = 0; pp < pairs; pp++) {
+        const a = v128.load(sc.tileV + (<usize>((2 * pp) * d + (k << 3)) << 1));
+        const b = 2 * pp + 1 < nT ? v128.load(sc.tileV + (<usize>((2 * pp + 1) * d + (k << 3)) << 1)) : a;
+        const lo = i16x8.shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
+        const hi = i16x8.shuffle(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
+        const x0 = v128.load32_splat(w0 + (<usize>pp << 2));
+        l0 = i32x4.add(l0, i32x4.dot_i16x8_s(lo, x0));
+        h0 = i32x4.add(h0, i32x4.dot_i16x8_s(hi, x0));
+        const x1 = v128.load32_splat(w1 + (<usize>pp << 2));
+        l1 = i32x4.add(l1, i32x4.dot_i16x8_s(lo, x1));
+        h1 = i32x4.add(h1, i32x4.dot_i16x8_s(hi, x1));
+        const x2 = v128.load32_splat(w2 + (<usize>pp << 2));
+        l2 = i32x4.add(l2, i32x4.dot_i16x8_s(lo, x2));
+        h2 = i32x4.add(h2, i32x4.dot_i16x8_s(hi, x2));
+        const x3 = v128.load32_splat(w3 + (<usize>pp << 2));
+        l3 = i32x4.add(l3, i32x4.dot_i16x8_s(lo, x3));
+        h3 = i32x4.add(h3, i32x4.dot_i16x8_s(hi, x3));
+      }
+      const o = <usize>(k << 3) << 2;
+      v128.store(sc.acci + (<usize>(v * d) << 2) + o, l0);
+      v128.store(sc.acci + (<usize>(v * d) << 2) + o, h0, 16);
+      if (n > 1) {
+        v128.store(sc.acci + (<usize>(v1 * d) << 2) + o, l1);
+        v128.store(sc.acci + (<usize>(v1 * d) << 2) + o, h1, 16);
+      }
+      if (n > 2) {
+        v128.store(sc.acci + (<usize>(v2 * d) << 2) + o, l2);
+        v128.store(sc.acci + (<usize>(v2 * d) << 2) + o, h2, 16);
+      }
+      if (n > 3) {
+        v128.store(sc.acci + (<usize>(v3 * d) << 2) + o, l3);
+        v128.store(sc.acci + (<usize>(v3 * d) << 2) + o, h3, 16);
+      }
+    }
+  }
+  // fold into the float accumulators (natural channel order)
+  for (let v = 0; v < nV; v++) {
+    const acc = st + <usize>v * stRow + 8;
+    const ai = sc.acci + (<usize>(v * d) << 2);
+    for (let i = 0; i < d; i++) {
+      const gi = i / G;
+      const c = load<i32>(perm + (<usize>i << 2));
+      const a = acc + (<usize>c << 2);
+      store<f32>(a, load<f32>(a) + load<f32>(sc.ws + (<usize>(v * hg + gi) << 2)) * <f32>load<i32>(ai + (<usize>i << 2)) - load<f32>(sc.zsum + (<usize>(v * hg + gi) << 2)));
+    }
+  }
+}
+
+// acc[v] += Σ_jj p[v][jj]·row_jj over float rows, four virtual heads at a time.
+function valuesFloat(sc: Scratch, rows: usize, rowStride: i32, nT: i32, nV: i32, d: i32, st: usize): void {
+  const stRow = <usize>(2 + d) << 2;
+  for (let v = 0; v < nV; v += 4) {
+    const n = min(4, nV - v);
+    const v1 = min(v + 1, v + n - 1), v2 = min(v + 2, v + n - 1), v3 = min(v + 3, v + n - 1);
+    const p0 = sc.scores + (<usize>(v * KEY_BLOCK) << 2), p1 = sc.scores + (<usize>(v1 * KEY_BLOCK) << 2);
+    const p2 = sc.scores + (<usize>(v2 * KEY_BLOCK) << 2), p3 = sc.scores + (<usize>(v3 * KEY_BLOCK) << 2);
+    const c0 = st + <usize>v * stRow + 8, c1 = st + <usize>v1 * stRow + 8, c2 = st + <usize>v2 * stRow + 8, c3 = st + <usize>v3 * stRow + 8;
+    for (let c = 0; c < d; c += 4) {
+      const o = <usize>c << 2;
+      let a0 = v128.load(c0 + o), a1 = v128.load(c1 + o), a2 = v128.load(c2 + o), a3 = v128.load(c3 + o);
+      for (let jj = 0; jj < nT; jj++) {
+        const x = v128.load(rows + (<usize>(jj * rowStride) << 2) + o);
+        const pj = <usize>jj << 2;
+        a0 = f32x4.add(a0, f32x4.mul(x, v128.load32_splat(p0 + pj)));
+        a1 = f32x4.add(a1, f32x4.mul(x, v128.load32_splat(p1 + pj)));
+        a2 = f32x4.add(a2, f32x4.mul(x, v128.load32_splat(p2 + pj)));
+        a3 = f32x4.add(a3, f32x4.mul(x, v128.load32_splat(p3 + pj)));
+      }
+      v128.store(c0 + o, a0);
+      if (n > 1) v128.store(c1 + o, a1);
+      if (n > 2) v128.store(c2 + o, a2);
+      if (n > 3) v128.store(c3 + o, a3);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the call
+
+// Keys [j0, j1) of KV head kvh for the virtual heads of queries [t0, t0 + nQ), block by block,
+// segment by segment (a block never spans two segments).
+function keysRange(plan: usize, kvh: i32, t0: i32, nQ: i32, j0: i32, j1: i32, st: usize, sc: Scratch): void {
+  const group = pI(plan, P_HEADS) / pI(plan, P_KVHEADS);
+  const segK = <usize>pI(plan, P_SEGK), segV = <usize>pI(plan, P_SEGV), nSeg = pI(plan, P_NSEG);
+  let start = 0;
+  for (let s = 0; s < nSeg; s++) {
+    const sk = segK + (<usize>(s * SEG_INTS) << 2);
+    const sv = segV + (<usize>(s * SEG_INTS) << 2);
+    const len = segI(sk, 4);
+    const a = max(j0, start), b = min(j1, start + len);
+    for (let ja = a; ja < b; ja += KEY_BLOCK) {
+      block(plan, sk, sv, ja - start, ja, min(KEY_BLOCK, b - ja), kvh, t0, nQ * group, st, sc);
+    }
+    start += len;
+  }
+}
+
+@inline function initState(st: usize, nV: i32, d: i32): void {
+  const stRow = <usize>(2 + d) << 2;
+  for (let v = 0; v < nV; v++) {
+    const s = st + <usize>v * stRow;
+    store<f32>(s, -Infinity);
+    store<f32>(s, 0, 4);
+    memory.fill(s + 8, 0, <usize>d << 2);
+  }
+}
+
+/** Thread `index` of `n` runs its part of the call the plan describes. */
+export function attendTiled(plan: usize, index: i32, n: i32): void {
+  const T = pI(plan, P_T), L = pI(plan, P_L), H = pI(plan, P_HEADS), KVH = pI(plan, P_KVHEADS), d = pI(plan, P_D), G = pI(plan, P_G);
+  const group = H / KVH;
+  const scratch = <usize>pI(plan, P_SCRATCH) + <usize>index * <usize>pI(plan, P_SCRATCH_STRIDE);
+  const stRow = <usize>(2 + d) << 2;
+  if (pI(plan, P_MODE) == 0) {
+    // decode: this thread's share of the keys query t sees, every KV head
+    const t = pI(plan, P_QUERY);
+    const seen = L - T + t + 1;
+    const j0 = <i32>((<i64>seen * index) / n), j1 = <i32>((<i64>seen * (index + 1)) / n);
+    const sc = scratchAt(scratch, group, d, d / G);
+    const part = <usize>pI(plan, P_PARTIALS) + <usize>index * <usize>pI(plan, P_PARTIAL_STRIDE);
+    for (let kvh = 0; kvh < KVH; kvh++) {
+      const st = part + <usize>(kvh * group) * stRow;
+      initState(st, group, d);
+      if (j1 > j0) keysRange(plan, kvh, t, 1, j0, j1, st, sc);
+    }
+    return;
+  }
+  // prefill: query blocks dealt round-robin, all KV heads, outputs normalised
+  const out = <usize>pI(plan, P_OUT);
+  const sc = scratchAt(scratch, QUERY_BLOCK * group, d, d / G);
+  const blocks = (T + QUERY_BLOCK - 1) / QUERY_BLOCK;
+  for (let qb = index; qb < blocks; qb += n) {
+    const t0 = qb * QUERY_BLOCK;
+    const nQ = min(QUERY_BLOCK, T - t0);
+    const lastSeen = L - T + t0 + nQ; // keys [0, lastSeen) are visible to some query of the block
+    for (let kvh = 0; kvh < KVH; kvh++) {
+      initState(sc.state, nQ * group, d);
+      keysRange(plan, kvh, t0, nQ, 0, lastSeen, sc.state, sc);
+      for (let v = 0; v < nQ * group; v++) {
+        const s = sc.state + <usize>v * stRow;
+        const inv = f32x4.splat(<f32>1.0 / load<f32>(s, 4));
+        const o = out + (<usize>(((t0 + v / group) * H + kvh * group + (v % group)) * d) << 2);
+        for (let c = 0; c < d; c += 4) v128.store(o + (<usize>c << 2), f32x4.mul(v128.load(s + 8 + (<usize>c << 2)), inv));
+      }
+    }
+  }
+}
