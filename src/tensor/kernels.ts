@@ -199,7 +199,6 @@ export function attendTiledKernel(
   const live = segK.map((k, i) => [k, segV[i]] as const).filter(([k]) => k.length > 0);
   const L = live.reduce((a, [k]) => a + k.length, 0);
   if (L < T) return false;
-  const group = H / KVH;
   const hg = d / G;
   const n = rt.pool.threads;
   // workspaces: plan, segment tables, prepared queries, scratch, partial states
@@ -212,7 +211,8 @@ export function attendTiledKernel(
   const sumQ = qs + T * H * hg * 4;
   const perm = sumQ + T * H * hg * 4;
   const decode = T < PREFILL_MIN_QUERIES;
-  const maxV = decode ? group : QUERY_BLOCK * group;
+  // every head of the step (decode) or of a query block (prefill) keeps its state and integer sums
+  const maxV = decode ? H : QUERY_BLOCK * H;
   const stride = Math.ceil(rt.ex.scratchBytes(maxV, d, G) / 64) * 64;
   const scratch = workspace(rt, "tiled.scratch", stride * n);
   const partialStride = H * (2 + d) * 4;

@@ -165,6 +165,8 @@ export interface HeadState {
   m: number;
   l: number;
   acc: Float32Array;
+  /** Value sums of the integer segment in progress (added into acc when it ends). */
+  accP: Float32Array;
 }
 
 /** The kernel's horizontal sum of four float32 lanes. */
@@ -187,6 +189,7 @@ function keysRange(
   const codes = new Int32Array(d);
   const row = new Float64Array(d);
   const lanes = new Float32Array(4);
+  const lanes16 = new Float32Array(16);
   let start = 0;
   for (let s = 0; s < segK.length; s++) {
     const sk = segK[s], sv = segV[s];
@@ -197,7 +200,7 @@ function keysRange(
       // scores
       const scores = vheads.map(() => new Float32Array(KEY_BLOCK).fill(-Infinity));
       for (let jj = 0; jj < nT; jj++) {
-        if (sk.kind === SEG_PACKED) unpackRow(sk, ja + jj, kvh, d, codes, true);
+        if (sk.kind === SEG_PACKED || sk.kind === SEG_PACKED16) unpackRow(sk, ja + jj, kvh, d, codes, true);
         else floatRow(sk, ja + jj, kvh, d, G, row, codes);
         vheads.forEach((vh, v) => {
           const r = vh.t * H + vh.h;
@@ -212,9 +215,21 @@ function keysRange(
               const z = fr(f16Value(sk.zeros![p]) - fr(sc * mid));
               score = fr(score + fr(fr(sc * fr(prep.qs[r * hg + gi] * fr(dot))) - fr(z * prep.sumQ[r * hg + gi])));
             }
+          } else if (sk.kind === SEG_PACKED16) {
+            // s·(q·c') − z'·Σq per group, c' = code − 32768: the float dot over centred codes
+            for (let gi = 0; gi < hg; gi++) {
+              lanes.fill(0);
+              for (let c = gi * G; c < (gi + 1) * G; c++) lanes[c & 3] = fr(lanes[c & 3] + fr(codes[c] * q[r * d + c]));
+              const p = (ja + jj) * sk.groupsPerRow + kvh * hg + gi;
+              const sc = f16Value(sk.scales![p]);
+              const z = fr(f16Value(sk.zeros![p]) - fr(sc * 32768));
+              score = fr(score + fr(fr(sc * hsum4(lanes)) - fr(z * prep.sumQ[r * hg + gi])));
+            }
           } else {
-            lanes.fill(0);
-            for (let c = 0; c < d; c++) lanes[c & 3] = fr(lanes[c & 3] + fr(row[c] * q[r * d + c]));
+            // the kernel's four accumulators of four lanes: channel c in accumulator (c mod 16) / 4, lane c mod 4
+            lanes16.fill(0);
+            for (let c = 0; c < d; c++) lanes16[c & 15] = fr(lanes16[c & 15] + fr(row[c] * q[r * d + c]));
+            for (let l = 0; l < 4; l++) lanes[l] = fr(fr(lanes16[l] + lanes16[4 + l]) + fr(lanes16[8 + l] + lanes16[12 + l]));
             score = hsum4(lanes);
           }
           scores[v][jj] = fr(score * scale);
@@ -232,7 +247,10 @@ function keysRange(
         if (mNew > st.m) {
           const corr = st.m === -Infinity ? 0 : expKernel(fr(st.m - mNew));
           st.l = fr(st.l * corr);
-          for (let c = 0; c < d; c++) st.acc[c] = fr(st.acc[c] * corr);
+          for (let c = 0; c < d; c++) {
+            st.acc[c] = fr(st.acc[c] * corr);
+            st.accP[c] = fr(st.accP[c] * corr);
+          }
           st.m = mNew;
         }
         lanes.fill(0);
@@ -255,20 +273,48 @@ function keysRange(
           const st = states[v];
           for (let gi = 0; gi < hg; gi++) {
             const w = new Float32Array(nT);
-            let wmax = 0, zs = 0;
+            let wmax = 0;
+            lanes.fill(0); // Σ p·z' in the kernel's four lanes
             for (let jj = 0; jj < nT; jj++) {
               const p = (ja + jj) * sv.groupsPerRow + kvh * hg + gi;
               const s16 = f16Value(sv.scales![p]);
               w[jj] = fr(probs[v][jj] * s16);
               wmax = Math.max(wmax, w[jj]);
-              zs = fr(zs + fr(probs[v][jj] * fr(f16Value(sv.zeros![p]) - fr(s16 * mid))));
+              lanes[jj & 3] = fr(lanes[jj & 3] + fr(probs[v][jj] * fr(f16Value(sv.zeros![p]) - fr(s16 * mid))));
             }
+            const zs = hsum4(lanes);
             const ws = fr(wmax / 32767);
             const wint = Array.from(w, (x) => (ws > 0 ? roundHalfEven(fr(x / ws)) : 0));
             for (let c = gi * G; c < (gi + 1) * G; c++) {
               let dot = 0;
               for (let jj = 0; jj < nT; jj++) dot += wint[jj] * vcodes[jj][c];
-              st.acc[c] = fr(fr(st.acc[c] + fr(ws * fr(dot))) - zs);
+              st.accP[c] = fr(fr(st.accP[c] + fr(ws * fr(dot))) - zs);
+            }
+          }
+        });
+      } else if (sv.kind === SEG_PACKED16) {
+        // Σ (p·s)·c' − Σ p·z' per group, centred codes, float
+        const vcodes = Array.from({ length: nT }, (_, jj) => {
+          const cc = new Int32Array(d);
+          unpackRow(sv, ja + jj, kvh, d, cc, true);
+          return cc;
+        });
+        vheads.forEach((_, v) => {
+          const acc = states[v].acc;
+          for (let gi = 0; gi < hg; gi++) {
+            const w = new Float32Array(nT);
+            lanes.fill(0);
+            for (let jj = 0; jj < nT; jj++) {
+              const p = (ja + jj) * sv.groupsPerRow + kvh * hg + gi;
+              const s16 = f16Value(sv.scales![p]);
+              w[jj] = fr(probs[v][jj] * s16);
+              lanes[jj & 3] = fr(lanes[jj & 3] + fr(probs[v][jj] * fr(f16Value(sv.zeros![p]) - fr(s16 * 32768))));
+            }
+            const zs = hsum4(lanes);
+            for (let c = gi * G; c < (gi + 1) * G; c++) {
+              let a = acc[c];
+              for (let jj = 0; jj < nT; jj++) a = fr(a + fr(vcodes[jj][c] * w[jj]));
+              acc[c] = fr(a - zs);
             }
           }
         });
@@ -281,6 +327,13 @@ function keysRange(
             for (let c = 0; c < d; c++) acc[c] = fr(acc[c] + fr(row[c] * p));
           });
         }
+      }
+    }
+    if (a < b && sv.kind === SEG_PACKED) {
+      // the integer segment ends: its sums join the state
+      for (const st of states) {
+        for (let c = 0; c < d; c++) st.acc[c] = fr(st.acc[c] + st.accP[c]);
+        st.accP.fill(0);
       }
     }
     start += sk.length;
@@ -313,7 +366,7 @@ export function attendTiledPlain(
   const group = H / numKvHeads;
   const L = segK.reduce((a, s) => a + s.length, 0);
   const prep = prepare(queries, T * H, d, G);
-  const fresh = (): HeadState => ({ m: -Infinity, l: 0, acc: new Float32Array(d) });
+  const fresh = (): HeadState => ({ m: -Infinity, l: 0, acc: new Float32Array(d), accP: new Float32Array(d) });
   if (T < PREFILL_MIN_QUERIES) {
     for (let t = 0; t < T; t++) {
       const seen = L - T + t + 1;

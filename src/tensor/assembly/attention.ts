@@ -117,8 +117,42 @@ export function prepareQueries(plan: usize, bitsMask: i32): void {
 // Unpack the codes of tokens [ja, ja + nT) of KV head kvh into int16, centred (code − 2^(b−1),
 // so that sums of codes do not carry the offset of unsigned codes), in tile index order: per
 // chunk (16 or 8 bytes of a head's codes), per shift k, per 8-byte half, 8 lanes.
+// One shift k of a 16-byte chunk: codes (v >> k·bits) & mask, centred in bytes, as 2 × 8 int16.
+@inline function unpackStep(o: usize, x: v128, mask: v128, mid: v128): void {
+  const c = i8x16.sub(v128.and(x, mask), mid);
+  v128.store(o, i16x8.extend_low_i8x16_s(c));
+  v128.store(o, i16x8.extend_high_i8x16_s(c), 16);
+}
+
 function unpackTile(dst: usize, codes: usize, strideWords: i32, ja: i32, nT: i32, kvh: i32, d: i32, bits: i32, chunk: i32): void {
   const headBytes = (d * bits) >> 3;
+  if (chunk == 16 && bits >= 2) {
+    // unrolled for 16-byte chunks of 2, 4 or 8 bits (the bodies a decode reads most)
+    const mask = i8x16.splat(<i8>(bits == 2 ? 3 : bits == 4 ? 15 : -1));
+    const mid = i8x16.splat(<i8>(bits == 2 ? 2 : bits == 4 ? 8 : -128));
+    for (let jj = 0; jj < nT; jj++) {
+      const src = codes + (<usize>((ja + jj) * strideWords) << 2) + <usize>(kvh * headBytes);
+      let o = dst + (<usize>(jj * d) << 1);
+      for (let off = 0; off < headBytes; off += 16) {
+        const v = v128.load(src + <usize>off);
+        if (bits == 2) {
+          unpackStep(o, v, mask, mid);
+          unpackStep(o + 32, i8x16.shr_u(v, 2), mask, mid);
+          unpackStep(o + 64, i8x16.shr_u(v, 4), mask, mid);
+          unpackStep(o + 96, i8x16.shr_u(v, 6), mask, mid);
+          o += 128;
+        } else if (bits == 4) {
+          unpackStep(o, v, mask, mid);
+          unpackStep(o + 32, i8x16.shr_u(v, 4), mask, mid);
+          o += 64;
+        } else {
+          unpackStep(o, v, mask, mid);
+          o += 32;
+        }
+      }
+    }
+    return;
+  }
   const per = 8 / bits;
   const maskBits: i32 = (1 << bits) - 1;
   const mask = i8x16.splat(<i8>maskBits);
@@ -143,32 +177,216 @@ function unpackTile(dst: usize, codes: usize, strideWords: i32, ja: i32, nT: i32
   }
 }
 
-// Float rows of tokens [ja, ja + nT), head kvh, into dst (nT, d) f32: f16 rows (kind 1) widened,
-// 16-bit codes (kind 3) dequantized as code·s − z.
-function floatTile(dst: usize, seg: usize, ja: i32, nT: i32, kvh: i32, d: i32, G: i32): void {
-  const kind = segI(seg, 0), data = <usize>segI(seg, 1), stride = segI(seg, 6);
-  const hg = d / G;
+// f16 lanes 0–3 / 4–7 of a v128 as f32 (exact, subnormals included: see kernels.ts f16Lo).
+@inline function halfLo(a: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(a), 13), i32x4.splat(0x8fffe000)), f32x4.splat(reinterpret<f32>(0x77800000)));
+}
+@inline function halfHi(a: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(a), 13), i32x4.splat(0x8fffe000)), f32x4.splat(reinterpret<f32>(0x77800000)));
+}
+
+// scores[v][jj] = scale·(q·k) over f16 rows (rowStride values apart): each row widened once
+// into an L1 buffer, then one dot product per virtual head over it, sixteen floats a step
+// (four accumulators: lane l of accumulator a holds channels 16i + 4a + l).
+function scoresHalf(sc: Scratch, q: usize, rows: usize, rowStride: i32, nT: i32, kvh: i32, t0: i32, nV: i32, group: i32, H: i32, d: i32, scale: f32): void {
+  const buf = sc.tileK;
   for (let jj = 0; jj < nT; jj++) {
-    const o = dst + (<usize>(jj * d) << 2);
-    if (kind == 1) {
-      const src = data + (<usize>((ja + jj) * stride + kvh * d) << 1);
-      for (let c = 0; c < d; c += 8) {
-        const a = v128.load(src + (<usize>c << 1));
-        v128.store(o + (<usize>c << 2), f32x4.mul(v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(a), 13), i32x4.splat(0x8fffe000)), f32x4.splat(reinterpret<f32>(0x77800000))));
-        v128.store(o + (<usize>c << 2), f32x4.mul(v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(a), 13), i32x4.splat(0x8fffe000)), f32x4.splat(reinterpret<f32>(0x77800000))), 16);
+    const row = rows + (<usize>(jj * rowStride) << 1);
+    for (let c: usize = 0, e: usize = <usize>d; c < e; c += 8) {
+      const h = v128.load(row + (c << 1));
+      v128.store(buf + (c << 2), halfLo(h));
+      v128.store(buf + (c << 2), halfHi(h), 16);
+    }
+    for (let v = 0; v < nV; v++) {
+      const r = (t0 + v / group) * H + kvh * group + (v % group);
+      const qr = q + (<usize>(r * d) << 2);
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let o: usize = 0;
+      for (const e: usize = <usize>(d & ~15) << 2; o < e; o += 64) {
+        s0 = f32x4.add(s0, f32x4.mul(v128.load(buf + o), v128.load(qr + o)));
+        s1 = f32x4.add(s1, f32x4.mul(v128.load(buf + o, 16), v128.load(qr + o, 16)));
+        s2 = f32x4.add(s2, f32x4.mul(v128.load(buf + o, 32), v128.load(qr + o, 32)));
+        s3 = f32x4.add(s3, f32x4.mul(v128.load(buf + o, 48), v128.load(qr + o, 48)));
       }
-    } else {
-      const scales = <usize>segI(seg, 2), zeros = <usize>segI(seg, 3), gpr = segI(seg, 7);
-      const src = data + (<usize>((ja + jj) * stride) << 2) + (<usize>(kvh * d) << 1);
-      for (let gi = 0; gi < hg; gi++) {
+      if (d & 8) {
+        // a last 8 channels (d is a multiple of 8)
+        s0 = f32x4.add(s0, f32x4.mul(v128.load(buf + o), v128.load(qr + o)));
+        s1 = f32x4.add(s1, f32x4.mul(v128.load(buf + o, 16), v128.load(qr + o, 16)));
+      }
+      store<f32>(sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2), hsumF(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))) * scale);
+    }
+  }
+}
+
+// acc[v] += Σ_jj p[v][jj]·row_jj over f16 rows, widened as they are read (accumulators for
+// eight channels of four virtual heads stay in registers over the block's tokens).
+function valuesHalf(sc: Scratch, rows: usize, rowStride: i32, nT: i32, nV: i32, d: i32, st: usize): void {
+  const stRow = <usize>(2 + d) << 2;
+  for (let v = 0; v < nV; v += 4) {
+    const n = min(4, nV - v);
+    const v1 = min(v + 1, v + n - 1), v2 = min(v + 2, v + n - 1), v3 = min(v + 3, v + n - 1);
+    const p0 = sc.scores + (<usize>(v * KEY_BLOCK) << 2), p1 = sc.scores + (<usize>(v1 * KEY_BLOCK) << 2);
+    const p2 = sc.scores + (<usize>(v2 * KEY_BLOCK) << 2), p3 = sc.scores + (<usize>(v3 * KEY_BLOCK) << 2);
+    const c0 = st + <usize>v * stRow + 8, c1 = st + <usize>v1 * stRow + 8, c2 = st + <usize>v2 * stRow + 8, c3 = st + <usize>v3 * stRow + 8;
+    for (let c = 0; c < d; c += 8) {
+      const o = <usize>c << 2;
+      let a0 = v128.load(c0 + o), a1 = v128.load(c1 + o), a2 = v128.load(c2 + o), a3 = v128.load(c3 + o);
+      let b0 = v128.load(c0 + o, 16), b1 = v128.load(c1 + o, 16), b2 = v128.load(c2 + o, 16), b3 = v128.load(c3 + o, 16);
+      for (let jj = 0; jj < nT; jj++) {
+        const h = v128.load(rows + (<usize>(jj * rowStride + c) << 1));
+        const x = halfLo(h), y = halfHi(h);
+        const pj = <usize>jj << 2;
+        const w0 = v128.load32_splat(p0 + pj), w1 = v128.load32_splat(p1 + pj), w2 = v128.load32_splat(p2 + pj), w3 = v128.load32_splat(p3 + pj);
+        a0 = f32x4.add(a0, f32x4.mul(x, w0));
+        b0 = f32x4.add(b0, f32x4.mul(y, w0));
+        a1 = f32x4.add(a1, f32x4.mul(x, w1));
+        b1 = f32x4.add(b1, f32x4.mul(y, w1));
+        a2 = f32x4.add(a2, f32x4.mul(x, w2));
+        b2 = f32x4.add(b2, f32x4.mul(y, w2));
+        a3 = f32x4.add(a3, f32x4.mul(x, w3));
+        b3 = f32x4.add(b3, f32x4.mul(y, w3));
+      }
+      v128.store(c0 + o, a0);
+      v128.store(c0 + o, b0, 16);
+      if (n > 1) {
+        v128.store(c1 + o, a1);
+        v128.store(c1 + o, b1, 16);
+      }
+      if (n > 2) {
+        v128.store(c2 + o, a2);
+        v128.store(c2 + o, b2, 16);
+      }
+      if (n > 3) {
+        v128.store(c3 + o, a3);
+        v128.store(c3 + o, b3, 16);
+      }
+    }
+  }
+}
+
+// The block's scales s and centred zeros z − s·mid as f32, per group: (hg, KEY_BLOCK), zero-padded.
+function blockParams(sc: Scratch, scales: usize, zeros: usize, gpr: i32, mid: f32, ja: i32, nT: i32, kvh: i32, hg: i32): void {
+  for (let gi = 0; gi < hg; gi++) {
+    const sp = sc.sPar + (<usize>(gi * KEY_BLOCK) << 2), zp = sc.zPar + (<usize>(gi * KEY_BLOCK) << 2);
+    for (let jj = 0; jj < KEY_BLOCK; jj++) {
+      let sv: f32 = 0, zv: f32 = 0;
+      if (jj < nT) {
         const p = <usize>((ja + jj) * gpr + kvh * hg + gi) << 1;
-        const s = f32x4.splat(f16(load<u16>(scales + p)));
-        const z = f32x4.splat(f16(load<u16>(zeros + p)));
-        for (let c = gi * G; c < (gi + 1) * G; c += 8) {
-          const a = v128.load(src + (<usize>c << 1));
-          v128.store(o + (<usize>c << 2), f32x4.sub(f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(a)), s), z));
-          v128.store(o + (<usize>c << 2), f32x4.sub(f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(a)), s), z), 16);
+        sv = f16(load<u16>(scales + p));
+        zv = f16(load<u16>(zeros + p)) - sv * mid;
+      }
+      store<f32>(sp + (<usize>jj << 2), sv);
+      store<f32>(zp + (<usize>jj << 2), zv);
+    }
+  }
+}
+
+// 16-bit codes centred (c − 32768) as f32: lanes 0–3 / 4–7 of a v128 of 8 codes.
+@inline function code16Lo(h: v128): v128 {
+  return f32x4.convert_i32x4_s(i32x4.sub(i32x4.extend_low_i16x8_u(h), i32x4.splat(32768)));
+}
+@inline function code16Hi(h: v128): v128 {
+  return f32x4.convert_i32x4_s(i32x4.sub(i32x4.extend_high_i16x8_u(h), i32x4.splat(32768)));
+}
+
+// scores[v][jj] = scale·Σ_gi (s·(q·c') − z'·Σq) over 16-bit codes c' (centred), the same
+// factoring as the integer path with a float dot product: no value is dequantized.
+function scoresCode16(sc: Scratch, q: usize, sumQ: usize, rows: usize, strideWords: i32, nT: i32, kvh: i32, t0: i32, nV: i32, group: i32, H: i32, d: i32, G: i32, hg: i32, scale: f32): void {
+  for (let v = 0; v < nV; v += 4) {
+    const n = min(4, nV - v);
+    const r0 = (t0 + v / group) * H + kvh * group + (v % group);
+    const r1 = (t0 + min(v + 1, v + n - 1) / group) * H + kvh * group + (min(v + 1, v + n - 1) % group);
+    const r2 = (t0 + min(v + 2, v + n - 1) / group) * H + kvh * group + (min(v + 2, v + n - 1) % group);
+    const r3 = (t0 + min(v + 3, v + n - 1) / group) * H + kvh * group + (min(v + 3, v + n - 1) % group);
+    const q0 = q + (<usize>(r0 * d) << 2), q1 = q + (<usize>(r1 * d) << 2), q2 = q + (<usize>(r2 * d) << 2), q3 = q + (<usize>(r3 * d) << 2);
+    for (let jj = 0; jj < nT; jj++) {
+      const row = rows + (<usize>(jj * strideWords) << 2);
+      let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+      for (let gi = 0; gi < hg; gi++) {
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+        for (let c: usize = <usize>(gi * G), e: usize = <usize>((gi + 1) * G); c < e; c += 8) {
+          const h = v128.load(row + (c << 1));
+          const x = code16Lo(h), y = code16Hi(h);
+          const o = c << 2;
+          a0 = f32x4.add(f32x4.add(a0, f32x4.mul(x, v128.load(q0 + o))), f32x4.mul(y, v128.load(q0 + o, 16)));
+          a1 = f32x4.add(f32x4.add(a1, f32x4.mul(x, v128.load(q1 + o))), f32x4.mul(y, v128.load(q1 + o, 16)));
+          a2 = f32x4.add(f32x4.add(a2, f32x4.mul(x, v128.load(q2 + o))), f32x4.mul(y, v128.load(q2 + o, 16)));
+          a3 = f32x4.add(f32x4.add(a3, f32x4.mul(x, v128.load(q3 + o))), f32x4.mul(y, v128.load(q3 + o, 16)));
         }
+        const s = load<f32>(sc.sPar + (<usize>(gi * KEY_BLOCK + jj) << 2));
+        const z = load<f32>(sc.zPar + (<usize>(gi * KEY_BLOCK + jj) << 2));
+        s0 += s * hsumF(a0) - z * load<f32>(sumQ + (<usize>(r0 * hg + gi) << 2));
+        s1 += s * hsumF(a1) - z * load<f32>(sumQ + (<usize>(r1 * hg + gi) << 2));
+        s2 += s * hsumF(a2) - z * load<f32>(sumQ + (<usize>(r2 * hg + gi) << 2));
+        s3 += s * hsumF(a3) - z * load<f32>(sumQ + (<usize>(r3 * hg + gi) << 2));
+      }
+      const o = sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2);
+      store<f32>(o, s0 * scale);
+      if (n > 1) store<f32>(o, s1 * scale, KEY_BLOCK << 2);
+      if (n > 2) store<f32>(o, s2 * scale, KEY_BLOCK << 3);
+      if (n > 3) store<f32>(o, s3 * scale, KEY_BLOCK * 12);
+    }
+  }
+}
+
+// acc[v] += Σ_jj (p·s)_jj·c'_jj − Σ_jj p_jj·z'_jj over 16-bit codes (centred), per group.
+function valuesCode16(sc: Scratch, rows: usize, strideWords: i32, nT: i32, nV: i32, d: i32, G: i32, hg: i32, st: usize): void {
+  const stRow = <usize>(2 + d) << 2;
+  for (let v = 0; v < nV; v++) {
+    const prow = sc.scores + (<usize>(v * KEY_BLOCK) << 2);
+    for (let gi = 0; gi < hg; gi++) {
+      const sp = sc.sPar + (<usize>(gi * KEY_BLOCK) << 2), zp = sc.zPar + (<usize>(gi * KEY_BLOCK) << 2);
+      const wrow = sc.wf + (<usize>((v * hg + gi) * KEY_BLOCK) << 2);
+      let zs4 = f32x4.splat(0);
+      for (let jj = 0; jj < KEY_BLOCK; jj += 4) {
+        const o = <usize>jj << 2;
+        const p4 = v128.load(prow + o);
+        v128.store(wrow + o, f32x4.mul(p4, v128.load(sp + o)));
+        zs4 = f32x4.add(zs4, f32x4.mul(p4, v128.load(zp + o)));
+      }
+      store<f32>(sc.zsum + (<usize>(v * hg + gi) << 2), hsumF(zs4));
+    }
+  }
+  for (let v = 0; v < nV; v += 4) {
+    const n = min(4, nV - v);
+    const v1 = min(v + 1, v + n - 1), v2 = min(v + 2, v + n - 1), v3 = min(v + 3, v + n - 1);
+    const c0 = st + <usize>v * stRow + 8, c1 = st + <usize>v1 * stRow + 8, c2 = st + <usize>v2 * stRow + 8, c3 = st + <usize>v3 * stRow + 8;
+    for (let c = 0; c < d; c += 8) {
+      const gi = c / G;
+      const p0 = sc.wf + (<usize>((v * hg + gi) * KEY_BLOCK) << 2), p1 = sc.wf + (<usize>((v1 * hg + gi) * KEY_BLOCK) << 2);
+      const p2 = sc.wf + (<usize>((v2 * hg + gi) * KEY_BLOCK) << 2), p3 = sc.wf + (<usize>((v3 * hg + gi) * KEY_BLOCK) << 2);
+      const o = <usize>c << 2;
+      let a0 = v128.load(c0 + o), a1 = v128.load(c1 + o), a2 = v128.load(c2 + o), a3 = v128.load(c3 + o);
+      let b0 = v128.load(c0 + o, 16), b1 = v128.load(c1 + o, 16), b2 = v128.load(c2 + o, 16), b3 = v128.load(c3 + o, 16);
+      for (let jj = 0; jj < nT; jj++) {
+        const h = v128.load(rows + (<usize>(jj * strideWords) << 2) + (<usize>c << 1));
+        const x = code16Lo(h), y = code16Hi(h);
+        const pj = <usize>jj << 2;
+        const w0 = v128.load32_splat(p0 + pj), w1 = v128.load32_splat(p1 + pj), w2 = v128.load32_splat(p2 + pj), w3 = v128.load32_splat(p3 + pj);
+        a0 = f32x4.add(a0, f32x4.mul(x, w0));
+        b0 = f32x4.add(b0, f32x4.mul(y, w0));
+        a1 = f32x4.add(a1, f32x4.mul(x, w1));
+        b1 = f32x4.add(b1, f32x4.mul(y, w1));
+        a2 = f32x4.add(a2, f32x4.mul(x, w2));
+        b2 = f32x4.add(b2, f32x4.mul(y, w2));
+        a3 = f32x4.add(a3, f32x4.mul(x, w3));
+        b3 = f32x4.add(b3, f32x4.mul(y, w3));
+      }
+      const z0 = f32x4.splat(load<f32>(sc.zsum + (<usize>(v * hg + gi) << 2))), z1 = f32x4.splat(load<f32>(sc.zsum + (<usize>(v1 * hg + gi) << 2)));
+      const z2 = f32x4.splat(load<f32>(sc.zsum + (<usize>(v2 * hg + gi) << 2))), z3 = f32x4.splat(load<f32>(sc.zsum + (<usize>(v3 * hg + gi) << 2)));
+      v128.store(c0 + o, f32x4.sub(a0, z0));
+      v128.store(c0 + o, f32x4.sub(b0, z0), 16);
+      if (n > 1) {
+        v128.store(c1 + o, f32x4.sub(a1, z1));
+        v128.store(c1 + o, f32x4.sub(b1, z1), 16);
+      }
+      if (n > 2) {
+        v128.store(c2 + o, f32x4.sub(a2, z2));
+        v128.store(c2 + o, f32x4.sub(b2, z2), 16);
+      }
+      if (n > 3) {
+        v128.store(c3 + o, f32x4.sub(a3, z3));
+        v128.store(c3 + o, f32x4.sub(b3, z3), 16);
       }
     }
   }
@@ -188,13 +406,17 @@ function floatTile(dst: usize, seg: usize, ja: i32, nT: i32, kvh: i32, d: i32, G
   ws: usize; // (maxV, hg) f32
   zsum: usize; // (maxV, hg) f32
   state: usize; // (maxV, 2 + d) f32: m, l, acc[d]
+  sPar: usize; // (hg, KEY_BLOCK) f32: a block's scales
+  zPar: usize; // (hg, KEY_BLOCK) f32: and its centred zeros z − s·2^(b−1)
+  accP: usize; // (maxV, d) f32: value sums of an integer segment, in tile order (flushed per segment)
+  wf: usize; // (maxV, hg, KEY_BLOCK) f32: value weights p·s of 16-bit codes
 }
 
 function scratchAt(base: usize, maxV: i32, d: i32, hg: i32): Scratch {
   const sc = changetype<Scratch>(base);
   let p = base + 64;
+  // one tile for keys and then values (used one after the other): what a block touches stays in L1
   sc.tileK = p;
-  p += <usize>(KEY_BLOCK * d) << 2;
   sc.tileV = p;
   p += <usize>(KEY_BLOCK * d) << 2;
   sc.scores = p;
@@ -209,6 +431,14 @@ function scratchAt(base: usize, maxV: i32, d: i32, hg: i32): Scratch {
   p += <usize>(maxV * hg) << 2;
   sc.zsum = p;
   p += <usize>(maxV * hg) << 2;
+  sc.sPar = p;
+  p += <usize>(hg * KEY_BLOCK) << 2;
+  sc.zPar = p;
+  p += <usize>(hg * KEY_BLOCK) << 2;
+  sc.accP = p;
+  p += <usize>(maxV * d) << 2;
+  sc.wf = p;
+  p += <usize>(maxV * hg * KEY_BLOCK) << 2;
   sc.state = p;
   return sc;
 }
@@ -216,7 +446,7 @@ function scratchAt(base: usize, maxV: i32, d: i32, hg: i32): Scratch {
 /** Bytes of per-thread scratch for up to maxV virtual heads (the host sizes its buffers with it). */
 export function scratchBytes(maxV: i32, d: i32, G: i32): i32 {
   const hg = d / G;
-  return ((2 * KEY_BLOCK * d + maxV * KEY_BLOCK + maxV * hg * (KEY_BLOCK >> 1) + KEY_BLOCK + maxV * d + 2 * maxV * hg + maxV * (2 + d)) << 2) + 64;
+  return ((KEY_BLOCK * d + maxV * KEY_BLOCK + maxV * hg * (KEY_BLOCK >> 1) + KEY_BLOCK + maxV * d + 2 * maxV * hg + 2 * hg * KEY_BLOCK + maxV * d + maxV * hg * KEY_BLOCK + maxV * (2 + d)) << 2) + 64;
 }
 
 @inline function bitsIndex(bits: i32): i32 {
@@ -227,7 +457,7 @@ export function scratchBytes(maxV: i32, d: i32, G: i32): i32 {
 // st + v·(2+d)·4. Processes key block [ja, ja + nT) of segment pair (sk, sv).
 // ja indexes the segment's storage; jg is the same token's position in the sequence (causality).
 function block(
-  plan: usize, sk: usize, sv: usize, ja: i32, jg: i32, nT: i32, kvh: i32, t0: i32, nV: i32, st: usize, sc: Scratch,
+  plan: usize, sk: usize, sv: usize, ja: i32, jg: i32, nT: i32, kvh: i32, t0: i32, nV: i32, st: usize, ap: usize, sc: Scratch,
 ): void {
   const T = pI(plan, P_T), L = pI(plan, P_L), H = pI(plan, P_HEADS), KVH = pI(plan, P_KVHEADS), d = pI(plan, P_D), G = pI(plan, P_G);
   const group = H / KVH;
@@ -242,18 +472,23 @@ function block(
     const chunk = min(16, (G * bits) >> 3);
     unpackTile(sc.tileK, <usize>segI(sk, 1), stride, ja, nT, kvh, d, bits, chunk);
     const qint = <usize>pI(plan, P_QINT) + <usize>bitsIndex(bits) * <usize>pI(plan, P_QINT_STRIDE);
-    scoresInt(sc, qint, qs, sumQ, <usize>segI(sk, 2), <usize>segI(sk, 3), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, t0, nV, group, H, d, G, hg, scale);
+    blockParams(sc, <usize>segI(sk, 2), <usize>segI(sk, 3), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, hg);
+    scoresInt(sc, qint, qs, sumQ, nT, kvh, t0, nV, group, H, d, G, hg, scale);
   } else {
-    let rows: usize, rowStride: i32;
-    if (kind == 0) {
-      rows = <usize>segI(sk, 1) + (<usize>(ja * segI(sk, 6) + kvh * d) << 2);
-      rowStride = segI(sk, 6);
+    if (kind == 1) {
+      scoresHalf(sc, q, <usize>segI(sk, 1) + (<usize>(ja * segI(sk, 6) + kvh * d) << 1), segI(sk, 6), nT, kvh, t0, nV, group, H, d, scale);
     } else {
-      floatTile(sc.tileK, sk, ja, nT, kvh, d, G);
-      rows = sc.tileK;
-      rowStride = d;
+      let rows: usize, rowStride: i32;
+      if (kind == 0) {
+        rows = <usize>segI(sk, 1) + (<usize>(ja * segI(sk, 6) + kvh * d) << 2);
+        rowStride = segI(sk, 6);
+        scoresFloat(sc, q, rows, rowStride, nT, kvh, t0, nV, group, H, d, scale);
+      } else {
+        const stride = segI(sk, 6);
+        blockParams(sc, <usize>segI(sk, 2), <usize>segI(sk, 3), segI(sk, 7), 32768, ja, nT, kvh, hg);
+        scoresCode16(sc, q, sumQ, <usize>segI(sk, 1) + (<usize>(ja * stride) << 2) + (<usize>(kvh * d) << 1), stride, nT, kvh, t0, nV, group, H, d, G, hg, scale);
+      }
     }
-    scoresFloat(sc, q, rows, rowStride, nT, kvh, t0, nV, group, H, d, scale);
   }
   // ---- online softmax: mask, running max, weights p (in place of the scores)
   for (let v = 0; v < nV; v++) {
@@ -276,8 +511,12 @@ function block(
       store<f32>(s, mNew);
       store<f32>(s, load<f32>(s, 4) * corr, 4);
       const acc = s + 8;
+      const accP = ap + (<usize>(v * d) << 2);
       const vc = f32x4.splat(corr);
-      for (let c = 0; c < d; c += 4) v128.store(acc + (<usize>c << 2), f32x4.mul(v128.load(acc + (<usize>c << 2)), vc));
+      for (let c = 0; c < d; c += 4) {
+        v128.store(acc + (<usize>c << 2), f32x4.mul(v128.load(acc + (<usize>c << 2)), vc));
+        v128.store(accP + (<usize>c << 2), f32x4.mul(v128.load(accP + (<usize>c << 2)), vc));
+      }
     }
     const vm = f32x4.splat(mNew);
     let lsum = f32x4.splat(0);
@@ -294,25 +533,29 @@ function block(
     const bits = segI(sv, 5), stride = segI(sv, 6), gpr = segI(sv, 7);
     const chunk = min(16, (G * bits) >> 3);
     unpackTile(sc.tileV, <usize>segI(sv, 1), stride, ja, nT, kvh, d, bits, chunk);
-    valuesInt(sc, <usize>segI(sv, 2), <usize>segI(sv, 3), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, nV, d, G, hg, st, <usize>pI(plan, P_PERM) + (<usize>(bitsIndex(bits) * d) << 2));
+    blockParams(sc, <usize>segI(sv, 2), <usize>segI(sv, 3), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, hg);
+    valuesInt(sc, nT, nV, d, G, hg, ap);
   } else {
-    let rows: usize, rowStride: i32;
-    if (vkind == 0) {
-      rows = <usize>segI(sv, 1) + (<usize>(ja * segI(sv, 6) + kvh * d) << 2);
-      rowStride = segI(sv, 6);
+    if (vkind == 1) {
+      valuesHalf(sc, <usize>segI(sv, 1) + (<usize>(ja * segI(sv, 6) + kvh * d) << 1), segI(sv, 6), nT, nV, d, st);
     } else {
-      floatTile(sc.tileV, sv, ja, nT, kvh, d, G);
-      rows = sc.tileV;
-      rowStride = d;
+      let rows: usize, rowStride: i32;
+      if (vkind == 0) {
+        rows = <usize>segI(sv, 1) + (<usize>(ja * segI(sv, 6) + kvh * d) << 2);
+        rowStride = segI(sv, 6);
+        valuesFloat(sc, rows, rowStride, nT, nV, d, st);
+      } else {
+        const stride = segI(sv, 6);
+        blockParams(sc, <usize>segI(sv, 2), <usize>segI(sv, 3), segI(sv, 7), 32768, ja, nT, kvh, hg);
+        valuesCode16(sc, <usize>segI(sv, 1) + (<usize>(ja * stride) << 2) + (<usize>(kvh * d) << 1), stride, nT, nV, d, G, hg, st);
+      }
     }
-    valuesFloat(sc, rows, rowStride, nT, nV, d, st);
   }
 }
 
 // scores[v][jj] = scale·Σ_gi (s·(qs·(qint·codes)) − z·Σq) for four virtual heads at a time.
 function scoresInt(
-  sc: Scratch, qint: usize, qs: usize, sumQ: usize, scales: usize, zeros: usize, gpr: i32, mid: f32,
-  ja: i32, nT: i32, kvh: i32, t0: i32, nV: i32, group: i32, H: i32, d: i32, G: i32, hg: i32, scale: f32,
+  sc: Scratch, qint: usize, qs: usize, sumQ: usize, nT: i32, kvh: i32, t0: i32, nV: i32, group: i32, H: i32, d: i32, G: i32, hg: i32, scale: f32,
 ): void {
   const vecsPerGroup = G >> 3;
   for (let v = 0; v < nV; v += 4) {
@@ -328,17 +571,24 @@ function scoresInt(
       let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
       for (let gi = 0; gi < hg; gi++) {
         let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-        for (let k = gi * vecsPerGroup; k < (gi + 1) * vecsPerGroup; k++) {
-          const o = <usize>k << 4;
+        let o = <usize>(gi * vecsPerGroup) << 4;
+        const e = o + (<usize>vecsPerGroup << 4);
+        for (; o + 16 < e; o += 32) {
+          const x = v128.load(row + o), y = v128.load(row + o, 16);
+          a0 = i32x4.add(a0, i32x4.add(i32x4.dot_i16x8_s(x, v128.load(q0 + o)), i32x4.dot_i16x8_s(y, v128.load(q0 + o, 16))));
+          a1 = i32x4.add(a1, i32x4.add(i32x4.dot_i16x8_s(x, v128.load(q1 + o)), i32x4.dot_i16x8_s(y, v128.load(q1 + o, 16))));
+          a2 = i32x4.add(a2, i32x4.add(i32x4.dot_i16x8_s(x, v128.load(q2 + o)), i32x4.dot_i16x8_s(y, v128.load(q2 + o, 16))));
+          a3 = i32x4.add(a3, i32x4.add(i32x4.dot_i16x8_s(x, v128.load(q3 + o)), i32x4.dot_i16x8_s(y, v128.load(q3 + o, 16))));
+        }
+        if (o < e) {
           const x = v128.load(row + o);
           a0 = i32x4.add(a0, i32x4.dot_i16x8_s(x, v128.load(q0 + o)));
           a1 = i32x4.add(a1, i32x4.dot_i16x8_s(x, v128.load(q1 + o)));
           a2 = i32x4.add(a2, i32x4.dot_i16x8_s(x, v128.load(q2 + o)));
           a3 = i32x4.add(a3, i32x4.dot_i16x8_s(x, v128.load(q3 + o)));
         }
-        const p = <usize>((ja + jj) * gpr + kvh * hg + gi) << 1;
-        const s = f16(load<u16>(scales + p));
-        const z = f16(load<u16>(zeros + p)) - s * mid;
+        const s = load<f32>(sc.sPar + (<usize>(gi * KEY_BLOCK + jj) << 2));
+        const z = load<f32>(sc.zPar + (<usize>(gi * KEY_BLOCK + jj) << 2));
         s0 += s * (load<f32>(qs + (<usize>(r0 * hg + gi) << 2)) * <f32>hsumI(a0)) - z * load<f32>(sumQ + (<usize>(r0 * hg + gi) << 2));
         s1 += s * (load<f32>(qs + (<usize>(r1 * hg + gi) << 2)) * <f32>hsumI(a1)) - z * load<f32>(sumQ + (<usize>(r1 * hg + gi) << 2));
         s2 += s * (load<f32>(qs + (<usize>(r2 * hg + gi) << 2)) * <f32>hsumI(a2)) - z * load<f32>(sumQ + (<usize>(r2 * hg + gi) << 2));
@@ -353,63 +603,63 @@ function scoresInt(
   }
 }
 
-// scores[v][jj] = scale·(q·k) over float rows (rowStride f32 apart), four virtual heads at a time.
+// scores[v][jj] = scale·(q·k) over float rows (rowStride f32 apart): one dot product per virtual
+// head, sixteen floats a step (lane l of accumulator a holds channels 16i + 4a + l).
 function scoresFloat(sc: Scratch, q: usize, rows: usize, rowStride: i32, nT: i32, kvh: i32, t0: i32, nV: i32, group: i32, H: i32, d: i32, scale: f32): void {
-  for (let v = 0; v < nV; v += 4) {
-    const n = min(4, nV - v);
-    const r0 = (t0 + v / group) * H + kvh * group + (v % group);
-    const r1 = (t0 + min(v + 1, v + n - 1) / group) * H + kvh * group + (min(v + 1, v + n - 1) % group);
-    const r2 = (t0 + min(v + 2, v + n - 1) / group) * H + kvh * group + (min(v + 2, v + n - 1) % group);
-    const r3 = (t0 + min(v + 3, v + n - 1) / group) * H + kvh * group + (min(v + 3, v + n - 1) % group);
-    const q0 = q + (<usize>(r0 * d) << 2), q1 = q + (<usize>(r1 * d) << 2), q2 = q + (<usize>(r2 * d) << 2), q3 = q + (<usize>(r3 * d) << 2);
-    for (let jj = 0; jj < nT; jj++) {
-      const row = rows + (<usize>(jj * rowStride) << 2);
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let c = 0; c < d; c += 4) {
-        const o = <usize>c << 2;
-        const x = v128.load(row + o);
-        a0 = f32x4.add(a0, f32x4.mul(x, v128.load(q0 + o)));
-        a1 = f32x4.add(a1, f32x4.mul(x, v128.load(q1 + o)));
-        a2 = f32x4.add(a2, f32x4.mul(x, v128.load(q2 + o)));
-        a3 = f32x4.add(a3, f32x4.mul(x, v128.load(q3 + o)));
+  for (let jj = 0; jj < nT; jj++) {
+    const row = rows + (<usize>(jj * rowStride) << 2);
+    for (let v = 0; v < nV; v++) {
+      const r = (t0 + v / group) * H + kvh * group + (v % group);
+      const qr = q + (<usize>(r * d) << 2);
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let o: usize = 0;
+      for (const e: usize = <usize>(d & ~15) << 2; o < e; o += 64) {
+        s0 = f32x4.add(s0, f32x4.mul(v128.load(row + o), v128.load(qr + o)));
+        s1 = f32x4.add(s1, f32x4.mul(v128.load(row + o, 16), v128.load(qr + o, 16)));
+        s2 = f32x4.add(s2, f32x4.mul(v128.load(row + o, 32), v128.load(qr + o, 32)));
+        s3 = f32x4.add(s3, f32x4.mul(v128.load(row + o, 48), v128.load(qr + o, 48)));
       }
-      const o = sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2);
-      store<f32>(o, hsumF(a0) * scale);
-      if (n > 1) store<f32>(o, hsumF(a1) * scale, KEY_BLOCK << 2);
-      if (n > 2) store<f32>(o, hsumF(a2) * scale, KEY_BLOCK << 3);
-      if (n > 3) store<f32>(o, hsumF(a3) * scale, KEY_BLOCK * 12);
+      if (d & 8) {
+        // a last 8 channels (d is a multiple of 8)
+        s0 = f32x4.add(s0, f32x4.mul(v128.load(row + o), v128.load(qr + o)));
+        s1 = f32x4.add(s1, f32x4.mul(v128.load(row + o, 16), v128.load(qr + o, 16)));
+      }
+      store<f32>(sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2), hsumF(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))) * scale);
     }
   }
 }
 
-// acc[v] += Σ_jj p[v][jj]·v̂_jj for codes: per (v, group) the weights p·s quantized to int16 and
-// paired by token, Σ_j p_j z_j subtracted from every channel of the group.
-function valuesInt(sc: Scratch, scales: usize, zeros: usize, gpr: i32, mid: f32, ja: i32, nT: i32, kvh: i32, nV: i32, d: i32, G: i32, hg: i32, st: usize, perm: usize): void {
+// accP[v] += Σ_jj p[v][jj]·v̂_jj for codes, in tile order: per (v, group) the weights p·s
+// quantized to int16 and paired by token, Σ_j p_j z'_j subtracted from every channel of the group.
+function valuesInt(sc: Scratch, nT: i32, nV: i32, d: i32, G: i32, hg: i32, ap: usize): void {
   const pairs = (nT + 1) >> 1;
-  const stRow = <usize>(2 + d) << 2;
-  // weights
+  // weights: w = p·s, its largest, Σ p·z' (four lanes), then int16 w/ws packed in token pairs
   for (let v = 0; v < nV; v++) {
     const prow = sc.scores + (<usize>(v * KEY_BLOCK) << 2);
     for (let gi = 0; gi < hg; gi++) {
-      let wmax: f32 = 0, zs: f32 = 0;
-      for (let jj = 0; jj < nT; jj++) {
-        const p = <usize>((ja + jj) * gpr + kvh * hg + gi) << 1;
-        const pj = load<f32>(prow + (<usize>jj << 2));
-        const s = f16(load<u16>(scales + p));
-        const w = pj * s;
-        store<f32>(sc.wtmp + (<usize>jj << 2), w);
-        wmax = max(wmax, w);
-        zs += pj * (f16(load<u16>(zeros + p)) - s * mid);
+      const sp = sc.sPar + (<usize>(gi * KEY_BLOCK) << 2), zp = sc.zPar + (<usize>(gi * KEY_BLOCK) << 2);
+      let wm = f32x4.splat(0), zs4 = f32x4.splat(0);
+      for (let jj = 0; jj < KEY_BLOCK; jj += 4) {
+        const o = <usize>jj << 2;
+        const p4 = v128.load(prow + o);
+        const w4 = f32x4.mul(p4, v128.load(sp + o));
+        v128.store(sc.wtmp + o, w4);
+        wm = f32x4.max(wm, w4);
+        zs4 = f32x4.add(zs4, f32x4.mul(p4, v128.load(zp + o)));
       }
+      const wmax = max(max(f32x4.extract_lane(wm, 0), f32x4.extract_lane(wm, 1)), max(f32x4.extract_lane(wm, 2), f32x4.extract_lane(wm, 3)));
       const ws: f32 = wmax / 32767.0;
       store<f32>(sc.ws + (<usize>(v * hg + gi) << 2), ws);
-      store<f32>(sc.zsum + (<usize>(v * hg + gi) << 2), zs);
+      store<f32>(sc.zsum + (<usize>(v * hg + gi) << 2), hsumF(zs4));
       const wp = sc.wpairs + (<usize>((v * hg + gi) * (KEY_BLOCK >> 1)) << 2);
-      for (let pp = 0; pp < pairs; pp++) {
-        const a: i32 = ws > 0 ? <i32>nearest(load<f32>(sc.wtmp + (<usize>(2 * pp) << 2)) / ws) : 0;
-        const b: i32 = ws > 0 && 2 * pp + 1 < nT ? <i32>nearest(load<f32>(sc.wtmp + (<usize>(2 * pp + 1) << 2)) / ws) : 0;
-        store<i32>(wp + (<usize>pp << 2), (a & 0xffff) | (b << 16));
-      }
+      if (ws > 0) {
+        const vws = f32x4.splat(ws);
+        for (let jj = 0; jj < KEY_BLOCK; jj += 8) {
+          const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.div(v128.load(sc.wtmp + (<usize>jj << 2)), vws)));
+          const b = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.div(v128.load(sc.wtmp + (<usize>jj << 2), 16), vws)));
+          v128.store(wp + (<usize>jj << 1), i16x8.narrow_i32x4_s(a, b));
+        }
+      } else memory.fill(wp, 0, <usize>KEY_BLOCK << 1);
     }
   }
   // Σ over token pairs of dot(interleaved codes, weight pair), four virtual heads at a time
@@ -425,21 +675,25 @@ function valuesInt(sc: Scratch, scales: usize, zeros: usize, gpr: i32, mid: f32,
       const w3 = sc.wpairs + (<usize>((v3 * hg + gi) * (KEY_BLOCK >> 1)) << 2);
       let l0 = i32x4.splat(0), h0 = i32x4.splat(0), l1 = i32x4.splat(0), h1 = i32x4.splat(0);
       let l2 = i32x4.splat(0), h2 = i32x4.splat(0), l3 = i32x4.splat(0), h3 = i32x4.splat(0);
-      for (let pp = 0; pp < pairs; pp++) {
-        const a = v128.load(sc.tileV + (<usize>((2 * pp) * d + (k << 3)) << 1));
-        const b = 2 * pp + 1 < nT ? v128.load(sc.tileV + (<usize>((2 * pp + 1) * d + (k << 3)) << 1)) : a;
+      // pairs of tile rows (an odd block's last row pairs with a stale row of weight 0)
+      let ta = sc.tileV + (<usize>(k << 3) << 1);
+      const rowBytes = <usize>d << 1;
+      for (let pw: usize = 0, pe: usize = <usize>pairs << 2; pw < pe; pw += 4) {
+        const a = v128.load(ta);
+        const b = v128.load(ta + rowBytes);
+        ta += rowBytes << 1;
         const lo = i16x8.shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
         const hi = i16x8.shuffle(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
-        const x0 = v128.load32_splat(w0 + (<usize>pp << 2));
+        const x0 = v128.load32_splat(w0 + pw);
         l0 = i32x4.add(l0, i32x4.dot_i16x8_s(lo, x0));
         h0 = i32x4.add(h0, i32x4.dot_i16x8_s(hi, x0));
-        const x1 = v128.load32_splat(w1 + (<usize>pp << 2));
+        const x1 = v128.load32_splat(w1 + pw);
         l1 = i32x4.add(l1, i32x4.dot_i16x8_s(lo, x1));
         h1 = i32x4.add(h1, i32x4.dot_i16x8_s(hi, x1));
-        const x2 = v128.load32_splat(w2 + (<usize>pp << 2));
+        const x2 = v128.load32_splat(w2 + pw);
         l2 = i32x4.add(l2, i32x4.dot_i16x8_s(lo, x2));
         h2 = i32x4.add(h2, i32x4.dot_i16x8_s(hi, x2));
-        const x3 = v128.load32_splat(w3 + (<usize>pp << 2));
+        const x3 = v128.load32_splat(w3 + pw);
         l3 = i32x4.add(l3, i32x4.dot_i16x8_s(lo, x3));
         h3 = i32x4.add(h3, i32x4.dot_i16x8_s(hi, x3));
       }
@@ -460,15 +714,16 @@ function valuesInt(sc: Scratch, scales: usize, zeros: usize, gpr: i32, mid: f32,
       }
     }
   }
-  // fold into the float accumulators (natural channel order)
+  // fold into the integer segment's float sums (tile order; a tile vector lies in one group)
   for (let v = 0; v < nV; v++) {
-    const acc = st + <usize>v * stRow + 8;
+    const a = ap + (<usize>(v * d) << 2);
     const ai = sc.acci + (<usize>(v * d) << 2);
-    for (let i = 0; i < d; i++) {
+    for (let i = 0; i < d; i += 4) {
       const gi = i / G;
-      const c = load<i32>(perm + (<usize>i << 2));
-      const a = acc + (<usize>c << 2);
-      store<f32>(a, load<f32>(a) + load<f32>(sc.ws + (<usize>(v * hg + gi) << 2)) * <f32>load<i32>(ai + (<usize>i << 2)) - load<f32>(sc.zsum + (<usize>(v * hg + gi) << 2)));
+      const ws = f32x4.splat(load<f32>(sc.ws + (<usize>(v * hg + gi) << 2)));
+      const zs = f32x4.splat(load<f32>(sc.zsum + (<usize>(v * hg + gi) << 2)));
+      const o = <usize>i << 2;
+      v128.store(a + o, f32x4.sub(f32x4.add(v128.load(a + o), f32x4.mul(ws, f32x4.convert_i32x4_s(v128.load(ai + o)))), zs));
     }
   }
 }
@@ -505,8 +760,14 @@ function valuesFloat(sc: Scratch, rows: usize, rowStride: i32, nT: i32, nV: i32,
 
 // Keys [j0, j1) of KV head kvh for the virtual heads of queries [t0, t0 + nQ), block by block,
 // segment by segment (a block never spans two segments).
-function keysRange(plan: usize, kvh: i32, t0: i32, nQ: i32, j0: i32, j1: i32, st: usize, sc: Scratch): void {
-  const group = pI(plan, P_HEADS) / pI(plan, P_KVHEADS);
+function keysRange(plan: usize, t0: i32, nQ: i32, j0: i32, j1: i32, st: usize, sc: Scratch): void {
+  const KVH = pI(plan, P_KVHEADS);
+  const H = pI(plan, P_HEADS);
+  const group = H / KVH;
+  const d = pI(plan, P_D);
+  const stRow = <usize>(2 + d) << 2;
+  const headStates = <usize>(nQ * group) * stRow;
+  const headSums = <usize>(nQ * group * d) << 2;
   const segK = <usize>pI(plan, P_SEGK), segV = <usize>pI(plan, P_SEGV), nSeg = pI(plan, P_NSEG);
   let start = 0;
   for (let s = 0; s < nSeg; s++) {
@@ -514,8 +775,25 @@ function keysRange(plan: usize, kvh: i32, t0: i32, nQ: i32, j0: i32, j1: i32, st
     const sv = segV + (<usize>(s * SEG_INTS) << 2);
     const len = segI(sk, 4);
     const a = max(j0, start), b = min(j1, start + len);
+    // block by block, every KV head of a block while its rows are in cache: rows hold all
+    // heads, so they stream through memory once, in order
+    if (a < b && segI(sv, 0) == 2) memory.fill(sc.accP, 0, <usize>(nQ * H * d) << 2);
     for (let ja = a; ja < b; ja += KEY_BLOCK) {
-      block(plan, sk, sv, ja - start, ja, min(KEY_BLOCK, b - ja), kvh, t0, nQ * group, st, sc);
+      for (let kvh = 0; kvh < KVH; kvh++) {
+        block(plan, sk, sv, ja - start, ja, min(KEY_BLOCK, b - ja), kvh, t0, nQ * group, st + <usize>kvh * headStates, sc.accP + <usize>kvh * headSums, sc);
+      }
+    }
+    if (a < b && segI(sv, 0) == 2) {
+      // the integer segment's sums, from tile order into the states' channel order
+      const perm = <usize>pI(plan, P_PERM) + (<usize>(bitsIndex(segI(sv, 5)) * d) << 2);
+      for (let v = 0; v < nQ * H; v++) {
+        const acc = st + <usize>v * stRow + 8;
+        const ap = sc.accP + (<usize>(v * d) << 2);
+        for (let i = 0; i < d; i++) {
+          const c = acc + (<usize>load<i32>(perm + (<usize>i << 2)) << 2);
+          store<f32>(c, load<f32>(c) + load<f32>(ap + (<usize>i << 2)));
+        }
+      }
     }
     start += len;
   }
@@ -544,26 +822,25 @@ export function attendTiled(plan: usize, index: i32, n: i32): void {
     const j0 = <i32>((<i64>seen * index) / n), j1 = <i32>((<i64>seen * (index + 1)) / n);
     const sc = scratchAt(scratch, group, d, d / G);
     const part = <usize>pI(plan, P_PARTIALS) + <usize>index * <usize>pI(plan, P_PARTIAL_STRIDE);
-    for (let kvh = 0; kvh < KVH; kvh++) {
-      const st = part + <usize>(kvh * group) * stRow;
-      initState(st, group, d);
-      if (j1 > j0) keysRange(plan, kvh, t, 1, j0, j1, st, sc);
-    }
+    // states of head h = kvh·group + g at part + h·stRow: the KV heads' runs of `group` follow each other
+    initState(part, H, d);
+    if (j1 > j0) keysRange(plan, t, 1, j0, j1, part, sc);
     return;
   }
   // prefill: query blocks dealt round-robin, all KV heads, outputs normalised
   const out = <usize>pI(plan, P_OUT);
-  const sc = scratchAt(scratch, QUERY_BLOCK * group, d, d / G);
+  const sc = scratchAt(scratch, QUERY_BLOCK * H, d, d / G);
   const blocks = (T + QUERY_BLOCK - 1) / QUERY_BLOCK;
   for (let qb = index; qb < blocks; qb += n) {
     const t0 = qb * QUERY_BLOCK;
     const nQ = min(QUERY_BLOCK, T - t0);
     const lastSeen = L - T + t0 + nQ; // keys [0, lastSeen) are visible to some query of the block
+    // states [kvh][v], v = (t − t0)·group + g
+    initState(sc.state, nQ * H, d);
+    keysRange(plan, t0, nQ, 0, lastSeen, sc.state, sc);
     for (let kvh = 0; kvh < KVH; kvh++) {
-      initState(sc.state, nQ * group, d);
-      keysRange(plan, kvh, t0, nQ, 0, lastSeen, sc.state, sc);
       for (let v = 0; v < nQ * group; v++) {
-        const s = sc.state + <usize>v * stRow;
+        const s = sc.state + <usize>(kvh * nQ * group + v) * stRow;
         const inv = f32x4.splat(<f32>1.0 / load<f32>(s, 4));
         const o = out + (<usize>(((t0 + v / group) * H + kvh * group + (v % group)) * d) << 2);
         for (let c = 0; c < d; c += 4) v128.store(o + (<usize>c << 2), f32x4.mul(v128.load(s + 8 + (<usize>c << 2)), inv));
