@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { convertToGguf } from "../src/model/gguf-convert.js";
+import { f32ToBf16, f32ToF16 } from "../src/tensor/dtype.js";
 import { writeSafetensors, type TensorToWrite } from "../src/model/safetensors.js";
 import { hfNames } from "../src/model/weights.js";
 import { hfConfig, type ModelShape } from "../src/train/train.js";
@@ -65,4 +66,75 @@ export function benchModel(s: BenchModelSpec = DEFAULT_BENCH_MODEL): { hfDir: st
   writeSafetensors(path.join(hfDir, "model.safetensors"), tensors, { format: "pt" });
   convertToGguf(hfDir, gguf, { vocabFrom: path.join(STORIES, "stories260K.gguf"), type: s.dtype, name });
   return { hfDir, gguf };
+}
+
+/** DeepSeek-R1-Distill-Qwen-1.5B's shape (as Llama: no q/k/v biases, which cost nothing here), bf16, 3.55 GB. */
+export const R1_DISTILL_1_5B: BenchModelSpec & { vocab: number } = {
+  layers: 28, hidden: 1536, heads: 12, kvHeads: 2, headDim: 128, intermediate: 8960, maxPositions: 131072, dtype: "BF16", vocab: 151936,
+};
+
+/**
+ * A random-weight model of a large shape as a Hugging Face folder (no GGUF), written tensor by
+ * tensor (never the whole file in memory), cached in .bench-cache/.
+ */
+export function bigBenchModel(s: BenchModelSpec & { vocab: number } = R1_DISTILL_1_5B): string {
+  const name = `llama-${s.layers}x${s.hidden}-h${s.heads}kv${s.kvHeads}d${s.headDim}-ff${s.intermediate}-v${s.vocab}-${s.dtype.toLowerCase()}`;
+  const dir = path.join(REPO_ROOT, ".bench-cache", name);
+  const file = path.join(dir, "model.safetensors");
+  if (fs.existsSync(file)) return dir;
+  fs.mkdirSync(dir, { recursive: true });
+  const torchDtype = s.dtype === "F32" ? "float32" : s.dtype === "F16" ? "float16" : "bfloat16";
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...hfConfig(s, s.vocab), torch_dtype: torchDtype, max_position_embeddings: s.maxPositions }, null, 1));
+  for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join(STORIES, f), path.join(dir, f));
+  fs.writeFileSync(path.join(dir, "generation_config.json"), JSON.stringify({ bos_token_id: 1, eos_token_id: 2 }));
+  const list: { name: string; shape: number[]; scale: number }[] = [];
+  const mat = (n: string, rows: number, cols: number) => list.push({ name: n, shape: [rows, cols], scale: 1 / Math.sqrt(cols) });
+  const vec = (n: string, len: number) => list.push({ name: n, shape: [len], scale: 0 });
+  mat("model.embed_tokens.weight", s.vocab, s.hidden);
+  for (let l = 0; l < s.layers; l++) {
+    const n = hfNames(l);
+    vec(n.attnNorm, s.hidden);
+    mat(n.wq, s.heads * s.headDim, s.hidden);
+    mat(n.wk, s.kvHeads * s.headDim, s.hidden);
+    mat(n.wv, s.kvHeads * s.headDim, s.hidden);
+    mat(n.wo, s.hidden, s.heads * s.headDim);
+    vec(n.ffnNorm, s.hidden);
+    mat(n.wGate, s.intermediate, s.hidden);
+    mat(n.wUp, s.intermediate, s.hidden);
+    mat(n.wDown, s.hidden, s.intermediate);
+  }
+  vec("model.norm.weight", s.hidden);
+  mat("lm_head.weight", s.vocab, s.hidden);
+  const elem = s.dtype === "F32" ? 4 : 2;
+  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
+  let offset = 0;
+  for (const t of list) {
+    const bytes = t.shape.reduce((a, d) => a * d, 1) * elem;
+    header[t.name] = { dtype: s.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const tmp = file + ".tmp";
+  const fd = fs.openSync(tmp, "w");
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeSync(fd, len);
+  fs.writeSync(fd, Buffer.from(json));
+  let seed = 1;
+  for (const t of list) {
+    const n = t.shape.reduce((a, d) => a * d, 1);
+    // in slices of 4M values, so no tensor is held whole as float32
+    for (let at = 0; at < n; at += 1 << 22) {
+      const m = Math.min(1 << 22, n - at);
+      const x = t.scale === 0 ? new Float32Array(m).fill(1) : randomTensor(m, t.scale, seed++);
+      const out = new Uint16Array(m);
+      if (s.dtype === "BF16") f32ToBf16(x, out);
+      else f32ToF16(x, out);
+      fs.writeSync(fd, new Uint8Array(out.buffer));
+    }
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+  return dir;
 }

@@ -3,7 +3,7 @@
 
 import { UsageError } from "../errors.js";
 import type { KvCache } from "../cache/types.js";
-import { matmulMatrix, matrixRow } from "../tensor/matrix.js";
+import { matmulMatrix, matrixRow, type Matrix } from "../tensor/matrix.js";
 import { addInPlace, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
 import { allocF32, release } from "../tensor/memory.js";
 import { releaseWeights } from "./weights.js";
@@ -60,12 +60,31 @@ export interface ForwardHooks {
   onKeysBeforeRope?(layer: number, keys: Float32Array, T: number): void;
 }
 
+/** Where a forward pass spends its time (benchmarks turn it on with `transformer.profile = newProfile()`). */
+export interface ForwardProfile {
+  /** Matrix products: q/k/v/o projections, the MLP, the output head. */
+  matmulMs: number;
+  /** The caches' attention (attend). */
+  attendMs: number;
+  /** The caches' append (quantizing, packing, shrinking). */
+  appendMs: number;
+  /** Everything else: embedding, norms, RoPE, SwiGLU, residual adds. */
+  otherMs: number;
+  calls: number;
+}
+
+export function newProfile(): ForwardProfile {
+  return { matmulMs: 0, attendMs: 0, appendMs: 0, otherMs: 0, calls: 0 };
+}
+
 export class Transformer {
   readonly invFreq: Float64Array;
   private state: RunState | null = null;
   private disposed = false;
   /** Transforms folded into the weights since load (rep scales, rotations), for run settings. */
   readonly transforms: string[] = [];
+  /** When set, forward() adds its time per part here (off by default: a clock read per product). */
+  profile: ForwardProfile | null = null;
 
   constructor(readonly config: ModelConfig, readonly weights: Weights) {
     this.invFreq = ropeInvFreq(config);
@@ -115,6 +134,17 @@ export class Transformer {
     if (T === 0) throw new UsageError("forward: no tokens");
     if (positions.length !== T) throw new UsageError(`forward: ${T} tokens but ${positions.length} positions`);
     const s = this.stateFor(T);
+    const prof = this.profile;
+    const t0 = prof ? performance.now() : 0;
+    let timed = 0; // ms of the parts measured on their own
+    const mm = (out: Float32Array, x: Float32Array, m: Matrix, b: Float32Array | null, rows: number) => {
+      if (!prof) return matmulMatrix(out, x, m, b, rows);
+      const a = performance.now();
+      matmulMatrix(out, x, m, b, rows);
+      const dt = performance.now() - a;
+      prof.matmulMs += dt;
+      timed += dt;
+    };
     const dim = c.hiddenSize;
     const d = c.headDim;
     const inter = c.intermediateSize;
@@ -131,9 +161,9 @@ export class Transformer {
       const lw = w.layers[l];
       // attention: norm, q/k/v projections, RoPE on q and k
       rmsnorm(s.xb, s.x, lw.attnNorm, T, dim, c.rmsNormEps);
-      matmulMatrix(s.q, s.xb, lw.wq, lw.bq, T);
-      matmulMatrix(s.k, s.xb, lw.wk, lw.bk, T);
-      matmulMatrix(s.v, s.xb, lw.wv, lw.bv, T);
+      mm(s.q, s.xb, lw.wq, lw.bq, T);
+      mm(s.k, s.xb, lw.wk, lw.bk, T);
+      mm(s.v, s.xb, lw.wv, lw.bv, T);
       const layerCache = cache.layers[l];
       if (layerCache.keysBeforeRope) s.kPre.set(s.k.subarray(0, T * c.numKvHeads * d));
       hooks?.onKeysBeforeRope?.(l, s.k, T);
@@ -141,20 +171,34 @@ export class Transformer {
       rope(s.k, s.cos, s.sin, T, c.numKvHeads, d);
       hooks?.onKv?.(l, s.k, s.v, T);
       // the cache stores K/V and computes attention from what it holds
-      layerCache.append(layerCache.keysBeforeRope ? s.kPre : s.k, s.v, T, { positions, hidden: s.x, hiddenSize: dim });
-      layerCache.attend(s.q, T, s.att);
-      matmulMatrix(s.proj, s.att, lw.wo, lw.bo, T);
+      if (prof) {
+        const a = performance.now();
+        layerCache.append(layerCache.keysBeforeRope ? s.kPre : s.k, s.v, T, { positions, hidden: s.x, hiddenSize: dim });
+        const b = performance.now();
+        layerCache.attend(s.q, T, s.att);
+        const e = performance.now();
+        prof.appendMs += b - a;
+        prof.attendMs += e - b;
+        timed += e - a;
+      } else {
+        layerCache.append(layerCache.keysBeforeRope ? s.kPre : s.k, s.v, T, { positions, hidden: s.x, hiddenSize: dim });
+        layerCache.attend(s.q, T, s.att);
+      }
+      mm(s.proj, s.att, lw.wo, lw.bo, T);
       addInPlace(s.x, s.proj, T * dim);
       // SwiGLU MLP
       rmsnorm(s.xb, s.x, lw.ffnNorm, T, dim, c.rmsNormEps);
-      matmulMatrix(s.gate, s.xb, lw.wGate, null, T);
-      matmulMatrix(s.up, s.xb, lw.wUp, null, T);
+      mm(s.gate, s.xb, lw.wGate, null, T);
+      mm(s.up, s.xb, lw.wUp, null, T);
       swiglu(s.gate, s.up, T * inter);
-      matmulMatrix(s.proj, s.gate, lw.wDown, null, T);
+      mm(s.proj, s.gate, lw.wDown, null, T);
       addInPlace(s.x, s.proj, T * dim);
     }
 
-    if (mode === "none") return new Float32Array(0);
+    if (mode === "none") {
+      if (prof) this.closeProfile(prof, t0, timed);
+      return new Float32Array(0);
+    }
     const first = mode === "last" ? T - 1 : 0;
     const rows = T - first;
     if (s.logits.length < rows * c.vocabSize) {
@@ -162,7 +206,13 @@ export class Transformer {
       s.logits = allocF32(rows * c.vocabSize);
     }
     rmsnorm(s.xb, s.x.subarray(first * dim), w.finalNorm, rows, dim, c.rmsNormEps);
-    matmulMatrix(s.logits, s.xb, w.lmHead, null, rows);
+    mm(s.logits, s.xb, w.lmHead, null, rows);
+    if (prof) this.closeProfile(prof, t0, timed);
     return s.logits.subarray(0, rows * c.vocabSize);
+  }
+
+  private closeProfile(prof: ForwardProfile, t0: number, timed: number): void {
+    prof.otherMs += performance.now() - t0 - timed;
+    prof.calls++;
   }
 }

@@ -8,14 +8,15 @@
 //   0  f32 rows            (full-precision cache)
 //   1  f16 rows            (full-precision cache in half precision)
 //   2  packed codes of 1, 2, 4 or 8 bits, f16 scale and zero per group: integer path
-//   3  packed 16-bit codes, f16 scale and zero per group: dequantized into a float tile
+//   3  packed 16-bit codes, f16 scale and zero per group: the same factoring in float32
+//      (s·(q·c') − z'·Σq; int16 queries would lose precision against 16-bit codes)
 // Integer path (spec §3: q·k̂ = Σ_groups s·(q·codes) − z·Σq): codes are unpacked once per block
 // into int16, centred (c = code − 2^(b−1), z' = z − s·2^(b−1)), in a fixed channel permutation, the query is quantized once per step to int16
 // per (head, group) (scale max|q|/32767) in the same permutation, and q·codes is exact integer
 // arithmetic (i32x4.dot_i16x8_s). Values: Σ_j p_j v̂_j = Σ_groups Σ_j (p_j s_j)·codes_j − Σ_j p_j z_j;
 // the weights p_j·s_j of a block are quantized to int16 per (head, group) and summed with the
 // codes by dot_i16x8_s over pairs of tokens. Everything else is float32. The plain-TypeScript
-// twin (src/cache/tiled-attention.ts) runs the same algorithm and is the test oracle.
+// twin (src/tensor/tiled-attention.ts) runs the same algorithm and is the test oracle.
 //
 // A plan (i32 fields, PLAN_* offsets below, written by the host) describes one call; each
 // thread runs attendTiled(plan, index, n): decode (mode 0) splits the keys of one query over
