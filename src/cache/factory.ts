@@ -15,9 +15,11 @@ import { createMikvCache } from "./mikv.js";
 import { createProgressiveCache, defaultProgressiveOptions, type ProgressiveOptions } from "./progressive.js";
 import { createRotateKvCache } from "./rotatekv.js";
 import { createRtnCache } from "./rtn.js";
+import { rotateCache } from "./rotated.js";
+import { createTurboQuantCache } from "./turboquant.js";
 import type { KvCache } from "./types.js";
 
-export const METHODS = ["original", "pm-kvq", "rtn", "kivi", "mikv", "rotatekv"] as const;
+export const METHODS = ["original", "pm-kvq", "rtn", "kivi", "mikv", "rotatekv", "turboquant"] as const;
 export type Method = (typeof METHODS)[number];
 
 export interface CacheSpec {
@@ -37,6 +39,8 @@ export interface CacheSpec {
   mikvSinkTokens?: number;
   /** RotateKV: Hadamard block over kv_hidden (default kv_hidden), channel reorder, pivot tokens. */
   rotatekv?: { kHadDim?: number; reorder?: Int32Array[] | null; nPivotTokens?: number };
+  /** pm-kvq: hold K (after RoPE) and V of every head Hadamard-rotated (cache/rotated.ts). */
+  rotate?: "hadamard" | null;
 }
 
 function baselineBits(spec: CacheSpec): { kBits: number; vBits: number } {
@@ -44,6 +48,16 @@ function baselineBits(spec: CacheSpec): { kBits: number; vBits: number } {
   const vBits = spec.vBits ?? 4;
   for (const [name, b] of [["k-bits", kBits], ["v-bits", vBits]] as const) {
     if (!isBitWidth(b)) throw new UsageError(`--${name} must be one of 16, 8, 4, 2, 1 (got ${b})`);
+  }
+  return { kBits, vBits };
+}
+
+/** TurboQuant's codebooks take any bit-width from 1 to 8 (3 included). */
+function turboBits(spec: CacheSpec): { kBits: number; vBits: number } {
+  const kBits = spec.kBits ?? 4;
+  const vBits = spec.vBits ?? 4;
+  for (const [name, b] of [["k-bits", kBits], ["v-bits", vBits]] as const) {
+    if (!Number.isInteger(b) || b < 1 || b > 8) throw new UsageError(`--method turboquant: --${name} must be 1 … 8 (got ${b})`);
   }
   return { kBits, vBits };
 }
@@ -99,6 +113,13 @@ export function cacheSettings(config: ModelConfig, spec: CacheSpec): Record<stri
       out["kv.n_window_token"] = o.nWindowTokens;
       out["kv.n_window_token_bits"] = o.windowBits;
       out["kv.n_init_kv_bits"] = o.initBodyBits;
+      if (spec.rotate) out["kv.rotate"] = spec.rotate;
+      break;
+    }
+    case "turboquant": {
+      const { kBits, vBits } = turboBits(spec);
+      out["kv.k_bits"] = kBits;
+      out["kv.v_bits"] = vBits;
       break;
     }
     default: {
@@ -131,8 +152,11 @@ export function createCache(config: ModelConfig, spec: CacheSpec): KvCache {
       if (!spec.budgetsMB) throw new UsageError("--method pm-kvq needs --kv-budgets (MB per block, or a JSON file from `pmkvq allocate`)");
       if (spec.budgetsMB.length !== L) throw new UsageError(`${spec.budgetsMB.length} KV budgets for ${L} blocks`);
       const opts = { ...defaultProgressiveOptions(config.headDim), groupSize, ...spec.progressive };
-      return createProgressiveCache(config, spec.budgetsMB.map((mb) => Math.floor(mb * MB)), opts);
+      const cache = createProgressiveCache(config, spec.budgetsMB.map((mb) => Math.floor(mb * MB)), opts);
+      return spec.rotate === "hadamard" ? rotateCache(config, cache) : cache;
     }
+    case "turboquant":
+      return createTurboQuantCache(config, L, turboBits(spec));
     case "rtn":
       return createRtnCache(config, L, { ...baselineBits(spec), groupSize });
     case "kivi":

@@ -31,6 +31,7 @@ export interface CacheFlags {
   kHadDim?: number;
   nPivotToken: number;
   reorder?: string;
+  rotate: "none" | "hadamard";
   /** The options given on the command line (not defaults), by attribute name. */
   explicit?: ReadonlySet<string>;
 }
@@ -45,7 +46,7 @@ export function addCacheOptions(cmd: Command): Command {
   const staging = parseBitsArg(STAGING_BITS);
   return cmd
     .addOption(
-      new Option("--method <name>", "KV cache: original (full precision), pm-kvq (progressive mixed precision), or a baseline: rtn, kivi, mikv, rotatekv")
+      new Option("--method <name>", "KV cache: original (full precision), pm-kvq (progressive mixed precision), or a baseline: rtn, kivi, mikv, rotatekv, turboquant")
         .choices([...METHODS])
         .default("original"),
     )
@@ -57,11 +58,12 @@ export function addCacheOptions(cmd: Command): Command {
     .option("--n-window-token <n>", "pm-kvq: staging window W; full chunks of W tokens move into the body", parseIntArg(0), 128)
     .option("--n-window-token-bits <b>", "pm-kvq: bit-width of window tokens (16, 8, 4, 2)", staging, 16)
     .option("--n-init-kv-bits <b>", "pm-kvq: starting bit-width of the body (16, 8, 4, 2)", staging, 16)
+    .addOption(new Option("--rotate <kind>", "pm-kvq: hold K (after RoPE) and V of every head rotated by a randomized Hadamard transform (the query rotated with them, the output back)").choices(["none", "hadamard"]).default("none"))
     .option("--group-size <n>", "quantized methods: group size in channels (default: 128, or head_dim when smaller)", parseIntArg(1))
     .option("--kv-trace <file>", "write per decode step each block's body bits and bytes (JSON lines)")
     .option("--rep-scales <file>", "key reparameterization scales from `pmkvq search-scales`, folded into q_proj/k_proj at load")
-    .option("--k-bits <b>", "baselines (rtn, kivi, mikv, rotatekv): key bits (16, 8, 4, 2, 1)", bits, 4)
-    .option("--v-bits <b>", "baselines: value bits (16, 8, 4, 2, 1)", bits, 4)
+    .option("--k-bits <b>", "baselines (rtn, kivi, mikv, rotatekv): key bits (16, 8, 4, 2, 1); turboquant: 8, 4, 3, 2, 1", parseBitsArg([16, 8, 4, 3, 2, 1]), 4)
+    .option("--v-bits <b>", "baselines: value bits (16, 8, 4, 2, 1); turboquant: 8, 4, 3, 2, 1", parseBitsArg([16, 8, 4, 3, 2, 1]), 4)
     .option("--n-sink-tokens <n>", "mikv: most-attended tokens kept at full precision", parseIntArg(0), 32)
     .option("--k-had-dim <n>", "rotatekv: Hadamard block size over kv_hidden (a power of two; default kv_hidden)", parseIntArg(1))
     .option("--n-pivot-token <n>", "rotatekv: prefill tokens with the largest |hidden| kept unquantized", parseIntArg(0), 1)
@@ -71,11 +73,12 @@ export function addCacheOptions(cmd: Command): Command {
 /** The cache flags each method reads (the rest would be silently ignored). */
 const METHOD_FLAGS: Record<Method, (keyof CacheFlags)[]> = {
   original: ["kvDtype"],
-  "pm-kvq": ["kvBudgets", "backend", "nSinkToken", "nSinkTokenBits", "nWindowToken", "nWindowTokenBits", "nInitKvBits", "groupSize"],
+  "pm-kvq": ["kvBudgets", "backend", "nSinkToken", "nSinkTokenBits", "nWindowToken", "nWindowTokenBits", "nInitKvBits", "groupSize", "rotate"],
   rtn: ["kBits", "vBits", "groupSize"],
   kivi: ["kBits", "vBits", "groupSize"],
   mikv: ["kBits", "vBits", "groupSize", "nSinkTokens"],
   rotatekv: ["kBits", "vBits", "groupSize", "kHadDim", "nPivotToken", "reorder"],
+  turboquant: ["kBits", "vBits"],
 };
 
 const kebab = (k: string) => "--" + k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
@@ -95,6 +98,10 @@ export function checkCacheFlags(flags: CacheFlags): void {
       `--method ${flags.method} does not read ${ignored.map((k) => `${kebab(k)} (a ${owners(k)} flag)`).join(", ")}; ` +
         `${flags.method} reads ${METHOD_FLAGS[flags.method].map(kebab).join(", ")}`,
     );
+  }
+  for (const [name, b] of [["--k-bits", flags.kBits], ["--v-bits", flags.vBits]] as const) {
+    const ok = flags.method === "turboquant" ? b >= 1 && b <= 8 : (ALL_BITS as readonly number[]).includes(b);
+    if (!ok) throw new UsageError(`${name} ${b}: ${flags.method === "turboquant" ? "turboquant's codebooks are 1 … 8 bits" : `--method ${flags.method} holds 16, 8, 4, 2 or 1-bit codes (3 bits only with --method turboquant)`}`);
   }
   if (flags.kvBudgets !== undefined && !/^\s*[0-9]*\.?[0-9]+(e[-+]?\d+)?\s*$/i.test(flags.kvBudgets)) checkInputFile(flags.kvBudgets.trim(), "--kv-budgets");
   if (flags.repScales) checkInputFile(flags.repScales, "--rep-scales");
@@ -130,6 +137,7 @@ export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): Cach
     vBits: flags.vBits,
     mikvSinkTokens: flags.nSinkTokens,
     rotatekv: { kHadDim, reorder, nPivotTokens: flags.nPivotToken },
+    rotate: flags.rotate === "hadamard" ? "hadamard" : null,
   };
 }
 

@@ -9,6 +9,7 @@ import { calibrateCommand, runCalibrate } from "./calibrate.js";
 import { chatCommand, runChat } from "./chat.js";
 import { demoCommand, runDemoCommand } from "./demo.js";
 import { evalCommand, runEvalCommand } from "./eval.js";
+import { frontierCommand, runFrontierCommand } from "./frontier.js";
 import { generateCommand, runGenerate } from "./generate.js";
 import { judgeCommand, runJudge } from "./judge.js";
 import { runTrain, trainCommand } from "./train.js";
@@ -30,6 +31,7 @@ export type Handlers = {
   judge: Parameters<typeof judgeCommand>[0];
   train: Parameters<typeof trainCommand>[0];
   demo: Parameters<typeof demoCommand>[0];
+  frontier: Parameters<typeof frontierCommand>[0];
 };
 
 export const defaultHandlers: Handlers = {
@@ -45,6 +47,7 @@ export const defaultHandlers: Handlers = {
   judge: runJudge,
   train: runTrain,
   demo: runDemoCommand,
+  frontier: runFrontierCommand,
 };
 
 export function buildProgram(handlers: Handlers = defaultHandlers): Command {
@@ -64,6 +67,7 @@ export function buildProgram(handlers: Handlers = defaultHandlers): Command {
   program.addCommand(judgeCommand(handlers.judge));
   program.addCommand(trainCommand(handlers.train));
   program.addCommand(demoCommand(handlers.demo));
+  program.addCommand(frontierCommand(handlers.frontier));
   return program;
 }
 
@@ -86,6 +90,7 @@ export async function parseCLI(argv: string[]): Promise<{ command: string; flags
     judge: capture("judge"),
     train: capture("train"),
     demo: capture("demo"),
+    frontier: capture("frontier"),
   });
   program.exitOverride();
   for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });

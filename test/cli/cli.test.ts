@@ -172,22 +172,30 @@ test("flags the chosen method does not read are refused, naming the method that 
   assert.match(r.stderr, /^pmkvq: --method rtn does not read --kv-budgets \(a pm-kvq flag\); rtn reads --k-bits, --v-bits, --group-size\n$/);
   const two = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--k-bits", "2", "--n-window-token", "16"]);
   assert.equal(two.status, 2);
-  assert.match(two.stderr, /--method original does not read --n-window-token \(a pm-kvq flag\), --k-bits \(a rtn\/kivi\/mikv\/rotatekv flag\)|--method original does not read --k-bits .*, --n-window-token/);
+  assert.match(two.stderr, /--method original does not read --n-window-token \(a pm-kvq flag\), --k-bits \(a rtn\/kivi\/mikv\/rotatekv\/turboquant flag\)|--method original does not read --k-bits .*, --n-window-token/);
   // the defaults of flags a method does not read are not "given": no error
   assert.equal(pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--max-new-tokens", "2", "--method", "rtn", "--k-bits", "2"]).status, 0);
 });
 
-test("bit-widths are one of 16, 8, 4, 2, 1 in every command (calibrate took --k-bits 3, generate refused it)", () => {
+test("bit-widths are one of 16, 8, 4, 2, 1 in every command (calibrate took --k-bits 3, generate refused it); 3 only for turboquant", () => {
   for (const argv of [
     ["calibrate", "--model", STORIES_DIR, "--dataset", "x", "--memory-budget", "1", "--out", "o", "--k-bits", "3"],
     ["search-scales", "--model", STORIES_DIR, "--dataset", "x", "--max-keys-path", "m", "--out", "o", "--v-bits", "3"],
-    ["generate", "--model", STORIES_DIR, "--prompt", "x", "--method", "rtn", "--k-bits", "3"],
-    ["eval", "--model", STORIES_DIR, "--dataset-path", "d", "--benchmark", "b", "--version", "v", "--method", "kivi", "--v-bits", "32"],
   ]) {
     const r = pmkvq(argv);
     assert.equal(r.status, 1, argv.join(" "));
     assert.match(r.stderr, /is not one of 16, 8, 4, 2, 1\./);
   }
+  const big = pmkvq(["eval", "--model", STORIES_DIR, "--dataset-path", "d", "--benchmark", "b", "--version", "v", "--method", "kivi", "--v-bits", "32"]);
+  assert.equal(big.status, 1);
+  assert.match(big.stderr, /32 is not one of 16, 8, 4, 3, 2, 1\./);
+  // before the model is read: a packed method cannot hold 3-bit codes, turboquant cannot hold 16
+  const three = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--method", "rtn", "--k-bits", "3"]);
+  assert.equal(three.status, 2);
+  assert.match(three.stderr, /--k-bits 3: --method rtn holds 16, 8, 4, 2 or 1-bit codes \(3 bits only with --method turboquant\)/);
+  const tq = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--method", "turboquant", "--v-bits", "16"]);
+  assert.equal(tq.status, 2);
+  assert.match(tq.stderr, /--v-bits 16: turboquant's codebooks are 1 … 8 bits/);
 });
 
 test("rep scales that are zero, NaN or infinite are refused, naming the file, block and value", () => {

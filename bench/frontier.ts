@@ -1,0 +1,72 @@
+// The frontier at README scale: `pmkvq frontier`'s default run on the embedded model (every
+// method, 8/4/3/2 bits, pm-kvq with W = 32 and 128 and the Hadamard variant), its tables and
+// verdicts written into README.md between the frontier-table markers and its chart to
+// docs/frontier.svg; also the default model's training summary (train-summary markers).
+// Usage: node dist/bench/frontier.js [--problems N] [--out DIR] [--write-readme]
+
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { DEFAULT_MODEL_DIR, trainedTask } from "../src/demo/demo.js";
+import { FRONTIER_METHODS, runFrontier } from "../src/frontier/frontier.js";
+import { frontierSummary, levelsTable, settingsTable } from "../src/frontier/report.js";
+import { writeFileAtomic } from "../src/util/atomic.js";
+import { REPO_ROOT } from "./common.js";
+import { writeReadmeSection } from "./readme.js";
+
+const { values: args } = parseArgs({
+  options: { problems: { type: "string", default: "60" }, out: { type: "string", default: "pmkvq-frontier" }, "write-readme": { type: "boolean" } },
+});
+const t0 = performance.now();
+const r = runFrontier({
+  modelDir: DEFAULT_MODEL_DIR, outDir: args.out!, problems: Number(args.problems), task: trainedTask(DEFAULT_MODEL_DIR), minLengthFraction: 1,
+  methods: [...FRONTIER_METHODS], bits: [8, 4, 3, 2], windows: [32, 128], hadamard: true, calibrationSamples: 16,
+  onNotice: (m: string) => process.stderr.write(m + "\n"),
+  onAnswer: (done: number, total: number, key: string) => done % 50 === 0 && process.stderr.write(`${done}/${total} answers (${key})\n`),
+});
+const minutes = (performance.now() - t0) / 60000;
+const flags = process.argv.slice(2).filter((a) => a !== "--write-readme").join(" ");
+const body = [
+  `Made by \`npm run bench:frontier -- ${flags}\` (${minutes.toFixed(1)} min on this machine, 2 cores, ${r.generated} answers generated; the same as \`pmkvq frontier --problems ${r.problems}\`; chart: \`docs/frontier.svg\`):`,
+  "",
+  frontierSummary(r),
+  "",
+  settingsTable(r, true),
+  "",
+  "Reserved protocol, level by level (pm-kvq's best within each fixed-bit setting's reservation):",
+  "",
+  levelsTable(r, true),
+  "",
+  `**${r.verdicts.reserved}**`,
+  "",
+  `**${r.verdicts.held}**`,
+  ...(r.skipped.length ? ["", `Not run: ${r.skipped.join("; ")}.`] : []),
+].join("\n");
+console.log(body);
+if (args["write-readme"]) {
+  writeReadmeSection("frontier-table", body);
+  writeReadmeSection("train-summary", trainingSummary());
+  writeFileAtomic(path.join(REPO_ROOT, "docs", "frontier.svg"), fs.readFileSync(path.join(args.out!, "frontier.svg"), "utf8"));
+}
+
+/** The default model's training curve, from its train_log.json. */
+function trainingSummary(): string {
+  const t = JSON.parse(fs.readFileSync(path.join(DEFAULT_MODEL_DIR, "train_log.json"), "utf8")) as {
+    seconds?: number;
+    log: { step: number; loss: number; tokenAccuracy: number; maxSteps: number; maxFacts?: number; tokensPerS: number }[];
+  };
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const rows = [];
+  for (let s = 0; s < t.log.length; s += 100) {
+    const w = t.log.slice(s, s + 100);
+    rows.push(`| ${s + 1}–${s + w.length} | ${mean(w.map((e) => e.loss)).toFixed(3)} | ${(100 * mean(w.map((e) => e.tokenAccuracy))).toFixed(1)}% | ${w[w.length - 1].maxFacts ?? "—"} | ${w[w.length - 1].maxSteps} |`);
+  }
+  const last = t.log[t.log.length - 1];
+  return [
+    `Training (from \`models/default/train_log.json\`): ${t.log.length} steps of 8 problems in ${((t.seconds ?? 0) / 60).toFixed(0)} min on this machine (${last.tokensPerS.toFixed(0)} tokens/s). Means over each 100 steps (token accuracy over solution tokens, teacher-forced):`,
+    "",
+    "| steps | loss | token accuracy | facts ≤ | solution steps ≤ |",
+    "|---|---:|---:|---:|---:|",
+    ...rows,
+  ].join("\n");
+}

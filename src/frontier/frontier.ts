@@ -1,0 +1,423 @@
+// `pmkvq frontier`: accuracy against honest KV memory for every method at every setting that
+// fits, under two protocols (frontier/analysis.ts), on a lookup-sum task whose answer lengths
+// vary (each problem's step count drawn from [minLengthFraction·S, S]).
+//
+// Every setting answers the same held-out problems greedily; one run gives both protocols:
+// the accuracy is the same, only the memory a setting is charged differs —
+//   reserved: its peak bytes on a max_len reference sequence (the longest answer the run
+//             allows: the prompt and the reference solution of an S-step problem), what a
+//             server must set aside per sequence; pm-kvq's budgets are sized for max_len;
+//   held:     the peak bytes it actually held during each answer, averaged.
+// Answers are recorded one line each in records.jsonl as they finish, so a run that stops
+// resumes where it was (with the same run settings; --fresh starts over).
+
+import fs from "node:fs";
+import path from "node:path";
+import { allocateBits } from "../calib/allocate.js";
+import { calibrate } from "../calib/calibrate.js";
+import { foldRepScales, readRepScales } from "../calib/rep-scales.js";
+import type { SensitivityResult } from "../calib/sensitivity.js";
+import { cacheSettings, createCache, prepareModelForMethod, type CacheSpec } from "../cache/factory.js";
+import { INSTRUCTION } from "../eval/benchmarks.js";
+import { judgeResponse } from "../eval/runner.js";
+import { KvBudgetError, SettingsMismatchError, UsageError } from "../errors.js";
+import { encodePrompt, generate } from "../generate/generate.js";
+import { Rng } from "../generate/rng.js";
+import { loadModel, type LoadedModel } from "../model/checkpoint.js";
+import { kvHidden } from "../model/config.js";
+import { generateProblem, type LookupSumOptions } from "../task/lookup-sum.js";
+import { readJsonFile, writeFileAtomic } from "../util/atomic.js";
+import { lockOutput } from "../util/lock.js";
+import { modelFingerprint } from "../model/fingerprint.js";
+import { packageVersion } from "../util/version.js";
+import {
+  compareAtLevels,
+  heldRanges,
+  heldVerdict,
+  reservedVerdict,
+  type HeldRange,
+  type LevelComparison,
+  type SettingResult,
+} from "./analysis.js";
+import { frontierChart } from "./chart.js";
+
+/** Fixed-bit methods the frontier can run, and the bit-widths each can hold. */
+export const FIXED_METHODS = ["rtn", "kivi", "mikv", "rotatekv", "turboquant"] as const;
+export type FixedMethod = (typeof FIXED_METHODS)[number];
+export const FRONTIER_METHODS = ["original", ...FIXED_METHODS, "pm-kvq"] as const;
+export type FrontierMethod = (typeof FRONTIER_METHODS)[number];
+
+/** Packed codes are 1, 2, 4, 8 or 16 bits wide (16 codes of 2 bits to a word …); TurboQuant's codebook codes are bit-streamed and may be 3 bits. */
+export function supportsBits(method: FixedMethod, bits: number): boolean {
+  if (method === "turboquant") return [1, 2, 3, 4, 8].includes(bits);
+  return [1, 2, 4, 8].includes(bits);
+}
+
+export interface FrontierOptions {
+  modelDir: string;
+  outDir: string;
+  /** Held-out problems per setting (seeds 0 … n−1). */
+  problems: number;
+  /** Facts per problem and the largest step count S (max_len is the S-step answer). */
+  task: LookupSumOptions;
+  /**
+   * Answer lengths: step counts drawn uniformly from [ceil(f·S), S] (1: every answer S steps —
+   * the only choice for a model whose prompts do not carry the step count, as the embedded one).
+   */
+  minLengthFraction: number;
+  /** Tokens every cache is reserved for (default: 1.5× the longest answer, in steps of 256). */
+  maxLen?: number;
+  methods: FrontierMethod[];
+  /** Bit-widths of the fixed-bit methods. */
+  bits: number[];
+  /** pm-kvq's staging windows (tokens). */
+  windows: number[];
+  /** Also run pm-kvq with a Hadamard-rotated cache, at the first window. */
+  hadamard: boolean;
+  /** Keep only every k-th pm-kvq allocation of the Pareto table (1: all). */
+  pmStride?: number;
+  calibrationSamples: number;
+  /** Discard the records of an earlier run in outDir. */
+  fresh?: boolean;
+  /** Notices (calibration steps, skipped settings). */
+  onNotice?: (message: string) => void;
+  /** After every answer: answers done (this run and before), total. */
+  onAnswer?: (done: number, total: number, setting: string) => void;
+}
+
+export interface FrontierResult {
+  task: LookupSumOptions;
+  minLengthFraction: number;
+  /** Tokens each cache was reserved for; the longest answer (with its prompt) is `longestAnswer`. */
+  maxLen: number;
+  longestAnswer: number;
+  problems: number;
+  /** Step counts of the problems (seed i → steps[i]). */
+  steps: number[];
+  settings: SettingResult[];
+  levels: LevelComparison[];
+  heldRanges: HeldRange[];
+  verdicts: { reserved: string; held: string };
+  /** Settings not run, and why (e.g. a bit-width a method cannot hold). */
+  skipped: string[];
+  /** Answers generated by this call (the rest came from records.jsonl). */
+  generated: number;
+  seconds: Record<string, number>;
+}
+
+/** A setting to evaluate: which cache, on which copy of the model. */
+interface SettingDef {
+  key: string;
+  family: string;
+  method: string;
+  spec: CacheSpec;
+  model: "plain" | "pm" | "rotatekv";
+  bits?: number[];
+  window?: number;
+}
+
+interface AnswerRecord {
+  key: string;
+  spec: string;
+  seed: number;
+  correct: boolean;
+  peakHeld: number;
+  outputTokens: number;
+  decodeMs: number;
+  finish: string;
+}
+
+/** Held-out problem i: seed i, step count drawn from [ceil(f·S), S] by its own seeded draw. */
+export function problemSteps(n: number, task: LookupSumOptions, minFraction: number): number[] {
+  const lo = Math.max(3, Math.ceil(minFraction * task.steps));
+  return Array.from({ length: n }, (_, i) => lo + Math.floor(new Rng(1_000 + i).next() * (task.steps - lo + 1)));
+}
+
+function promptIds(model: LoadedModel, prompt: string): number[] {
+  const p = model.tokenizer.hasChatTemplate ? { messages: [{ role: "user" as const, content: prompt + INSTRUCTION }] } : prompt + INSTRUCTION;
+  return encodePrompt(model, p);
+}
+
+/**
+ * The peak honest bytes a cache holds over a sequence fed teacher-forced (the prompt in chunks
+ * of 128 as generate prefills, then token by token); null when its budget cannot hold it.
+ */
+export function peakHeldOnSequence(model: LoadedModel, prompt: number[], rest: number[], spec: CacheSpec): number | null {
+  using cache = createCache(model.config, spec);
+  const tf = model.transformer;
+  let peak = 0;
+  try {
+    for (let i = 0; i < prompt.length; i += 128) {
+      const part = prompt.slice(i, i + 128);
+      tf.forward(part, part.map((_, j) => i + j), cache, "none");
+      peak = Math.max(peak, cache.stats().totalHeldBytes);
+    }
+    rest.forEach((id, j) => {
+      tf.forward([id], [prompt.length + j], cache, "none");
+      peak = Math.max(peak, cache.stats().totalHeldBytes);
+    });
+  } catch (e) {
+    if (e instanceof KvBudgetError) return null;
+    throw e;
+  }
+  return peak;
+}
+
+/** The distinct exact allocations of spec §4 over bits {16, 8, 4, 2}, largest first. */
+export function allocationTable(sens: SensitivityResult, config: LoadedModel["config"], budgetLen: number): { bits: number[]; budgetsMB: number[] }[] {
+  const L = config.numLayers;
+  const unitMB = (kvHidden(config) * 2 * budgetLen) / 8 / 2 ** 20;
+  const out: { bits: number[]; budgetsMB: number[] }[] = [];
+  for (let total = 16 * L; total >= 2 * L; total--) {
+    const a = allocateBits(sens, { bits: [16, 8, 4, 2], memoryBudgetMB: total * unitMB + 1e-9, kvHidden: kvHidden(config), maxLen: budgetLen });
+    if (out.length === 0 || a.bits.join() !== out[out.length - 1].bits.join()) out.push({ bits: a.bits, budgetsMB: a.budgetsMB });
+  }
+  return out;
+}
+
+/** pm-kvq's sink (tokens) in every run of the frontier: the original's default. */
+const SINK = 1;
+
+function settingDefs(o: FrontierOptions, sens: SensitivityResult | null, config: LoadedModel["config"], maxLen: number, skipped: string[]): SettingDef[] {
+  const defs: SettingDef[] = [];
+  const want = new Set(o.methods);
+  if (want.has("original")) defs.push({ key: "original", family: "original (f32)", method: "original", spec: { method: "original" }, model: "plain" });
+  for (const m of FIXED_METHODS) {
+    if (!want.has(m)) continue;
+    for (const b of o.bits) {
+      if (!supportsBits(m, b)) {
+        skipped.push(`${m}-${b}: ${m} cannot hold ${b}-bit codes (packed codes are 1, 2, 4 or 8 bits wide)`);
+        continue;
+      }
+      const spec: CacheSpec = { method: m as CacheSpec["method"], kBits: b, vBits: b };
+      defs.push({ key: `${m}-${b}`, family: m, method: m, spec, model: m === "rotatekv" ? "rotatekv" : "plain" });
+    }
+  }
+  if (want.has("pm-kvq") && sens) {
+    const stride = o.pmStride ?? 1;
+    const variants: { window: number; rotate: boolean }[] = o.windows.map((w) => ({ window: w, rotate: false }));
+    if (o.hadamard) variants.push({ window: o.windows[0], rotate: true });
+    for (const v of variants) {
+      // budgets sized (spec §4) for max_len tokens at a block's final bits; the 16-bit sink and
+      // window (negligible next to a 32k-token answer, not next to ours) are added as the
+      // 2-bit tokens they cost, so that even an all-2-bit allocation holds a max_len answer
+      const table = allocationTable(sens, config, maxLen + 8 * (v.window + SINK));
+      table.forEach((a, i) => {
+        if (i % stride !== 0 && i !== table.length - 1) return;
+        const family = `pm-kvq W=${v.window}${v.rotate ? " hadamard" : ""}`;
+        const spec: CacheSpec = { method: "pm-kvq", budgetsMB: a.budgetsMB, progressive: { nWindowTokens: v.window, nSinkTokens: SINK }, ...(v.rotate ? { rotate: "hadamard" as const } : {}) };
+        defs.push({ key: `${family} ${a.bits.join(",")}`, family, method: "pm-kvq", spec, model: "pm", bits: a.bits, window: v.window });
+      });
+    }
+  }
+  return defs;
+}
+
+/** The run settings that make records comparable; records of other settings are refused. */
+function runSettings(model: LoadedModel, o: FrontierOptions, maxLen: number): Record<string, unknown> {
+  return {
+    tool: "pm-kvq frontier",
+    version: packageVersion(),
+    model: modelFingerprint(model.dir),
+    task: o.task,
+    min_length_fraction: o.minLengthFraction,
+    max_len: maxLen,
+    calibration_samples: o.calibrationSamples,
+    decoding: "greedy",
+  };
+}
+
+function readRecords(file: string, notice: (m: string) => void): AnswerRecord[] {
+  if (!fs.existsSync(file)) return [];
+  const lines = fs.readFileSync(file, "utf8").split("\n");
+  const out: AnswerRecord[] = [];
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    try {
+      out.push(JSON.parse(line) as AnswerRecord);
+    } catch {
+      // only the last line can be cut short (a run stopped while appending it)
+      if (i < lines.length - 2) throw new UsageError(`${file}: line ${i + 1} is not JSON — the file was edited or damaged; start over with --fresh`);
+      notice(`${file}: the last line was cut short (a stopped run); it is answered again`);
+    }
+  });
+  return out;
+}
+
+/** Calibrate pm-kvq on solved problems of the task (a corpus written beside the results). */
+function calibrateForTask(model: LoadedModel, o: FrontierOptions, maxLen: number): string {
+  const corpus = path.join(o.outDir, "calibration.jsonl");
+  const lines = Array.from({ length: Math.max(8, o.calibrationSamples * 2) }, (_, i) => {
+    const p = generateProblem(500_000 + i, o.task);
+    return JSON.stringify({ text: `${p.prompt}${INSTRUCTION}\nsolution :\n${p.solution}` });
+  });
+  writeFileAtomic(corpus, lines.join("\n") + "\n");
+  const calibDir = path.join(o.outDir, "calibration");
+  calibrate(model, {
+    dataset: corpus, outDir: calibDir, memoryBudgetMB: 1e6, bits: [4, 2], maxLen, nSamples: o.calibrationSamples,
+    seqLen: 256, effectiveLen: 1024, seed: 0, groupSize: Math.min(128, model.config.headDim), kBits: 2, vBits: 2, grid: 10,
+    onStep: (step, event, s) => event !== "start" && o.onNotice?.(`calibration: ${step} ${event === "skip" ? "up to date" : `in ${s!.toFixed(1)} s`}`),
+  });
+  return calibDir;
+}
+
+export function runFrontier(o: FrontierOptions): FrontierResult {
+  if (!(o.problems >= 1)) throw new UsageError(`--problems must be ≥ 1 (got ${o.problems})`);
+  if (!(o.minLengthFraction > 0 && o.minLengthFraction <= 1)) throw new UsageError(`--min-length must be in (0, 1] (got ${o.minLengthFraction})`);
+  if (o.methods.length === 0) throw new UsageError("no methods to run");
+  if (o.methods.includes("pm-kvq") && o.windows.length === 0) throw new UsageError("pm-kvq needs at least one --windows size");
+  const notice = o.onNotice ?? (() => {});
+  const seconds: Record<string, number> = {};
+  fs.mkdirSync(o.outDir, { recursive: true });
+  using _lock = lockOutput(o.outDir, `--out ${o.outDir}`, { onTakeover: notice });
+  using model = loadModel(o.modelDir, { weightsDtype: "f32" });
+
+  // the longest answer: the prompt and reference solution of an S-step problem, and its EOS;
+  // the reservation is for maxLen tokens (default: 1.5× that, in steps of 256)
+  const probe = generateProblem(400_000, o.task);
+  const probePrompt = promptIds(model, probe.prompt);
+  const probeSolution = [...model.tokenizer.encode(probe.solution, false), model.config.eosTokenIds[0] ?? 0];
+  const longest = probePrompt.length + probeSolution.length;
+  const maxPos = model.config.maxPositionEmbeddings;
+  if (longest > maxPos) throw new UsageError(`a ${o.task.steps}-step answer takes ${longest} positions, past this model's ${maxPos}; use fewer --task-steps`);
+  const maxLen = o.maxLen ?? Math.min(maxPos, Math.ceil((1.5 * longest) / 256) * 256);
+  if (maxLen < longest) throw new UsageError(`--max-len ${maxLen} is shorter than the task's longest answer (${longest} tokens with the prompt)`);
+  if (maxLen > maxPos) throw new UsageError(`--max-len ${maxLen} is past this model's ${maxPos} positions`);
+  // the reservation sequence: the probe's prompt, then its solution repeated up to maxLen tokens
+  const probeRest = Array.from({ length: maxLen - probePrompt.length }, (_, i) => probeSolution[i % probeSolution.length]);
+
+  // records of an earlier run: the same settings, or refused
+  const settingsFile = path.join(o.outDir, "frontier-run.json");
+  const recordsFile = path.join(o.outDir, "records.jsonl");
+  const settings = runSettings(model, o, maxLen);
+  if (o.fresh) fs.rmSync(recordsFile, { force: true });
+  if (fs.existsSync(recordsFile) && fs.existsSync(settingsFile)) {
+    const before = readJsonFile(settingsFile) as Record<string, unknown>;
+    const diff = Object.keys({ ...before, ...settings }).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(settings[k]));
+    if (diff.length) {
+      throw new SettingsMismatchError(`--out ${o.outDir}: its records were made with other settings (${diff.map((k) => `${k}: ${JSON.stringify(before[k])} → ${JSON.stringify(settings[k])}`).join("; ")}); use another --out, or --fresh to start over`);
+    }
+  } else if (fs.existsSync(recordsFile)) {
+    throw new SettingsMismatchError(`--out ${o.outDir}: records.jsonl without frontier-run.json (not written by pmkvq frontier?); use another --out, or --fresh`);
+  }
+  writeFileAtomic(settingsFile, JSON.stringify(settings, null, 1) + "\n");
+
+  // 1. calibration (pm-kvq only): sensitivity for the allocation, rep scales folded into a copy
+  let t0 = performance.now();
+  let sens: SensitivityResult | null = null;
+  let pmModel: LoadedModel | null = null;
+  let rotModel: LoadedModel | null = null;
+  try {
+    if (o.methods.includes("pm-kvq")) {
+      const calibDir = calibrateForTask(model, o, maxLen);
+      sens = readJsonFile(path.join(calibDir, "sensitivity.json")) as SensitivityResult;
+      pmModel = loadModel(o.modelDir, { weightsDtype: "f32" });
+      foldRepScales(pmModel.transformer.weights, pmModel.config, readRepScales(path.join(calibDir, "rep_scales.safetensors"), pmModel.config).scales);
+    }
+    seconds.calibration = (performance.now() - t0) / 1000;
+
+    // 2. the settings and what each reserves for a max_len answer
+    t0 = performance.now();
+    const skipped: string[] = [];
+    const defs = settingDefs(o, sens, model.config, maxLen, skipped);
+    if (o.methods.includes("rotatekv") && defs.some((d) => d.model === "rotatekv")) {
+      rotModel = loadModel(o.modelDir, { weightsDtype: "f32" });
+    }
+    const modelFor = (d: SettingDef): LoadedModel => {
+      const m = d.model === "pm" ? pmModel! : d.model === "rotatekv" ? rotModel! : model;
+      prepareModelForMethod(m.transformer, d.spec);
+      return m;
+    };
+    const reserved = new Map<string, number>();
+    const runnable: SettingDef[] = [];
+    for (const d of defs) {
+      const peak = peakHeldOnSequence(modelFor(d), probePrompt, probeRest, d.spec);
+      if (peak === null) {
+        skipped.push(`${d.key}: its budgets cannot hold a ${maxLen}-token answer`);
+        continue;
+      }
+      reserved.set(d.key, peak);
+      runnable.push(d);
+    }
+    seconds.reservations = (performance.now() - t0) / 1000;
+
+    // 3. answers: every setting × every problem, resuming from records.jsonl
+    t0 = performance.now();
+    const steps = problemSteps(o.problems, o.task, o.minLengthFraction);
+    const records = readRecords(recordsFile, notice);
+    const specId = (d: SettingDef) => JSON.stringify({ ...cacheSettings(model.config, d.spec), rotate: d.spec.rotate ?? null });
+    const done = new Map<string, AnswerRecord>();
+    for (const r of records) done.set(`${r.key}\u0000${r.spec}\u0000${r.seed}`, r);
+    const total = runnable.length * o.problems;
+    let count = 0;
+    let generated = 0;
+    const results: SettingResult[] = [];
+    for (const d of runnable) {
+      const m = modelFor(d);
+      const sid = specId(d);
+      const mine: AnswerRecord[] = [];
+      for (let seed = 0; seed < o.problems; seed++) {
+        const id = `${d.key}\u0000${sid}\u0000${seed}`;
+        let rec = done.get(id);
+        if (!rec) {
+          rec = answer(m, seed, { facts: o.task.facts, steps: steps[seed] }, d, sid, maxLen);
+          fs.appendFileSync(recordsFile, JSON.stringify(rec) + "\n");
+          generated++;
+        }
+        mine.push(rec);
+        o.onAnswer?.(++count, total, d.key);
+      }
+      const n = mine.length;
+      const decodeMs = mine.reduce((a, r) => a + r.decodeMs, 0);
+      const tokens = mine.reduce((a, r) => a + r.outputTokens, 0);
+      const correct = mine.filter((r) => r.correct).length;
+      results.push({
+        key: d.key, family: d.family, method: d.method,
+        reservedBytes: reserved.get(d.key)!,
+        heldBytes: mine.reduce((a, r) => a + r.peakHeld, 0) / n,
+        heldMaxBytes: Math.max(...mine.map((r) => r.peakHeld)),
+        correct, problems: n, accuracy: (100 * correct) / n,
+        meanOutputTokens: tokens / n,
+        kvBudgetStops: mine.filter((r) => r.finish === "kv_budget").length,
+        tokensPerS: decodeMs > 0 ? (tokens / decodeMs) * 1000 : 0,
+        ...(d.bits ? { bits: d.bits, window: d.window } : {}),
+      });
+    }
+    seconds.answers = (performance.now() - t0) / 1000;
+
+    const result: FrontierResult = {
+      task: o.task, minLengthFraction: o.minLengthFraction, maxLen, longestAnswer: longest, problems: o.problems, steps,
+      settings: results,
+      levels: compareAtLevels(results, "reserved"),
+      heldRanges: heldRanges(results),
+      verdicts: { reserved: reservedVerdict(results, maxLen), held: heldVerdict(results) },
+      skipped, generated, seconds,
+    };
+    const lo = Math.max(3, Math.ceil(o.minLengthFraction * o.task.steps));
+    const title = `lookup-sum (${o.task.facts} facts, ${lo < o.task.steps ? `${lo}–` : ""}${o.task.steps} steps), ${o.problems} held-out problems per setting, greedy`;
+    writeFileAtomic(path.join(o.outDir, "frontier.svg"), frontierChart(results, { title, maxLen }));
+    writeFileAtomic(path.join(o.outDir, "results.json"), JSON.stringify(result, null, 1) + "\n");
+    return result;
+  } finally {
+    pmModel?.dispose();
+    rotModel?.dispose();
+  }
+}
+
+/** One greedy answer with a fresh cache; the peak bytes it held over the answer. */
+function answer(model: LoadedModel, seed: number, task: LookupSumOptions, d: SettingDef, sid: string, maxLen: number): AnswerRecord {
+  const p = generateProblem(seed, task);
+  const ids = promptIds(model, p.prompt);
+  using cache = createCache(model.config, d.spec);
+  let peak = 0;
+  const r = generate(model, ids, {
+    maxNewTokens: maxLen - ids.length,
+    temperature: 0,
+    cache,
+    onStep: (_s, c) => {
+      peak = Math.max(peak, c.stats().totalHeldBytes);
+    },
+  });
+  const { judgement } = judgeResponse(r.text, p.answer);
+  return { key: d.key, spec: sid, seed, correct: judgement === true, peakHeld: peak, outputTokens: r.outputTokens, decodeMs: r.timings.decodeMs, finish: r.finishReason };
+}
