@@ -15,7 +15,7 @@ import { REPO_ROOT } from "./common.js";
 import { writeReadmeSection } from "./readme.js";
 
 const { values: args } = parseArgs({
-  options: { problems: { type: "string", default: "60" }, out: { type: "string", default: "pmkvq-frontier" }, "write-readme": { type: "boolean" } },
+  options: { problems: { type: "string", default: "60" }, out: { type: "string", default: ".bench-cache/frontier" }, "write-readme": { type: "boolean" } },
 });
 const t0 = performance.now();
 const r = runFrontier({

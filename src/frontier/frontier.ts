@@ -133,7 +133,8 @@ export function problemSteps(n: number, task: LookupSumOptions, minFraction: num
   return Array.from({ length: n }, (_, i) => lo + Math.floor(new Rng(1_000 + i).next() * (task.steps - lo + 1)));
 }
 
-function promptIds(model: LoadedModel, prompt: string): number[] {
+/** A task prompt as generate encodes it (the chat template when the model has one). */
+export function promptIds(model: LoadedModel, prompt: string): number[] {
   const p = model.tokenizer.hasChatTemplate ? { messages: [{ role: "user" as const, content: prompt + INSTRUCTION }] } : prompt + INSTRUCTION;
   return encodePrompt(model, p);
 }

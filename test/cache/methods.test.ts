@@ -11,7 +11,12 @@ import { readStoriesReference, STORIES_DIR } from "../helpers.js";
 
 const ref = readStoriesReference();
 
-for (const method of METHODS) {
+test("turboquant has no 16-bit mode: the factory refuses it with the range it takes", () => {
+  const model = loadModel(STORIES_DIR);
+  assert.throws(() => createCache(model.config, { method: "turboquant", kBits: 16, vBits: 16 }), (e: unknown) => e instanceof UsageError && /1 … 8 \(got 16\)/.test(e.message));
+});
+
+for (const method of METHODS.filter((m) => m !== "turboquant")) {
   test(`${method} at 16 bits: greedy output equals the original's, kv fields reported`, () => {
     const model = loadModel(STORIES_DIR); // fresh weights: rotatekv folds into them
     const spec: CacheSpec = { method, kBits: 16, vBits: 16, budgetsMB: new Array(5).fill(1), mikvSinkTokens: 4, rotatekv: { nPivotTokens: 1 } };
