@@ -19,6 +19,7 @@ export interface ChatFlags extends CacheFlags {
   maxNewTokens: number;
   temperature?: number;
   topP?: number;
+  topK?: number;
   seed: number;
   contextLimit?: number;
 }
@@ -32,6 +33,7 @@ export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Co
     .option("--max-new-tokens <n>", "limit per reply", parseIntArg(1), 1024)
     .option("--temperature <t>", "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)", parseFloatArg(0))
     .option("--top-p <p>", "nucleus sampling mass in (0, 1]", parseFloatArg(0, 1, true))
+    .option("--top-k <k>", "keep the k most likely tokens before top-p (ties kept); 0 = no cut (default: generation_config.json's top_k, else 50 — transformers' default, which the original samples with)", parseIntArg(0))
     .option("--seed <n>", "random seed; turn i uses seed + i", parseIntArg(0, 2 ** 32 - 1), 0)
     .addOption(contextLimitOption());
   return addCacheOptions(cmd).action(async (flags: ChatFlags, c: Command) => run({ ...flags, explicit: explicitOptions(c) }));
@@ -78,6 +80,7 @@ export async function runChat(flags: ChatFlags): Promise<void> {
         maxNewTokens: flags.maxNewTokens,
         temperature: flags.temperature,
         topP: flags.topP,
+        topK: flags.topK,
         seed: flags.seed + turn++,
         onText: (d) => process.stdout.write(d),
         onStep: trace ? (_step, c) => trace.record(traceStep++, c) : undefined,

@@ -27,6 +27,7 @@ export interface EvalFlags extends CacheFlags {
   maxNewTokens: number;
   temperature: number;
   topP: number;
+  topK?: number;
   output?: string;
   forceResume?: boolean;
   contextLimit?: number;
@@ -44,10 +45,11 @@ export function evalCommand(run: (f: EvalFlags) => void | Promise<void>): Comman
     .option("--end <n>", "one past the last problem (default: all)", parseIntArg(0))
     .option("--shard <i/n>", "shorthand for the i-th of n equal --start/--end ranges (i from 0), e.g. $JOB_COMPLETION_INDEX/8")
     .option("--n-responses <n>", "responses per problem", parseIntArg(1), 16)
-    .option("--seed <n>", "response i uses seed + i", parseIntArg(0, 2 ** 32 - 1), 0)
+    .option("--seed <n>", "response i uses seed + i (42: the original's default, so keys and seeds match its files; our random stream is not torch's, so the same seed does not give the same text)", parseIntArg(0, 2 ** 32 - 1), 42)
     .option("--max-new-tokens <n>", "token limit per response", parseIntArg(1), 32768)
     .option("--temperature <t>", "sampling temperature", parseFloatArg(0), 0.6)
     .option("--top-p <p>", "nucleus sampling mass", parseFloatArg(0, 1, true), 0.95)
+    .option("--top-k <k>", "keep the k most likely tokens before top-p (ties kept); 0 = no cut (default: generation_config.json's top_k, else 50 — transformers' default, which the original samples with)", parseIntArg(0))
     .option("--output <file>", "response file (JSON, the original's schema); rerunning resumes it, locked while a run writes it (default: responses/<benchmark>_<version>_<method>_<start>-<end>.json)")
     .option("--force-resume", "resume an output whose responses were made with other settings (model, method, flags, sampling, limits), keeping them")
     .addOption(contextLimitOption());
@@ -77,7 +79,7 @@ export async function runEvalCommand(flags: EvalFlags): Promise<void> {
   const t0 = performance.now();
   const result = runEval(model, {
     benchmark: bench, problems, nResponses: flags.nResponses, seed: flags.seed, maxNewTokens: flags.maxNewTokens,
-    temperature: flags.temperature, topP: flags.topP, cache: spec, output, contextLimit: context.limit, forceResume: flags.forceResume,
+    temperature: flags.temperature, topP: flags.topP, topK: flags.topK, cache: spec, output, contextLimit: context.limit, forceResume: flags.forceResume,
     onNotice: notice,
     onResponse: (e) => {
       tokens += e.outputTokens;

@@ -22,6 +22,7 @@ export interface GenerateFlags extends CacheFlags {
   maxNewTokens: number;
   temperature?: number;
   topP?: number;
+  topK?: number;
   seed: number;
   json?: boolean;
   prefillChunk: number;
@@ -40,6 +41,7 @@ export function generateCommand(run: (flags: GenerateFlags) => void | Promise<vo
     .option("--max-new-tokens <n>", "stop after this many generated tokens", parseIntArg(0), 256)
     .option("--temperature <t>", "sampling temperature; 0 = greedy (default: generation_config.json, else greedy)", parseFloatArg(0))
     .option("--top-p <p>", "nucleus sampling mass in (0, 1] (default: generation_config.json, else 1)", parseFloatArg(0, 1, true))
+    .option("--top-k <k>", "keep the k most likely tokens before top-p (ties kept); 0 = no cut (default: generation_config.json's top_k, else 50 — transformers' default, which the original samples with)", parseIntArg(0))
     .option("--seed <n>", "random seed for sampling (same seed → same output)", parseIntArg(0, 2 ** 32 - 1), 0)
     .option("--json", "print one JSON object (ids, text, finishReason, token counts, timings, kv memory) instead of streaming")
     .option("--prefill-chunk <n>", "prompt tokens per forward pass during prefill", parseIntArg(1), 128)
@@ -72,6 +74,7 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
       maxNewTokens: flags.maxNewTokens,
       temperature: flags.temperature,
       topP: flags.topP,
+      topK: flags.topK,
       seed: flags.seed,
       prefillChunk: flags.prefillChunk,
       contextLimit: context.limit,

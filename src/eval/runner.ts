@@ -6,7 +6,7 @@
 
 import { cacheSettings, createCache, type CacheSpec } from "../cache/factory.js";
 import { SettingsMismatchError } from "../errors.js";
-import { checkPromptFits, contextSource, encodePrompt, generate, type Prompt } from "../generate/generate.js";
+import { checkPromptFits, contextSource, encodePrompt, generate, resolveSampling, type Prompt } from "../generate/generate.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import { modelFingerprint } from "../model/fingerprint.js";
 import { lockOutput } from "../util/lock.js";
@@ -24,6 +24,8 @@ export interface EvalOptions {
   maxNewTokens: number;
   temperature: number;
   topP: number;
+  /** Default: generation_config.json's top_k, else transformers' 50 (generate.ts). */
+  topK?: number;
   cache: CacheSpec;
   output: string;
   /** Positions a response may use (default: max_position_embeddings); see resolveContextLimit. */
@@ -56,7 +58,7 @@ export function judgeResponse(response: string, gold: string | null): { answer: 
 }
 
 /** Everything that changes a response of this run (eval/settings.ts). */
-export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | "seed" | "maxNewTokens" | "temperature" | "topP" | "contextLimit">): RunSettings {
+export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | "seed" | "maxNewTokens" | "temperature" | "topP" | "topK" | "contextLimit">): RunSettings {
   const c = model.config;
   const tf = model.transformer;
   return {
@@ -70,6 +72,7 @@ export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | 
     ...cacheSettings(c, o.cache),
     "sampling.temperature": o.temperature,
     "sampling.top_p": o.topP,
+    "sampling.top_k": resolveSampling(model, o.temperature, o.topP, o.topK).topK,
     "sampling.seed": o.seed,
     max_new_tokens: o.maxNewTokens,
     context_limit: o.contextLimit ?? c.maxPositionEmbeddings,
@@ -125,6 +128,7 @@ export function runEval(model: LoadedModel, o: EvalOptions): EvalResult {
         maxNewTokens: o.maxNewTokens,
         temperature: o.temperature,
         topP: o.topP,
+        topK: o.topK,
         seed,
         cache,
         contextLimit: limit,

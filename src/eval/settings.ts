@@ -73,7 +73,7 @@ export function describeSettings(s: RunSettings): string {
       .map((k) => `${k.slice(3)}=${formatSettingValue(s[k])}`);
     parts.push(`method ${method}${flags.length ? ` (${flags.join(", ")})` : ""}`);
   }
-  const sampling = ["sampling.temperature", "sampling.top_p", "sampling.seed"].map((k) => (get(k) === null ? null : `${k.slice(9)} ${get(k)}`)).filter(Boolean);
+  const sampling = ["sampling.temperature", "sampling.top_p", "sampling.top_k", "sampling.seed"].map((k) => (get(k) === null ? null : `${k.slice(9)} ${get(k)}`)).filter(Boolean);
   if (sampling.length) parts.push(sampling.join(", "));
   if (get("max_new_tokens")) parts.push(`max ${get("max_new_tokens")} new tokens`);
   if (get("pmkvq.version")) parts.push(`pm-kvq ${get("pmkvq.version")}`);

@@ -17,6 +17,8 @@ export interface GenerateOptions {
   /** Default: generation_config.json (do_sample true → its temperature), else greedy. */
   temperature?: number;
   topP?: number;
+  /** Default: generation_config.json's top_k, else transformers' default 50; 0 disables. */
+  topK?: number;
   seed?: number;
   /**
    * The cache to fill (the caller owns it and disposes it); when absent a full-precision cache
@@ -105,14 +107,26 @@ export function contextSource(model: LoadedModel, limit: number): string {
 
 export type Prompt = string | number[] | { messages: ChatMessage[] };
 
-/** Resolve sampling parameters: explicit values, else generation_config.json, else greedy. */
-export function resolveSampling(model: LoadedModel, temperature?: number, topP?: number): SamplingParams {
+/**
+ * transformers' GenerationConfig default `top_k`: it applies whenever sampling and the model's
+ * generation_config.json does not set top_k (R1-Distill's does not), so the original samples
+ * from the 50 most likely tokens.
+ */
+export const TRANSFORMERS_DEFAULT_TOP_K = 50;
+
+/**
+ * Resolve sampling parameters: explicit values, else generation_config.json, else greedy; top-k
+ * as transformers resolves it (explicit, else the file's top_k, else 50).
+ */
+export function resolveSampling(model: LoadedModel, temperature?: number, topP?: number, topK?: number): Required<SamplingParams> {
   const g = model.generation;
   const t = temperature ?? (g.doSample ? (g.temperature ?? 1) : 0);
   const p = topP ?? (g.doSample ? (g.topP ?? 1) : 1);
+  const k = topK ?? g.topK ?? TRANSFORMERS_DEFAULT_TOP_K;
   if (!(t >= 0) || !Number.isFinite(t)) throw new UsageError(`temperature must be a finite number ≥ 0 (got ${t})`);
   if (!(p > 0 && p <= 1)) throw new UsageError(`top-p must be in (0, 1] (got ${p})`);
-  return { temperature: t, topP: p };
+  if (!(Number.isInteger(k) && k >= 0)) throw new UsageError(`top-k must be an integer ≥ 0 (got ${k})`);
+  return { temperature: t, topP: p, topK: k };
 }
 
 export function encodePrompt(model: LoadedModel, prompt: Prompt): number[] {
@@ -127,7 +141,7 @@ export function generate(model: LoadedModel, prompt: Prompt, opts: GenerateOptio
   if (promptIds.length === 0) throw new UsageError("the prompt encodes to no tokens");
   const maxNew = opts.maxNewTokens ?? 256;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new UsageError(`max new tokens must be a non-negative integer (got ${maxNew})`);
-  const sampling = resolveSampling(model, opts.temperature, opts.topP);
+  const sampling = resolveSampling(model, opts.temperature, opts.topP, opts.topK);
   const seed = opts.seed ?? 0;
   const eos = new Set(opts.eosTokenIds ?? model.generation.eosTokenIds);
   const contextLimit = opts.contextLimit ?? c.maxPositionEmbeddings;

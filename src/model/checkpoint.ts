@@ -20,6 +20,8 @@ export interface GenerationDefaults {
   doSample: boolean;
   temperature: number | null;
   topP: number | null;
+  /** `top_k` when the file sets it (0 disables the cut); null: transformers' default applies. */
+  topK: number | null;
   /** Union of generation_config.json and config.json eos ids. */
   eosTokenIds: number[];
   bosTokenId: number | null;
@@ -156,10 +158,13 @@ export function readGenerationDefaults(dir: string, config: ModelConfig): Genera
   const topP = typeof g.top_p === "number" ? g.top_p : null;
   if (temperature !== null && !(Number.isFinite(temperature) && temperature >= 0)) throw new CheckpointError(`${file}: "temperature" must be a finite number ≥ 0 (got ${temperature})`);
   if (topP !== null && !(topP > 0 && topP <= 1)) throw new CheckpointError(`${file}: "top_p" must be in (0, 1] (got ${topP})`);
+  const topK = g.top_k === undefined || g.top_k === null ? null : (g.top_k as number);
+  if (topK !== null && !(Number.isInteger(topK) && topK >= 0)) throw new CheckpointError(`${file}: "top_k" must be an integer ≥ 0 (got ${JSON.stringify(g.top_k)})`);
   return {
     doSample: g.do_sample === true,
     temperature,
     topP,
+    topK,
     eosTokenIds: eos,
     bosTokenId: typeof g.bos_token_id === "number" ? g.bos_token_id : config.bosTokenId,
   };

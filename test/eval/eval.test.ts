@@ -27,7 +27,7 @@ test("eval writes the original's schema with finish reason and kv figures", () =
   assert.deepEqual(Object.keys(data), ["toy_1.1.0", "toy_1.1.1", "toy_1.2.0", "toy_1.2.1"]);
   for (const [key, v] of Object.entries(data) as [string, Record<string, unknown>][]) {
     for (const f of ["seed", "response", "response_answer", "gold", "judgement", "input_len", "output_len", "finish_reason", "kv"]) assert.ok(f in v, `${key}.${f}`);
-    assert.equal(v.seed, Number(key.at(-1)));
+    assert.equal(v.seed, 42 + Number(key.at(-1)), "seeds 42 + i, as the original");
     assert.ok((v.output_len as number) <= 16);
   }
   assert.notEqual(data["toy_1.1.0"].response, data["toy_1.1.1"].response, "seed + i gives different samples");

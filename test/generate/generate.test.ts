@@ -49,10 +49,10 @@ test("an EOS id stops generation and is not part of the output", () => {
 });
 
 test("sampling defaults come from generation_config.json when do_sample is set", () => {
-  assert.deepEqual(resolveSampling(model), { temperature: 0, topP: 1 }, "stories260K has no sampling defaults → greedy");
-  const sampled = { ...model, generation: { ...model.generation, doSample: true, temperature: 0.6, topP: 0.95 } };
-  assert.deepEqual(resolveSampling(sampled), { temperature: 0.6, topP: 0.95 });
-  assert.deepEqual(resolveSampling(sampled, 0.2, 0.5), { temperature: 0.2, topP: 0.5 });
+  assert.deepEqual(resolveSampling(model), { temperature: 0, topP: 1, topK: 50 }, "stories260K has no sampling defaults → greedy (top-k: transformers' 50)");
+  const sampled = { ...model, generation: { ...model.generation, doSample: true, temperature: 0.6, topP: 0.95, topK: 20 } };
+  assert.deepEqual(resolveSampling(sampled), { temperature: 0.6, topP: 0.95, topK: 20 });
+  assert.deepEqual(resolveSampling(sampled, 0.2, 0.5, 7), { temperature: 0.2, topP: 0.5, topK: 7 });
   assert.throws(() => resolveSampling(model, -1), UsageError);
   assert.throws(() => resolveSampling(model, 1, 0), UsageError);
 });

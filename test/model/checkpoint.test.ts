@@ -72,6 +72,19 @@ test("JSON files that are null or not objects are refused naming the file", () =
   assert.throws(() => loadModel(dir), /maps to an invalid shard name/);
 });
 
+test("generation_config.json's top_k is read; a bad one is refused naming the file", () => {
+  const dir = storiesCopy();
+  const file = path.join(dir, "generation_config.json");
+  const base = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : {};
+  fs.writeFileSync(file, JSON.stringify({ ...base, top_k: 20 }));
+  using m = loadModel(dir);
+  assert.equal(m.generation.topK, 20);
+  for (const bad of [-1, 2.5, "50"]) {
+    fs.writeFileSync(file, JSON.stringify({ ...base, top_k: bad }));
+    assert.throws(() => loadModel(dir), /generation_config\.json: "top_k" must be an integer ≥ 0/);
+  }
+});
+
 test("a checkpoint too large for the WebAssembly memory is refused before any weight is read, saying what fits", () => {
   const dir = tempDir("pmkvq-huge-");
   // an 8B-like shape in bf16: 2 × 300000 × 4096 embedding and head alone are 4.9 GB
