@@ -11,7 +11,7 @@ import { isBitWidth } from "../quant/quantizer.js";
 import { MB } from "./budgets.js";
 import { createFullPrecisionCache, type KvDtype } from "./full.js";
 import { createKiviCache } from "./kivi.js";
-import { createMikvCache } from "./mikv.js";
+import { createMikvCache, MIKV_DEFAULT_SINK_TOKENS } from "./mikv.js";
 import { createProgressiveCache, defaultProgressiveOptions, type ProgressiveOptions } from "./progressive.js";
 import { createRotateKvCache } from "./rotatekv.js";
 import { createRtnCache } from "./rtn.js";
@@ -127,7 +127,7 @@ export function cacheSettings(config: ModelConfig, spec: CacheSpec): Record<stri
       out["kv.k_bits"] = kBits;
       out["kv.v_bits"] = vBits;
       out["kv.group_size"] = groupSize;
-      if (spec.method === "mikv") out["kv.n_sink_tokens"] = spec.mikvSinkTokens ?? 32;
+      if (spec.method === "mikv") out["kv.n_sink_tokens"] = spec.mikvSinkTokens ?? MIKV_DEFAULT_SINK_TOKENS;
       if (spec.method === "rotatekv") {
         const t = rotateKvTransform(config, spec);
         out["kv.k_had_dim"] = t.kHadDim;
@@ -162,7 +162,7 @@ export function createCache(config: ModelConfig, spec: CacheSpec): KvCache {
     case "kivi":
       return createKiviCache(config, L, { ...baselineBits(spec), groupSize });
     case "mikv":
-      return createMikvCache(config, L, { ...baselineBits(spec), groupSize, nSinkTokens: spec.mikvSinkTokens ?? 32 });
+      return createMikvCache(config, L, { ...baselineBits(spec), groupSize, nSinkTokens: spec.mikvSinkTokens ?? MIKV_DEFAULT_SINK_TOKENS });
     case "rotatekv": {
       const t = rotateKvTransform(config, spec);
       validateRotateKv(config, t);

@@ -45,6 +45,13 @@ export interface MikvOptions {
   balance?: boolean; // channel balancing (default true)
 }
 
+/**
+ * Full-precision tokens MiKV keeps by default: 0, the original's default (its `n_sink_tokens`),
+ * so the baseline is channel balancing + RTN; the new tokens of a step are still attended at
+ * full precision (they are quantized at the end of the attend). `--n-sink-tokens` keeps more.
+ */
+export const MIKV_DEFAULT_SINK_TOKENS = 0;
+
 /** Float slots and packed rows grow in steps of this many tokens. */
 export const MIKV_GROW_TOKENS = 64;
 

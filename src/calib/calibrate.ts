@@ -38,6 +38,10 @@ export interface CalibrateOptions {
   seqLen: number;
   effectiveLen: number;
   seed: number;
+  /** Special tokens (BOS) added to each document (default true; the original: false). */
+  addBos?: boolean;
+  /** Only the first N documents are used (default all; the original: 1510). */
+  firstDocuments?: number;
   groupSize: number;
   kBits: number;
   vBits: number;
@@ -135,16 +139,18 @@ export function calibrate(model: LoadedModel, o: CalibrateOptions): CalibrateRes
     dataset: { path: path.resolve(o.dataset), files: files.map((f) => path.resolve(f)), sha256: datasetSha },
     options: {
       memoryBudgetMB: o.memoryBudgetMB, bits: o.bits, maxLen: o.maxLen, nSamples: o.nSamples, seqLen: o.seqLen,
-      effectiveLen: o.effectiveLen, seed: o.seed, groupSize: o.groupSize, kBits: o.kBits, vBits: o.vBits, grid: o.grid,
+      effectiveLen: o.effectiveLen, seed: o.seed, ...(o.addBos === false ? { addBos: false } : {}),
+      ...(o.firstDocuments !== undefined ? { firstDocuments: o.firstDocuments } : {}), groupSize: o.groupSize, kBits: o.kBits, vBits: o.vBits, grid: o.grid,
     },
     steps: {},
   };
-  const dataKey = [manifest.model.sha256, datasetSha, o.nSamples, o.seqLen, o.effectiveLen, o.seed].join("|");
+  // the keys of runs with the defaults are unchanged, so their manifests stay up to date
+  const dataKey = [manifest.model.sha256, datasetSha, o.nSamples, o.seqLen, o.effectiveLen, o.seed, ...(o.addBos === false ? ["no-bos"] : []), ...(o.firstDocuments !== undefined ? [`first-${o.firstDocuments}`] : [])].join("|");
   const ran: CalibrationStep[] = [];
   const skipped: CalibrationStep[] = [];
   let samples: number[][] | null = null;
   const positions = interpolatedPositions(o.seqLen, o.effectiveLen);
-  const getSamples = () => (samples ??= buildCalibrationSamples(model.tokenizer, documents, { nSamples: o.nSamples, seqLen: o.seqLen, seed: o.seed }));
+  const getSamples = () => (samples ??= buildCalibrationSamples(model.tokenizer, documents, { nSamples: o.nSamples, seqLen: o.seqLen, seed: o.seed, addSpecialTokens: o.addBos, firstDocuments: o.firstDocuments }));
 
   const step = (name: CalibrationStep, inputs: (string | number)[], produce: (file: string) => void): string => {
     const file = path.join(o.outDir, ARTIFACTS[name]);
@@ -168,7 +174,7 @@ export function calibrate(model: LoadedModel, o: CalibrateOptions): CalibrateRes
   };
 
   const tf = model.transformer;
-  const meta = { model: model.dir, dataset: o.dataset, n_samples: String(o.nSamples), seq_len: String(o.seqLen), effective_len: String(o.effectiveLen), seed: String(o.seed) };
+  const meta = { model: model.dir, dataset: o.dataset, n_samples: String(o.nSamples), seq_len: String(o.seqLen), effective_len: String(o.effectiveLen), seed: String(o.seed), add_bos: String(o.addBos ?? true), ...(o.firstDocuments !== undefined ? { first_documents: String(o.firstDocuments) } : {}) };
   const sensSha = step("sensitivity", [dataKey, o.groupSize], (file) => {
     const r = computeSensitivity(tf, getSamples(), positions, { groupSize: o.groupSize, onSample: (d, t) => o.onProgress?.("sensitivity", d, t) });
     r.meta = { ...meta, ...r.meta };

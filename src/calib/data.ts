@@ -57,15 +57,32 @@ export interface CalibrationOptions {
   nSamples: number;
   seqLen: number;
   seed: number;
+  /**
+   * Tokenize each document with the tokenizer's special tokens (e.g. BOS): default true, so every
+   * document starts as text does at inference. The original passes add_special_tokens=False.
+   */
+  addSpecialTokens?: boolean;
+  /**
+   * Use only the first N documents (before shuffling), as the original's
+   * `select(range(1510))` of RedPajama; default all.
+   */
+  firstDocuments?: number;
 }
 
+/** The original's calibration selection: RedPajama's first 1510 documents. */
+export const ORIGINAL_FIRST_DOCUMENTS = 1510;
+
 /**
- * Shuffle the documents with `seed`, tokenize each (with the tokenizer's special tokens, e.g.
- * BOS), concatenate, and cut the first nSamples × seqLen tokens into nSamples chunks.
+ * Keep the first `firstDocuments` documents, shuffle them with `seed` (Fisher–Yates over our
+ * Rng: the original's Hugging Face `shuffle(seed)` is a numpy permutation, so the order differs),
+ * tokenize each (with or without special tokens), concatenate, and cut the first
+ * nSamples × seqLen tokens into nSamples chunks.
  */
-export function buildCalibrationSamples(tokenizer: TextTokenizer, documents: string[], o: CalibrationOptions): number[][] {
+export function buildCalibrationSamples(tokenizer: TextTokenizer, allDocuments: string[], o: CalibrationOptions): number[][] {
   if (!Number.isInteger(o.nSamples) || o.nSamples < 1) throw new UsageError(`n-samples must be ≥ 1 (got ${o.nSamples})`);
   if (!Number.isInteger(o.seqLen) || o.seqLen < 2) throw new UsageError(`seq-len must be ≥ 2 (got ${o.seqLen})`);
+  if (o.firstDocuments !== undefined && !(Number.isInteger(o.firstDocuments) && o.firstDocuments >= 1)) throw new UsageError(`first-documents must be an integer ≥ 1 (got ${o.firstDocuments})`);
+  const documents = o.firstDocuments === undefined ? allDocuments : allDocuments.slice(0, o.firstDocuments);
   const order = documents.map((_, i) => i);
   const rng = new Rng(o.seed);
   for (let i = order.length - 1; i > 0; i--) {
@@ -75,12 +92,12 @@ export function buildCalibrationSamples(tokenizer: TextTokenizer, documents: str
   const need = o.nSamples * o.seqLen;
   const tokens: number[] = [];
   for (const i of order) {
-    tokens.push(...tokenizer.encode(documents[i]));
+    tokens.push(...tokenizer.encode(documents[i], o.addSpecialTokens ?? true));
     if (tokens.length >= need) break;
   }
   if (tokens.length < need) {
     throw new UsageError(
-      `calibration data has ${tokens.length} tokens, fewer than n-samples × seq-len = ${o.nSamples} × ${o.seqLen} = ${need}; ` +
+      `calibration data has ${tokens.length} tokens${documents.length < allDocuments.length ? ` in its first ${documents.length} documents` : ""}, fewer than n-samples × seq-len = ${o.nSamples} × ${o.seqLen} = ${need}; ` +
         `at this seq-len it holds ${Math.floor(tokens.length / o.seqLen)} samples`,
     );
   }

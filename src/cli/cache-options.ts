@@ -3,6 +3,7 @@
 import { Command, Option } from "commander";
 import { parseKvBudgetsMB } from "../cache/budgets.js";
 import { METHODS, prepareModelForMethod, type CacheSpec, type Method } from "../cache/factory.js";
+import { MIKV_DEFAULT_SINK_TOKENS } from "../cache/mikv.js";
 import { readReorder } from "../calib/rotatekv.js";
 import { UsageError } from "../errors.js";
 import { foldRepScales, readRepScales } from "../calib/rep-scales.js";
@@ -64,7 +65,7 @@ export function addCacheOptions(cmd: Command): Command {
     .option("--rep-scales <file>", "key reparameterization scales from `pmkvq search-scales`, folded into q_proj/k_proj at load")
     .option("--k-bits <b>", "baselines (rtn, kivi, mikv, rotatekv): key bits (16, 8, 4, 2, 1); turboquant: 8, 4, 3, 2, 1", parseBitsArg([16, 8, 4, 3, 2, 1]), 4)
     .option("--v-bits <b>", "baselines: value bits (16, 8, 4, 2, 1); turboquant: 8, 4, 3, 2, 1", parseBitsArg([16, 8, 4, 3, 2, 1]), 4)
-    .option("--n-sink-tokens <n>", "mikv: most-attended tokens kept at full precision", parseIntArg(0), 32)
+    .option("--n-sink-tokens <n>", "mikv: most-attended tokens kept at full precision (default 0, the original's: channel balancing + RTN, each step's new tokens attended at full precision)", parseIntArg(0), MIKV_DEFAULT_SINK_TOKENS)
     .option("--k-had-dim <n>", "rotatekv: Hadamard block size over kv_hidden (a power of two; default kv_hidden)", parseIntArg(1))
     .option("--n-pivot-token <n>", "rotatekv: prefill tokens with the largest |hidden| kept unquantized", parseIntArg(0), 1)
     .option("--reorder <file>", "rotatekv: key channel order from `pmkvq rotatekv-calib` (default: no reordering)");

@@ -1,8 +1,8 @@
 // Flags shared by the calibration commands (sensitivity, max-keys, search-scales, calibrate),
 // with defaults scaled from the original's (512 samples × 2048 tokens at 8192) to a CPU.
 
-import { Command, Option } from "commander";
-import { buildCalibrationSamples, interpolatedPositions, readCalibrationDocuments } from "../calib/data.js";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { buildCalibrationSamples, interpolatedPositions, ORIGINAL_FIRST_DOCUMENTS, readCalibrationDocuments } from "../calib/data.js";
 import { UsageError } from "../errors.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
@@ -18,7 +18,17 @@ export interface CalibFlags {
   seqLen?: number;
   effectiveLen?: number;
   seed: number;
+  addBos: boolean;
+  firstDocuments?: number;
   groupSize?: number;
+}
+
+function parseBool(flag: string) {
+  return (v: string): boolean => {
+    if (v === "true") return true;
+    if (v === "false") return false;
+    throw new InvalidArgumentError(`${flag} takes true or false (got "${v}")`);
+  };
 }
 
 export function addCalibOptions(cmd: Command): Command {
@@ -29,7 +39,9 @@ export function addCalibOptions(cmd: Command): Command {
     .option("--n-samples <n>", "calibration samples (the original uses 512)", parseIntArg(1), 16)
     .option("--seq-len <n>", "tokens per sample (default: min(512, max_position_embeddings / 4); the original uses 2048)", parseIntArg(2))
     .option("--effective-len <n>", "positions are spread over this length: ids 0, s, 2s, … with s = effective-len / seq-len (default: 4 × seq-len, as the original's 8192 / 2048)", parseIntArg(2))
-    .option("--seed <n>", "shuffles the calibration documents", parseIntArg(0, 2 ** 32 - 1), 0)
+    .option("--seed <n>", "shuffles the calibration documents (our Fisher–Yates: the original's Hugging Face shuffle orders them otherwise)", parseIntArg(0, 2 ** 32 - 1), 0)
+    .option("--add-bos <bool>", "true: tokenize each document with the tokenizer's special tokens (BOS), as text starts at inference; false: none, as the original (add_special_tokens=False)", parseBool("--add-bos"), true)
+    .option("--first-documents <n>", `use only the first N documents before shuffling (the original: RedPajama's first ${ORIGINAL_FIRST_DOCUMENTS}; default: all)`, parseIntArg(1))
     .option("--group-size <n>", "quantization group size (default: 128, or head_dim when smaller)", parseIntArg(1));
 }
 
@@ -69,7 +81,7 @@ export function calibSetup(flags: CalibFlags, model: LoadedModel): CalibSetup {
   const { seqLen, effectiveLen, groupSize } = calibDefaults(flags, model.config);
   const positions = interpolatedPositions(seqLen, effectiveLen);
   const { documents, files } = readCalibrationDocuments(dataset);
-  const samples = buildCalibrationSamples(model.tokenizer, documents, { nSamples: flags.nSamples, seqLen, seed: flags.seed });
+  const samples = buildCalibrationSamples(model.tokenizer, documents, { nSamples: flags.nSamples, seqLen, seed: flags.seed, addSpecialTokens: flags.addBos, firstDocuments: flags.firstDocuments });
   return { samples, positions, seqLen, effectiveLen, groupSize, dataset, files };
 }
 
@@ -81,6 +93,8 @@ export function calibMeta(flags: CalibFlags, s: CalibSetup): Record<string, stri
     seq_len: String(s.seqLen),
     effective_len: String(s.effectiveLen),
     seed: String(flags.seed),
+    add_bos: String(flags.addBos),
+    ...(flags.firstDocuments !== undefined ? { first_documents: String(flags.firstDocuments) } : {}),
     group_size: String(s.groupSize),
   };
 }

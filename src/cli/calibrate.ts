@@ -51,7 +51,7 @@ export async function runCalibrate(flags: CalibrateFlags): Promise<void> {
   let bar: Progress | null = null;
   const result = calibrate(model, {
     dataset, outDir: flags.out, memoryBudgetMB: flags.memoryBudget, bits: flags.bits, maxLen: flags.maxLen,
-    nSamples: flags.nSamples, seqLen, effectiveLen, seed: flags.seed, groupSize,
+    nSamples: flags.nSamples, seqLen, effectiveLen, seed: flags.seed, addBos: flags.addBos, firstDocuments: flags.firstDocuments, groupSize,
     kBits: flags.kBits, vBits: flags.vBits, grid: flags.grid, force: flags.force,
     onStep: (step: CalibrationStep, event, seconds) => {
       if (event === "skip") process.stderr.write(`${step}: up to date (${ARTIFACTS[step]}), skipped\n`);

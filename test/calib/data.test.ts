@@ -75,3 +75,19 @@ test("positional interpolation: 0, s, 2s, … with s = effective / seq; whole mu
   assert.throws(() => interpolatedPositions(4, 10), /whole multiple/);
   assert.throws(() => interpolatedPositions(4, 2), /whole multiple/);
 });
+
+test("--add-bos false and --first-documents: the original's selection (no special tokens, first N documents)", () => {
+  const bos = tok.encode("x")[0];
+  assert.notEqual(bos, tok.encode("x", false)[0], "the stories tokenizer adds BOS by default");
+  const first = docs.slice(0, 3).map((d) => tok.encode(d, false));
+  const total = first.reduce((a, t) => a + t.length, 0);
+  const [sample] = buildCalibrationSamples(tok, docs, { nSamples: 1, seqLen: total, seed: 5, addSpecialTokens: false, firstDocuments: 3 });
+  assert.ok(!sample.includes(bos), "no BOS anywhere");
+  // exactly the three documents, whole, in some order
+  const perms = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]].map((p) => p.flatMap((i) => first[i]));
+  assert.ok(perms.some((p) => p.join() === sample.join()), "the sample is the first 3 documents concatenated");
+  const withBos = buildCalibrationSamples(tok, docs, { nSamples: 1, seqLen: total, seed: 5, firstDocuments: 3 })[0];
+  assert.equal(withBos.filter((t) => t === bos).length, 3, "by default each document starts with BOS");
+  assert.throws(() => buildCalibrationSamples(tok, docs, { nSamples: 1, seqLen: total + 1, seed: 5, addSpecialTokens: false, firstDocuments: 3 }), /in its first 3 documents, fewer than/);
+  assert.throws(() => buildCalibrationSamples(tok, docs, { nSamples: 1, seqLen: 8, seed: 5, firstDocuments: 0 }), /first-documents must be an integer ≥ 1/);
+});
