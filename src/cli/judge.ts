@@ -2,9 +2,9 @@
 // were read under which settings, and which folder entries were not read.
 
 import path from "node:path";
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { loadBenchmark, type Benchmark } from "../eval/benchmarks.js";
-import { describeSettingsMix, judgeResponses, readResponsesDir, type JudgeReport } from "../eval/judge.js";
+import { describeSettingsMix, JUDGE_RULES, judgeResponses, readResponsesDir, type JudgeReport, type JudgeRules } from "../eval/judge.js";
 import type { SettingsGroup, SkippedEntry } from "../eval/responses.js";
 import { diffSettings, formatDifferences, type SettingsDifference } from "../eval/settings.js";
 import { UsageError } from "../errors.js";
@@ -20,6 +20,7 @@ export interface JudgeFlags {
   trustStored?: boolean;
   allowMixedSettings?: boolean;
   compare?: string[];
+  rules?: JudgeRules | "both";
 }
 
 export function judgeCommand(run: (f: JudgeFlags) => void | Promise<void>): Command {
@@ -36,7 +37,15 @@ export function judgeCommand(run: (f: JudgeFlags) => void | Promise<void>): Comm
     .option("--n-responses <n>", "responses expected per problem (default: the most any problem has)", parseIntArg(1))
     .option("--trust-stored", "use the stored judgements instead of re-judging each response")
     .option("--allow-mixed-settings", "judge responses made under different settings together (a warning is printed); without it judging them refuses")
-    .option("--json", "print the report as JSON (with its files, settings groups and skipped files)")
+    .addOption(
+      new Option(
+        "--rules <rules>",
+        "ours: answers compared by value (numeric and LaTeX equivalence), votes counted over equivalent answers; " +
+          "original: the original's string rules exactly (its \\boxed / first-sentence extraction, _strip_string + normalize_final_answer, " +
+          "vote on the raw mode string, gold as pandas reads answers.csv: 025 → 25); both: report both",
+      ).choices([...JUDGE_RULES, "both"]).default("ours"),
+    )
+    .option("--json", "print the report as JSON (with its files, settings groups and skipped files; with --rules both: {ours, original})")
     .option("--compare <dirs...>", "compare two response folders side by side: --compare DIR_A DIR_B (each checked on its own; their settings' differences are shown)")
     .action(async (f: JudgeFlags) => run(f));
 }
@@ -99,8 +108,10 @@ export async function runJudge(flags: JudgeFlags): Promise<void> {
     if (!flags.benchmark || !flags.version) throw new UsageError("--dataset-path needs --benchmark and --version");
     bench = loadBenchmark(flags.datasetPath, flags.benchmark, flags.version);
   }
-  const options = { benchmark: bench, nResponses: flags.nResponses, trustStored: flags.trustStored, allowMixedSettings: flags.allowMixedSettings };
+  const rules: JudgeRules = flags.rules === "both" ? "ours" : (flags.rules ?? "ours");
+  const options = { benchmark: bench, nResponses: flags.nResponses, trustStored: flags.trustStored, allowMixedSettings: flags.allowMixedSettings, rules };
   if (flags.compare) {
+    if (flags.rules === "both") throw new UsageError("--compare judges by one set of rules: give --rules ours or --rules original");
     if (flags.compare.length !== 2) throw new UsageError("--compare takes exactly two folders");
     const [a, b] = flags.compare.map((d) => judgeResponses(readResponsesDir(d, "--compare"), options));
     warnMixed(a);
@@ -123,16 +134,21 @@ export async function runJudge(flags: JudgeFlags): Promise<void> {
     return;
   }
   if (!flags.responsesDir) throw new UsageError("give --responses-dir DIR (or --compare DIR_A DIR_B)");
-  const r = judgeResponses(readResponsesDir(flags.responsesDir), options);
+  const merged = readResponsesDir(flags.responsesDir);
+  const r = judgeResponses(merged, options);
+  const theirs = flags.rules === "both" ? judgeResponses(merged, { ...options, rules: "original" }) : null;
   warnMixed(r);
   if (flags.json) {
-    process.stdout.write(JSON.stringify(r, null, 1) + "\n");
+    process.stdout.write(JSON.stringify(theirs ? { ours: r, original: theirs } : r, null, 1) + "\n");
     return;
   }
+  const scores = (x: JudgeReport) => `pass@1 ${pct(x.pass_at_1)} · voting accuracy ${pct(x.voting_accuracy)}`;
   const lines = [
     `${[flags.benchmark ?? "responses", flags.version].filter(Boolean).join(" ")}: ${count(r.n_responses, "response")} to ${count(r.n_problems, "problem")}`,
     r.n_responses === 0 ? "no responses to judge"
-      : r.gradable ? `pass@1 ${pct(r.pass_at_1)} · voting accuracy ${pct(r.voting_accuracy)}` : "not auto-gradable (no final answers): responses are for human grading",
+      : !r.gradable ? "not auto-gradable (no final answers): responses are for human grading"
+      : theirs ? `our rules: ${scores(r)}\noriginal's rules: ${scores(theirs)}`
+      : `${rules === "original" ? "original's rules: " : ""}${scores(r)}`,
     ...sourceLines(r),
     "",
     `${"problem".padEnd(22)} ${"n".padStart(3)} ${"pass@1".padStart(7)}  ${"voted answer".padEnd(20)} ${"mean len".padStart(8)}`,

@@ -3,11 +3,13 @@
 // judgement × 100), voting accuracy (share of problems whose most frequent answer — votes
 // counted over equivalent answers, ties to the first seen — equals gold), per-problem figures.
 // Responses made under different settings are not judged together unless asked to.
+// `rules: "original"` judges by the original's string rules instead (original-judge.ts).
 
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { answersEquivalent, extractAnswer } from "./answer.js";
 import type { Benchmark } from "./benchmarks.js";
+import { originalExtractAnswer, originalJudge, originalVote, pandasColumnStrings } from "./original-judge.js";
 import {
   responseKey,
   splitKey,
@@ -32,6 +34,8 @@ export interface ProblemReport {
 }
 
 export interface JudgeReport {
+  /** The rules judged by (JudgeOptions.rules). */
+  rules: JudgeRules;
   pass_at_1: number | null;
   voting_accuracy: number | null;
   n_responses: number;
@@ -60,6 +64,56 @@ export interface JudgeOptions {
   trustStored?: boolean;
   /** Judge responses made under different settings together instead of refusing. */
   allowMixedSettings?: boolean;
+  /**
+   * "ours" (default): numeric/LaTeX equivalence, votes by equivalence class. "original": the
+   * original's string rules — its extraction, judge(), vote on the raw mode string, gold as
+   * pandas reads answers.csv.
+   */
+  rules?: JudgeRules;
+}
+
+export const JUDGE_RULES = ["ours", "original"] as const;
+export type JudgeRules = (typeof JUDGE_RULES)[number];
+
+/** How one set of rules extracts, judges and votes. */
+interface Rules {
+  extract(response: string): string | null;
+  judge(answer: string | null, gold: string): boolean;
+  vote(answers: (string | null)[]): string | null;
+  votedCorrect(voted: string | null, gold: string): boolean;
+}
+
+const OUR_RULES: Rules = {
+  extract: extractAnswer,
+  judge: (a, gold) => a !== null && answersEquivalent(a, gold),
+  vote: (answers) => majorityAnswer(answers),
+  votedCorrect: (v, gold) => v !== null && answersEquivalent(v, gold),
+};
+
+const ORIGINAL_RULES: Rules = {
+  extract: originalExtractAnswer,
+  judge: originalJudge,
+  vote: originalVote,
+  votedCorrect: (v, gold) => v === gold,
+};
+
+/**
+ * Gold answers as the original holds them: each subset's answers.csv column through pandas
+ * (with a benchmark), else each stored gold on its own (an integer loses leading zeros).
+ */
+function originalGolds(benchmark: Benchmark | undefined): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  if (!benchmark) return out;
+  for (const subset of benchmark.subsets) {
+    const problems = benchmark.problems.filter((p) => p.subset === subset);
+    if (problems.some((p) => p.gold === null)) {
+      for (const p of problems) out.set(p.id, null);
+      continue;
+    }
+    const strings = pandasColumnStrings(problems.map((p) => p.gold!));
+    problems.forEach((p, i) => out.set(p.id, strings[i]));
+  }
+  return out;
 }
 
 const groupLabel = (g: SettingsGroup) => `[${g.group}]`;
@@ -121,7 +175,10 @@ export function judgeResponses(merged: MergedResponses, o: JudgeOptions = {}): J
     byProblem.set(split[0], list);
   }
   const problemIds = o.benchmark ? o.benchmark.problems.map((p) => p.id) : [...byProblem.keys()];
-  const golds = new Map(o.benchmark?.problems.map((p) => [p.id, p.gold]) ?? []);
+  const original = o.rules === "original";
+  const rules = original ? ORIGINAL_RULES : OUR_RULES;
+  const golds = original ? originalGolds(o.benchmark) : new Map(o.benchmark?.problems.map((p) => [p.id, p.gold]) ?? []);
+  const storedGold = (g: string) => (original ? pandasColumnStrings([g])[0] : g);
   const nExpected = o.nResponses ?? Math.max(0, ...[...byProblem.values()].map((l) => Math.max(...l.map((x) => x.i)) + 1));
   const missing: string[] = [];
   for (const id of problemIds) {
@@ -137,15 +194,16 @@ export function judgeResponses(merged: MergedResponses, o: JudgeOptions = {}): J
   for (const id of problemIds) {
     const list = (byProblem.get(id) ?? []).sort((a, b) => a.i - b.i);
     if (list.length === 0) continue;
-    const gold = golds.has(id) ? golds.get(id)! : (list.find((x) => x.r.gold !== null)?.r.gold ?? null);
-    const answers = list.map((x) => extractAnswer(x.r.response));
+    const stored = list.find((x) => x.r.gold !== null)?.r.gold;
+    const gold = golds.has(id) ? golds.get(id)! : stored === undefined || stored === null ? null : storedGold(stored);
+    const answers = list.map((x) => rules.extract(x.r.response));
     const judgements = list.map((x, k) => {
       if (gold === null) return null;
       if (o.trustStored && typeof x.r.judgement === "boolean") return x.r.judgement;
-      return answers[k] !== null && answersEquivalent(answers[k]!, gold);
+      return rules.judge(answers[k], gold);
     });
-    const voted = majorityAnswer(answers);
-    const votingCorrect = gold === null ? null : voted !== null && answersEquivalent(voted, gold);
+    const voted = rules.vote(answers);
+    const votingCorrect = gold === null ? null : rules.votedCorrect(voted, gold);
     const graded = judgements.filter((j): j is boolean => j !== null);
     responses += list.length;
     if (gold !== null) {
@@ -165,6 +223,7 @@ export function judgeResponses(merged: MergedResponses, o: JudgeOptions = {}): J
   }
   const gradable = judged > 0;
   return {
+    rules: o.rules ?? "ours",
     pass_at_1: gradable ? (100 * correct) / judged : null,
     voting_accuracy: votedProblems > 0 ? (100 * votedCorrect) / votedProblems : null,
     n_responses: responses,
