@@ -11,6 +11,7 @@ import { isBitWidth } from "../quant/quantizer.js";
 import { MB } from "./budgets.js";
 import { createFullPrecisionCache, type KvDtype } from "./full.js";
 import { createKiviCache } from "./kivi.js";
+import type { StepOrder } from "./pending.js";
 import { createMikvCache, MIKV_DEFAULT_SINK_TOKENS } from "./mikv.js";
 import { createProgressiveCache, defaultProgressiveOptions, type ProgressiveOptions } from "./progressive.js";
 import { createRotateKvCache } from "./rotatekv.js";
@@ -41,7 +42,15 @@ export interface CacheSpec {
   rotatekv?: { kHadDim?: number; reorder?: Int32Array[] | null; nPivotTokens?: number };
   /** pm-kvq: hold K (after RoPE) and V of every head Hadamard-rotated (cache/rotated.ts). */
   rotate?: "hadamard" | null;
+  /**
+   * pm-kvq, rtn, kivi: when a call's tokens are quantized (pending.ts) — "original" (default:
+   * after the call's attention, as the original) or "quantize-first".
+   */
+  stepOrder?: StepOrder;
 }
+
+/** Methods whose step order is a setting (the others have one order, the original's: mikv, rotatekv; turboquant quantizes first). */
+export const STEP_ORDER_METHODS: readonly Method[] = ["pm-kvq", "rtn", "kivi"];
 
 function baselineBits(spec: CacheSpec): { kBits: number; vBits: number } {
   const kBits = spec.kBits ?? 4;
@@ -114,6 +123,7 @@ export function cacheSettings(config: ModelConfig, spec: CacheSpec): Record<stri
       out["kv.n_window_token_bits"] = o.windowBits;
       out["kv.n_init_kv_bits"] = o.initBodyBits;
       if (spec.rotate) out["kv.rotate"] = spec.rotate;
+      out["kv.step_order"] = spec.stepOrder ?? "original";
       break;
     }
     case "turboquant": {
@@ -127,6 +137,7 @@ export function cacheSettings(config: ModelConfig, spec: CacheSpec): Record<stri
       out["kv.k_bits"] = kBits;
       out["kv.v_bits"] = vBits;
       out["kv.group_size"] = groupSize;
+      if (spec.method === "rtn" || spec.method === "kivi") out["kv.step_order"] = spec.stepOrder ?? "original";
       if (spec.method === "mikv") out["kv.n_sink_tokens"] = spec.mikvSinkTokens ?? MIKV_DEFAULT_SINK_TOKENS;
       if (spec.method === "rotatekv") {
         const t = rotateKvTransform(config, spec);
@@ -151,16 +162,16 @@ export function createCache(config: ModelConfig, spec: CacheSpec): KvCache {
     case "pm-kvq": {
       if (!spec.budgetsMB) throw new UsageError("--method pm-kvq needs --kv-budgets (MB per block, or a JSON file from `pmkvq allocate`)");
       if (spec.budgetsMB.length !== L) throw new UsageError(`${spec.budgetsMB.length} KV budgets for ${L} blocks`);
-      const opts = { ...defaultProgressiveOptions(config.headDim), groupSize, ...spec.progressive };
+      const opts = { ...defaultProgressiveOptions(config.headDim), groupSize, ...spec.progressive, stepOrder: spec.stepOrder };
       const cache = createProgressiveCache(config, spec.budgetsMB.map((mb) => Math.floor(mb * MB)), opts);
       return spec.rotate === "hadamard" ? rotateCache(config, cache) : cache;
     }
     case "turboquant":
       return createTurboQuantCache(config, L, turboBits(spec));
     case "rtn":
-      return createRtnCache(config, L, { ...baselineBits(spec), groupSize });
+      return createRtnCache(config, L, { ...baselineBits(spec), groupSize, stepOrder: spec.stepOrder });
     case "kivi":
-      return createKiviCache(config, L, { ...baselineBits(spec), groupSize });
+      return createKiviCache(config, L, { ...baselineBits(spec), groupSize, stepOrder: spec.stepOrder });
     case "mikv":
       return createMikvCache(config, L, { ...baselineBits(spec), groupSize, nSinkTokens: spec.mikvSinkTokens ?? MIKV_DEFAULT_SINK_TOKENS });
     case "rotatekv": {

@@ -10,6 +10,10 @@
 //   values     PackedTokenStore: (tokens, ⌈R·vBits/32⌉) u32 + (tokens, R/G) f16 scale and zero
 //   residualK, residualV  (G, R) f32          the incomplete last block, allocated on first append
 // Everything grows one block at a time, so the quantized part holds no spare capacity.
+// Step order as the original's KIVI: a decode step completing a block quantizes it (the new
+// token with it) before attending; a multi-token call (the prefill) attends its tokens in float
+// from a residual grown to hold them, and its complete blocks are quantized after the attend.
+// `stepOrder: "quantize-first"` quantizes complete blocks at append in every call.
 
 import { UsageError } from "../errors.js";
 import { wordsFor } from "../quant/pack.js";
@@ -18,12 +22,15 @@ import { f16Value } from "../tensor/dtype.js";
 import { softmax } from "../tensor/ops.js";
 import { packedWeightedSum } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
+import type { StepOrder } from "./pending.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
 export interface KiviOptions {
   kBits: number;
   vBits: number;
   groupSize: number; // G: tokens per key block and channels per value group
+  /** Default "original". */
+  stepOrder?: StepOrder;
 }
 
 export function validateKiviOptions(o: KiviOptions, headDim: number): void {
@@ -43,7 +50,8 @@ export class KiviLayerCache implements LayerKvCache {
   private residualK = new Float32Array(0); // (G, R) the incomplete block's keys
   private residualV = new Float32Array(0); // (G, R) and values
   private blocks = 0; // completed (quantized) blocks
-  private residualTokens = 0; // tokens in the residual, < G between appends
+  private residualTokens = 0; // tokens in the residual, < G between calls
+  private flushAfterAttend = false; // a multi-token call's complete blocks wait for its attend
   private readonly rowElems: number;
   private readonly wordsPerKeyBlock: number;
   // attention scratch (not storage; like full.ts and rtn.ts, not counted in heldBytes)
@@ -73,6 +81,23 @@ export class KiviLayerCache implements LayerKvCache {
     if (this.residualK.length === 0) {
       this.residualK = new Float32Array(G * R);
       this.residualV = new Float32Array(G * R);
+    }
+    if (nTokens > 1 && this.opts.stepOrder !== "quantize-first") {
+      // the original's prefill: every token of the call attended in float, blocks quantized after
+      const need = (this.residualTokens + nTokens) * R;
+      if (need > this.residualK.length) {
+        const k = new Float32Array(need);
+        const v = new Float32Array(need);
+        k.set(this.residualK.subarray(0, this.residualTokens * R));
+        v.set(this.residualV.subarray(0, this.residualTokens * R));
+        this.residualK = k;
+        this.residualV = v;
+      }
+      this.residualK.set(keys.subarray(0, nTokens * R), this.residualTokens * R);
+      this.residualV.set(values.subarray(0, nTokens * R), this.residualTokens * R);
+      this.residualTokens += nTokens;
+      this.flushAfterAttend = true;
+      return;
     }
     for (let i = 0; i < nTokens; ) {
       // fill the residual up to one block
@@ -198,6 +223,32 @@ export class KiviLayerCache implements LayerKvCache {
         for (let c = 0; c < d; c++) out[qOff + c] = this.acc[c];
       }
     }
+    if (this.flushAfterAttend) this.flushBlocks();
+  }
+
+  /** Quantize the residual's complete blocks (after a multi-token call's attend); the residual shrinks back to one block. */
+  private flushBlocks(): void {
+    const G = this.opts.groupSize;
+    const R = this.rowElems;
+    let first = 0;
+    for (; this.residualTokens - first >= G; first += G) {
+      if (first > 0) {
+        this.residualK.copyWithin(0, first * R, (first + G) * R);
+        this.residualV.copyWithin(0, first * R, (first + G) * R);
+      }
+      this.quantizeKeyBlock();
+      this.values.appendFloats(this.residualV, 0, G);
+      this.blocks++;
+    }
+    const rest = this.residualTokens - first;
+    const k = new Float32Array(G * R);
+    const v = new Float32Array(G * R);
+    k.set(this.residualK.subarray(first * R, (first + rest) * R));
+    v.set(this.residualV.subarray(first * R, (first + rest) * R));
+    this.residualK = k;
+    this.residualV = v;
+    this.residualTokens = rest;
+    this.flushAfterAttend = false;
   }
 
   /** Dequantized keys and values in token order, the residual as held (tests, comparisons). */
@@ -230,6 +281,7 @@ export class KiviLayerCache implements LayerKvCache {
    * channel over its G tokens, so a cut inside one keeps only the blocks before it.
    */
   truncate(tokens: number): number {
+    if (this.flushAfterAttend) this.flushBlocks();
     const G = this.opts.groupSize;
     const keep = Math.max(0, Math.min(tokens, this.length));
     if (keep >= this.blocks * G) {
@@ -269,6 +321,7 @@ export class KiviLayerCache implements LayerKvCache {
   reset(): void {
     this.blocks = 0;
     this.residualTokens = 0;
+    this.flushAfterAttend = false;
     this.keyCodes = new Uint32Array(0);
     this.keyScales = new Uint16Array(0);
     this.keyZeros = new Uint16Array(0);

@@ -9,6 +9,7 @@ import { attendTiledKernel } from "../tensor/kernels.js";
 import { attendTiledPlain, packedSegment } from "../tensor/tiled-attention.js";
 import { kernelThreads } from "../tensor/wasm.js";
 import type { PackedTokenStore } from "./packed-store.js";
+import type { PendingTokens } from "./pending.js";
 import type { KvShape } from "./types.js";
 
 /**
@@ -102,9 +103,15 @@ export function packedWeightedSum(
 export class PackedAttention {
   constructor(readonly shape: KvShape, readonly G: number) {}
 
-  attend(out: Float32Array, queries: Float32Array, T: number, segments: [PackedTokenStore, PackedTokenStore][]): void {
+  /** `pending`: float rows after the stores' (the current call's tokens, pending.ts). */
+  attend(out: Float32Array, queries: Float32Array, T: number, segments: [PackedTokenStore, PackedTokenStore][], pending?: PendingTokens): void {
     const segK = segments.map(([k]) => packedSegment(k));
     const segV = segments.map(([, v]) => packedSegment(v));
+    if (pending && pending.length > 0) {
+      const [k, v] = pending.segments();
+      segK.push(k);
+      segV.push(v);
+    }
     if (attendTiledKernel(out, queries, T, segK, segV, this.shape, this.G)) return;
     attendTiledPlain(out, queries, T, segK, segV, this.shape, this.G, kernelThreads());
   }

@@ -4,12 +4,16 @@
 // Two storage backends share the policy: "real" holds bit-packed codes and shrinks them as
 // integers; "fake" (the original's simulated mode) holds dequantized floats and re-quantizes
 // with fresh per-group min/max at every step down.
+// Step order (pending.ts): by default the original's — a forward call's tokens are attended in
+// float32 after the sink, body and window, and placed (sink, window, body, halving) once the
+// call's attention is done, so a halving at step t first shows in step t + 1's attention.
 
 import { KvBudgetError, UsageError } from "../errors.js";
 import { fakeQuantize, isBitWidth } from "../quant/quantizer.js";
 import { attendFloat } from "./attention.js";
 import { PackedAttention } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
+import { PendingTokens, type StepOrder } from "./pending.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
 export type ProgressiveBackend = "real" | "fake";
@@ -22,6 +26,8 @@ export interface ProgressiveOptions {
   initBodyBits: number; // 16
   groupSize: number; // 128, or head_dim when smaller
   backend: ProgressiveBackend;
+  /** Default "original" (pending.ts). */
+  stepOrder?: StepOrder;
 }
 
 /** The original's defaults (spec §3); groupSize from the model's head_dim. */
@@ -52,23 +58,49 @@ abstract class ProgressiveLayerCacheBase implements LayerKvCache {
   protected windowCount = 0;
   bodyBits: number;
   protected readonly rowElems: number;
+  /** The current call's tokens, in float until its attention is done. */
+  protected readonly pending: PendingTokens;
 
   constructor(readonly shape: KvShape, readonly opts: ProgressiveOptions, readonly budgetBytes: number, readonly layer: number) {
     this.rowElems = shape.numKvHeads * shape.headDim;
     this.bodyBits = opts.initBodyBits;
+    this.pending = new PendingTokens(this.rowElems);
   }
 
   get length(): number {
-    return this.sinkCount + this.bodyCount + this.windowCount;
+    return this.sinkCount + this.bodyCount + this.windowCount + this.pending.length;
   }
 
-  /** The original's memory figure: K and V elements × bits / 8 over sink, body and window. */
+  /** The original's memory figure: K and V elements × bits / 8 over sink, body and window (pending tokens at window bits). */
   codeBytes(): number {
     const o = this.opts;
-    return ((this.sinkCount * o.sinkBits + this.bodyCount * this.bodyBits + this.windowCount * o.windowBits) * this.rowElems * 2) / 8;
+    return ((this.sinkCount * o.sinkBits + this.bodyCount * this.bodyBits + (this.windowCount + this.pending.length) * o.windowBits) * this.rowElems * 2) / 8;
   }
 
   append(keys: Float32Array, values: Float32Array, nTokens: number): void {
+    this.pending.add(keys, values, nTokens);
+    if (this.opts.stepOrder === "quantize-first") this.commit();
+  }
+
+  attend(queries: Float32Array, nTokens: number, out: Float32Array): void {
+    this.attendHeld(queries, nTokens, out);
+    this.commit();
+  }
+
+  /** Place the pending tokens (spec §3): sink, window, body, halving under the budget. */
+  protected commit(): void {
+    const p = this.pending;
+    const n = p.length;
+    if (n === 0) return;
+    p.length = 0; // placed rows are counted by sink/body/window from here on
+    try {
+      this.place(p.keys, p.values, n);
+    } finally {
+      p.clear();
+    }
+  }
+
+  private place(keys: Float32Array, values: Float32Array, nTokens: number): void {
     const W = this.opts.nWindowTokens;
     let i = 0;
     // 1. the sink fills first
@@ -111,6 +143,7 @@ abstract class ProgressiveLayerCacheBase implements LayerKvCache {
    * precision they have reached (the body does not widen back).
    */
   truncate(tokens: number): number {
+    this.commit();
     const drop = this.length - Math.max(0, Math.min(tokens, this.length));
     const fromWindow = Math.min(drop, this.windowCount);
     const fromBody = Math.min(drop - fromWindow, this.bodyCount);
@@ -127,9 +160,9 @@ abstract class ProgressiveLayerCacheBase implements LayerKvCache {
       bodyBits: this.bodyBits,
       sinkTokens: this.sinkCount,
       bodyTokens: this.bodyCount,
-      windowTokens: this.windowCount,
+      windowTokens: this.windowCount + this.pending.length,
       codeBytes: this.codeBytes(),
-      heldBytes: this.heldBytes(),
+      heldBytes: this.heldBytes() + this.pending.heldBytes(),
       budgetBytes: this.budgetBytes,
     };
   }
@@ -137,6 +170,7 @@ abstract class ProgressiveLayerCacheBase implements LayerKvCache {
   reset(): void {
     this.sinkCount = this.bodyCount = this.windowCount = 0;
     this.bodyBits = this.opts.initBodyBits;
+    this.pending.dispose();
     this.clearStorage();
   }
 
@@ -146,7 +180,8 @@ abstract class ProgressiveLayerCacheBase implements LayerKvCache {
 
   /** Dequantized keys and values of every token held, in token order (tests, comparisons). */
   abstract dequantized(): { keys: Float32Array; values: Float32Array };
-  abstract attend(queries: Float32Array, nTokens: number, out: Float32Array): void;
+  /** Attention of the last nTokens (pending) over the held tokens and the pending ones. */
+  protected abstract attendHeld(queries: Float32Array, nTokens: number, out: Float32Array): void;
   protected abstract storeSink(k: Float32Array, v: Float32Array, from: number, n: number): void;
   protected abstract storeWindow(k: Float32Array, v: Float32Array, from: number, n: number): void;
   /** Move the oldest n window tokens into the body at the current body bit-width. */
@@ -211,8 +246,8 @@ export class RealProgressiveLayerCache extends ProgressiveLayerCacheBase {
     for (const s of this.body) s.reset(this.opts.initBodyBits);
   }
 
-  attend(queries: Float32Array, T: number, out: Float32Array): void {
-    this.attention.attend(out, queries, T, [this.sink, this.body, this.window]);
+  protected attendHeld(queries: Float32Array, T: number, out: Float32Array): void {
+    this.attention.attend(out, queries, T, [this.sink, this.body, this.window], this.pending);
   }
 
   dequantized(): { keys: Float32Array; values: Float32Array } {
@@ -298,7 +333,13 @@ export class FakeProgressiveLayerCache extends ProgressiveLayerCacheBase {
     this.scores = new Float32Array(0);
   }
 
-  attend(queries: Float32Array, nTokens: number, out: Float32Array): void {
+  protected attendHeld(queries: Float32Array, nTokens: number, out: Float32Array): void {
+    // the pending rows follow the held ones, as floats, outside the held count
+    const held = this.length - this.pending.length;
+    const n = this.pending.length * this.rowElems;
+    this.reserve(this.length);
+    this.keys.set(this.pending.keys.subarray(0, n), held * this.rowElems);
+    this.values.set(this.pending.values.subarray(0, n), held * this.rowElems);
     attendFloat(out, queries, nTokens, this.keys, this.values, this.length, this.shape, this.scores);
   }
 

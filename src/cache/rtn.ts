@@ -1,16 +1,20 @@
 // RTN baseline (spec §7): K (after RoPE) and V of every token quantized per token, groups of
 // G channels, at k/v bits — direct quantization, no progression. Held bit-packed (real
 // memory); attention is computed from the codes. Dequantized values equal the original's
-// simulated RTN (fake quantization) exactly.
+// simulated RTN (fake quantization) exactly. Step order (pending.ts): the original's by default —
+// a call's tokens are attended in float and quantized after.
 
 import { PackedAttention } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
+import { PendingTokens, type StepOrder } from "./pending.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
 export interface RtnOptions {
   kBits: number;
   vBits: number;
   groupSize: number;
+  /** Default "original". */
+  stepOrder?: StepOrder;
 }
 
 /** Storage grows in steps of this many tokens. */
@@ -20,25 +24,37 @@ export class RtnLayerCache implements LayerKvCache {
   private readonly keys: PackedTokenStore;
   private readonly values: PackedTokenStore;
   private readonly attention: PackedAttention;
+  private readonly pending: PendingTokens;
 
   constructor(readonly shape: KvShape, readonly opts: RtnOptions) {
     const row = shape.numKvHeads * shape.headDim;
     this.keys = new PackedTokenStore(row, opts.groupSize, opts.kBits, 0, GROW_TOKENS);
     this.values = new PackedTokenStore(row, opts.groupSize, opts.vBits, 0, GROW_TOKENS);
     this.attention = new PackedAttention(shape, opts.groupSize);
+    this.pending = new PendingTokens(row);
   }
 
   get length(): number {
-    return this.keys.length;
+    return this.keys.length + this.pending.length;
   }
 
   append(keys: Float32Array, values: Float32Array, n: number): void {
-    this.keys.appendFloats(keys, 0, n);
-    this.values.appendFloats(values, 0, n);
+    this.pending.add(keys, values, n);
+    if (this.opts.stepOrder === "quantize-first") this.commit();
   }
 
   attend(queries: Float32Array, nTokens: number, out: Float32Array): void {
-    this.attention.attend(out, queries, nTokens, [[this.keys, this.values]]);
+    this.attention.attend(out, queries, nTokens, [[this.keys, this.values]], this.pending);
+    this.commit();
+  }
+
+  /** Quantize the pending tokens into the stores. */
+  private commit(): void {
+    const p = this.pending;
+    if (p.length === 0) return;
+    this.keys.appendFloats(p.keys, 0, p.length);
+    this.values.appendFloats(p.values, 0, p.length);
+    p.clear();
   }
 
   /** Dequantized keys and values in token order (tests). */
@@ -55,6 +71,7 @@ export class RtnLayerCache implements LayerKvCache {
 
   /** Tokens are quantized independently: dropping the newest leaves exactly a shorter run's cache. */
   truncate(tokens: number): number {
+    this.commit();
     const drop = this.length - Math.max(0, Math.min(tokens, this.length));
     this.keys.dropNewest(drop);
     this.values.dropNewest(drop);
@@ -69,7 +86,7 @@ export class RtnLayerCache implements LayerKvCache {
       bodyTokens: this.length,
       windowTokens: 0,
       codeBytes: this.keys.codeBytes() + this.values.codeBytes(),
-      heldBytes: this.keys.heldBytes() + this.values.heldBytes(),
+      heldBytes: this.keys.heldBytes() + this.values.heldBytes() + this.pending.heldBytes(),
       budgetBytes: null,
     };
   }
@@ -77,6 +94,7 @@ export class RtnLayerCache implements LayerKvCache {
   reset(): void {
     this.keys.reset();
     this.values.reset();
+    this.pending.dispose();
   }
 
   dispose(): void {

@@ -4,6 +4,7 @@ import { Command, Option } from "commander";
 import { parseKvBudgetsMB } from "../cache/budgets.js";
 import { METHODS, prepareModelForMethod, type CacheSpec, type Method } from "../cache/factory.js";
 import { MIKV_DEFAULT_SINK_TOKENS } from "../cache/mikv.js";
+import { STEP_ORDERS, type StepOrder } from "../cache/pending.js";
 import { readReorder } from "../calib/rotatekv.js";
 import { UsageError } from "../errors.js";
 import { foldRepScales, readRepScales } from "../calib/rep-scales.js";
@@ -33,6 +34,7 @@ export interface CacheFlags {
   nPivotToken: number;
   reorder?: string;
   rotate: "none" | "hadamard";
+  stepOrder: StepOrder;
   /** The options given on the command line (not defaults), by attribute name. */
   explicit?: ReadonlySet<string>;
 }
@@ -68,15 +70,22 @@ export function addCacheOptions(cmd: Command): Command {
     .option("--n-sink-tokens <n>", "mikv: most-attended tokens kept at full precision (default 0, the original's: channel balancing + RTN, each step's new tokens attended at full precision)", parseIntArg(0), MIKV_DEFAULT_SINK_TOKENS)
     .option("--k-had-dim <n>", "rotatekv: Hadamard block size over kv_hidden (a power of two; default kv_hidden)", parseIntArg(1))
     .option("--n-pivot-token <n>", "rotatekv: prefill tokens with the largest |hidden| kept unquantized", parseIntArg(0), 1)
-    .option("--reorder <file>", "rotatekv: key channel order from `pmkvq rotatekv-calib` (default: no reordering)");
+    .option("--reorder <file>", "rotatekv: key channel order from `pmkvq rotatekv-calib` (default: no reordering)")
+    .addOption(
+      new Option(
+        "--step-order <order>",
+        "pm-kvq, rtn, kivi: original — a forward call's tokens are attended at full precision and quantized after (the original's order; " +
+          "with eval's whole-prompt prefill, prefill attention is never quantized); quantize-first — quantized before any attention sees them",
+      ).choices([...STEP_ORDERS]).default("original"),
+    );
 }
 
 /** The cache flags each method reads (the rest would be silently ignored). */
 const METHOD_FLAGS: Record<Method, (keyof CacheFlags)[]> = {
   original: ["kvDtype"],
-  "pm-kvq": ["kvBudgets", "backend", "nSinkToken", "nSinkTokenBits", "nWindowToken", "nWindowTokenBits", "nInitKvBits", "groupSize", "rotate"],
-  rtn: ["kBits", "vBits", "groupSize"],
-  kivi: ["kBits", "vBits", "groupSize"],
+  "pm-kvq": ["kvBudgets", "backend", "nSinkToken", "nSinkTokenBits", "nWindowToken", "nWindowTokenBits", "nInitKvBits", "groupSize", "rotate", "stepOrder"],
+  rtn: ["kBits", "vBits", "groupSize", "stepOrder"],
+  kivi: ["kBits", "vBits", "groupSize", "stepOrder"],
   mikv: ["kBits", "vBits", "groupSize", "nSinkTokens"],
   rotatekv: ["kBits", "vBits", "groupSize", "kHadDim", "nPivotToken", "reorder"],
   turboquant: ["kBits", "vBits"],
@@ -139,6 +148,7 @@ export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): Cach
     mikvSinkTokens: flags.nSinkTokens,
     rotatekv: { kHadDim, reorder, nPivotTokens: flags.nPivotToken },
     rotate: flags.rotate === "hadamard" ? "hadamard" : null,
+    stepOrder: flags.stepOrder,
   };
 }
 

@@ -28,6 +28,7 @@ export interface EvalFlags extends CacheFlags {
   temperature: number;
   topP: number;
   topK?: number;
+  prefillChunk?: number;
   output?: string;
   forceResume?: boolean;
   contextLimit?: number;
@@ -50,6 +51,7 @@ export function evalCommand(run: (f: EvalFlags) => void | Promise<void>): Comman
     .option("--temperature <t>", "sampling temperature", parseFloatArg(0), 0.6)
     .option("--top-p <p>", "nucleus sampling mass", parseFloatArg(0, 1, true), 0.95)
     .option("--top-k <k>", "keep the k most likely tokens before top-p (ties kept); 0 = no cut (default: generation_config.json's top_k, else 50 — transformers' default, which the original samples with)", parseIntArg(0))
+    .option("--prefill-chunk <n>", "prompt tokens per forward pass (default: the whole prompt in one pass, as the original; smaller saves activation memory on long prompts, and earlier chunks are then quantized before later ones attend)", parseIntArg(1))
     .option("--output <file>", "response file (JSON, the original's schema); rerunning resumes it, locked while a run writes it (default: responses/<benchmark>_<version>_<method>_<start>-<end>.json)")
     .option("--force-resume", "resume an output whose responses were made with other settings (model, method, flags, sampling, limits), keeping them")
     .addOption(contextLimitOption());
@@ -79,7 +81,7 @@ export async function runEvalCommand(flags: EvalFlags): Promise<void> {
   const t0 = performance.now();
   const result = runEval(model, {
     benchmark: bench, problems, nResponses: flags.nResponses, seed: flags.seed, maxNewTokens: flags.maxNewTokens,
-    temperature: flags.temperature, topP: flags.topP, topK: flags.topK, cache: spec, output, contextLimit: context.limit, forceResume: flags.forceResume,
+    temperature: flags.temperature, topP: flags.topP, topK: flags.topK, prefillChunk: flags.prefillChunk, cache: spec, output, contextLimit: context.limit, forceResume: flags.forceResume,
     onNotice: notice,
     onResponse: (e) => {
       tokens += e.outputTokens;

@@ -26,6 +26,11 @@ export interface EvalOptions {
   topP: number;
   /** Default: generation_config.json's top_k, else transformers' 50 (generate.ts). */
   topK?: number;
+  /**
+   * Prompt tokens per forward pass; default the whole prompt in one pass, as the original's
+   * prefill (so with the original's step order prefill attention is never quantized).
+   */
+  prefillChunk?: number;
   cache: CacheSpec;
   output: string;
   /** Positions a response may use (default: max_position_embeddings); see resolveContextLimit. */
@@ -58,7 +63,7 @@ export function judgeResponse(response: string, gold: string | null): { answer: 
 }
 
 /** Everything that changes a response of this run (eval/settings.ts). */
-export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | "seed" | "maxNewTokens" | "temperature" | "topP" | "topK" | "contextLimit">): RunSettings {
+export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | "seed" | "maxNewTokens" | "temperature" | "topP" | "topK" | "contextLimit" | "prefillChunk">): RunSettings {
   const c = model.config;
   const tf = model.transformer;
   return {
@@ -75,6 +80,7 @@ export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | 
     "sampling.top_k": resolveSampling(model, o.temperature, o.topP, o.topK).topK,
     "sampling.seed": o.seed,
     max_new_tokens: o.maxNewTokens,
+    prefill_chunk: o.prefillChunk ?? "whole prompt",
     context_limit: o.contextLimit ?? c.maxPositionEmbeddings,
     "prompt.format": model.tokenizer.hasChatTemplate ? "chat-template" : "plain",
     "prompt.instruction": INSTRUCTION,
@@ -131,6 +137,7 @@ export function runEval(model: LoadedModel, o: EvalOptions): EvalResult {
         topK: o.topK,
         seed,
         cache,
+        prefillChunk: o.prefillChunk ?? prompts[pi].length,
         contextLimit: limit,
       });
       const { answer, judgement } = judgeResponse(r.text, p.gold);

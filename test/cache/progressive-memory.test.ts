@@ -27,7 +27,8 @@ function run(cache: KvCache, tokens: number): void {
 }
 
 test("2-bit bodies: held bytes match the packed layout — 16.8–17.3% of an f16 cache at 4096 tokens, under 1/6 at 16k", (t) => {
-  const opts = { ...defaultProgressiveOptions(c.headDim), backend: "real" as const };
+  // tokens placed at append (no attend runs here: the block's cache is fed K/V only)
+  const opts = { ...defaultProgressiveOptions(c.headDim), backend: "real" as const, stepOrder: "quantize-first" as const };
   // a budget that fits a 2-bit body at 4097 tokens, but not a 4-bit one
   const budget = ((16 * 128 + 2 * 3968) * kvHidden * 2) / 8;
   const cache = createProgressiveCache(c, [budget], opts);

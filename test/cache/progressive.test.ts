@@ -65,8 +65,11 @@ for (const backend of ["real", "fake"] as const) {
   test(`${backend}: counts, bits and the budget follow the policy on random streams`, () => {
     const rand = seededRandom(backend === "real" ? 1 : 2);
     for (let trial = 0; trial < 60; trial++) {
+      // placement is tested on its own: tokens are placed at append (the original's order places
+      // the same way after the call's attend — step-order.test.ts)
       const o = options({
         backend,
+        stepOrder: "quantize-first",
         nSinkTokens: Math.floor(rand() * 4),
         nWindowTokens: [0, 1, 4, 8, 16][Math.floor(rand() * 5)],
         initBodyBits: [16, 8, 4][Math.floor(rand() * 3)],
@@ -164,7 +167,7 @@ test("real and fake hold identical values until the first shrink, and close ones
 });
 
 test("held bytes of the real backend: packed codes plus an f16 scale and zero per group", () => {
-  const o = options({ nWindowTokens: 4, initBodyBits: 4 });
+  const o = options({ nWindowTokens: 4, initBodyBits: 4, stepOrder: "quantize-first" });
   const real = new RealProgressiveLayerCache(SHAPE, o, 1e9, 0);
   const rand = seededRandom(9);
   const x = tokenRows(0, 21, rand);

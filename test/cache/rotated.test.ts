@@ -54,7 +54,8 @@ test("over pm-kvq: the inner cache's bytes plus the signs, and less error on out
   const budget = [0.02]; // MB: forces the body down to 2 bits
   using full = createFullPrecisionCache(config, 1);
   const exact = attendAll(full, k, v, q, n, 1);
-  const spec = { method: "pm-kvq" as const, budgetsMB: budget, progressive: { nWindowTokens: 16 } };
+  // tokens placed at append: the history is fed in one append before the attended token
+  const spec = { method: "pm-kvq" as const, budgetsMB: budget, progressive: { nWindowTokens: 16 }, stepOrder: "quantize-first" as const };
   using plain = createCache(config, spec);
   using rot = createCache(config, { ...spec, rotate: "hadamard" });
   const a = attendAll(plain, k, v, q, n, 1);

@@ -121,24 +121,32 @@ test("calibrate killed at any moment resumes to the same artifacts; a corrupt ma
   const runMs = performance.now() - t0;
   const artifacts = ["sensitivity.json", "allocation.json", "max_keys.safetensors", "rep_scales.safetensors"];
   const want = artifacts.map((f) => fs.readFileSync(path.join(reference, f)).toString("base64"));
-  let sawPartial = false;
-  // kill moments spread over a whole run, as long as it takes on this machine
-  for (const killAfterMs of [0.35, 0.55, 0.75, 0.9].map((f) => Math.round(f * runMs))) {
-    const out = path.join(dir, `killed-${killAfterMs}`);
+  const present = (out: string) => artifacts.filter((f) => fs.existsSync(path.join(out, f))).length;
+  const partials: number[] = [];
+  // kill moments spread over a whole run, as long as it takes on this machine, and kills the
+  // moment 1, 2 and 3 of the 4 artifacts exist (so some kill lands between steps however loaded
+  // the machine is)
+  const kills: ({ afterMs: number } | { atArtifacts: number })[] = [
+    ...[0.35, 0.75].map((f) => ({ afterMs: Math.round(f * runMs) })),
+    ...[1, 2, 3].map((n) => ({ atArtifacts: n })),
+  ];
+  for (const [i, kill] of kills.entries()) {
+    const out = path.join(dir, `killed-${i}`);
     const child = spawn(process.execPath, [BIN, ...base, "--out", out], { stdio: "ignore" });
-    const exited = new Promise((r) => child.on("exit", r));
-    await new Promise((r) => setTimeout(r, killAfterMs));
+    let done = false;
+    const exited = new Promise((r) => child.on("exit", () => r((done = true))));
+    if ("afterMs" in kill) await new Promise((r) => setTimeout(r, kill.afterMs));
+    else while (!done && present(out) < kill.atArtifacts) await new Promise((r) => setTimeout(r, 2));
     child.kill("SIGKILL");
     await exited;
-    const present = artifacts.filter((f) => fs.existsSync(path.join(out, f)));
-    if (present.length > 0 && present.length < artifacts.length) sawPartial = true;
+    partials.push(present(out));
     if (fs.existsSync(path.join(out, "manifest.json"))) JSON.parse(fs.readFileSync(path.join(out, "manifest.json"), "utf8")); // never half-written
     const rerun = pmkvq([...base, "--out", out]);
     assert.equal(rerun.status, 0, rerun.stderr);
-    assert.deepEqual(artifacts.map((f) => fs.readFileSync(path.join(out, f)).toString("base64")), want, `killed after ${killAfterMs} ms`);
-    assert.ok(!fs.existsSync(path.join(dir, `.killed-${killAfterMs}.lock`)), "no lock left after the rerun");
+    assert.deepEqual(artifacts.map((f) => fs.readFileSync(path.join(out, f)).toString("base64")), want, `kill ${JSON.stringify(kill)}`);
+    assert.ok(!fs.existsSync(path.join(dir, `.killed-${i}.lock`)), "no lock left after the rerun");
   }
-  assert.ok(sawPartial, "at least one kill landed between steps");
+  assert.ok(partials.some((n) => n > 0 && n < artifacts.length), `at least one kill landed between steps (artifacts left: ${partials.join(", ")})`);
   // a manifest that is not one (null, or a step naming another file) is refused, not trusted
   const out = path.join(dir, "kill-ref");
   for (const bad of ["null", JSON.stringify({ steps: { sensitivity: { file: "../elsewhere.json", sha256: "x", inputsKey: "y" } } })]) {

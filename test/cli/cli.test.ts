@@ -169,7 +169,7 @@ test("rotatekv-calib writes reorder indices that generate --method rotatekv take
 test("flags the chosen method does not read are refused, naming the method that reads them", () => {
   const r = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--method", "rtn", "--kv-budgets", "1"]);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /^pmkvq: --method rtn does not read --kv-budgets \(a pm-kvq flag\); rtn reads --k-bits, --v-bits, --group-size\n$/);
+  assert.match(r.stderr, /^pmkvq: --method rtn does not read --kv-budgets \(a pm-kvq flag\); rtn reads --k-bits, --v-bits, --group-size, --step-order\n$/);
   const two = pmkvq(["generate", "--model", STORIES_DIR, "--prompt", "x", "--k-bits", "2", "--n-window-token", "16"]);
   assert.equal(two.status, 2);
   assert.match(two.stderr, /--method original does not read --n-window-token \(a pm-kvq flag\), --k-bits \(a rtn\/kivi\/mikv\/rotatekv\/turboquant flag\)|--method original does not read --k-bits .*, --n-window-token/);
