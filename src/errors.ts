@@ -23,6 +23,16 @@ export class UsageError extends PmkvqError {}
 /** An input or output path cannot be read or written (missing, a folder, a file, permissions, disk full). */
 export class FileError extends PmkvqError {}
 
+/**
+ * A pickle (inside a torch.save file) names a Python global outside pm-kvq's allow-list
+ * (e.g. `posix.system`): refused when the name is read — nothing is imported, called or run.
+ */
+export class RefusedGlobalError extends FileError {
+  constructor(message: string, readonly global: string) {
+    super(message);
+  }
+}
+
 /** Another process holds the lock of an output (file or folder). */
 export class LockError extends PmkvqError {}
 

@@ -207,7 +207,11 @@ function totalMB(bits: number[], kvHidden: number, maxLen: number): number {
  */
 export function readSensitivity(file: string, requiredBits: number[] = []): Sensitivity {
   if (!fs.existsSync(file)) throw new UsageError(`${file}: no such sensitivity file`);
-  const raw = readJsonFile(file, UsageError);
+  return parseSensitivity(readJsonFile(file, UsageError), file, requiredBits);
+}
+
+/** Validate a sensitivity object (as `pmkvq sensitivity` writes it); errors start with `file`. */
+export function parseSensitivity(raw: unknown, file: string, requiredBits: number[] = []): Sensitivity {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new UsageError(`${file}: not a JSON object`);
   const obj = raw as Record<string, unknown>;
   let blocks = -1;

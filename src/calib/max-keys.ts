@@ -37,7 +37,7 @@ export function computeMaxKeys(tf: Transformer, samples: number[][], positions: 
 }
 
 /** Max keys as safetensors: one tensor layers.{l}.max_keys (numKvHeads, d/2) per block. */
-export function writeMaxKeys(file: string, maxKeys: Float32Array[], c: ModelConfig, metadata: Record<string, string>): void {
+export function writeMaxKeys(file: string, maxKeys: Float32Array[], c: Pick<ModelConfig, "numKvHeads" | "headDim">, metadata: Record<string, string>): void {
   writeSafetensors(
     file,
     maxKeys.map((m, l) => ({ name: `layers.${l}.max_keys`, dtype: "F32" as const, shape: [c.numKvHeads, c.headDim / 2], data: m })),

@@ -11,6 +11,7 @@ import { demoCommand, runDemoCommand } from "./demo.js";
 import { evalCommand, runEvalCommand } from "./eval.js";
 import { frontierCommand, runFrontierCommand } from "./frontier.js";
 import { generateCommand, runGenerate } from "./generate.js";
+import { importOriginalCommand, runImportOriginal } from "./import-original.js";
 import { judgeCommand, runJudge } from "./judge.js";
 import { runTrain, trainCommand } from "./train.js";
 import { maxKeysCommand, runMaxKeys } from "./max-keys.js";
@@ -26,6 +27,7 @@ export type Handlers = {
   searchScales: Parameters<typeof searchScalesCommand>[0];
   allocate: Parameters<typeof allocateCommand>[0];
   calibrate: Parameters<typeof calibrateCommand>[0];
+  importOriginal: Parameters<typeof importOriginalCommand>[0];
   rotatekvCalib: Parameters<typeof rotateKvCalibCommand>[0];
   eval: Parameters<typeof evalCommand>[0];
   judge: Parameters<typeof judgeCommand>[0];
@@ -42,6 +44,7 @@ export const defaultHandlers: Handlers = {
   searchScales: runSearchScales,
   allocate: runAllocate,
   calibrate: runCalibrate,
+  importOriginal: runImportOriginal,
   rotatekvCalib: runRotateKvCalib,
   eval: runEvalCommand,
   judge: runJudge,
@@ -62,6 +65,7 @@ export function buildProgram(handlers: Handlers = defaultHandlers): Command {
   program.addCommand(maxKeysCommand(handlers.maxKeys));
   program.addCommand(searchScalesCommand(handlers.searchScales));
   program.addCommand(calibrateCommand(handlers.calibrate));
+  program.addCommand(importOriginalCommand(handlers.importOriginal));
   program.addCommand(rotateKvCalibCommand(handlers.rotatekvCalib));
   program.addCommand(evalCommand(handlers.eval));
   program.addCommand(judgeCommand(handlers.judge));
@@ -85,6 +89,7 @@ export async function parseCLI(argv: string[]): Promise<{ command: string; flags
     searchScales: capture("search-scales"),
     allocate: capture("allocate"),
     calibrate: capture("calibrate"),
+    importOriginal: capture("import-original"),
     rotatekvCalib: capture("rotatekv-calib"),
     eval: capture("eval"),
     judge: capture("judge"),
