@@ -14,20 +14,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { calibrate } from "../src/calib/calibrate.js";
 import { readMaxKeys } from "../src/calib/max-keys.js";
 import { foldRepScales, readRepScales, repScalesFor } from "../src/calib/rep-scales.js";
-import type { SensitivityResult } from "../src/calib/sensitivity.js";
-import { createCache, type CacheSpec } from "../src/cache/factory.js";
+import type { CacheSpec } from "../src/cache/factory.js";
 import { DEFAULT_MODEL_DIR, trainedTask } from "../src/demo/demo.js";
-import { INSTRUCTION } from "../src/eval/benchmarks.js";
-import { judgeResponse } from "../src/eval/runner.js";
-import { allocationTable, promptIds } from "../src/frontier/frontier.js";
-import { generate } from "../src/generate/generate.js";
 import { loadModel, type LoadedModel } from "../src/model/checkpoint.js";
-import { generateProblem } from "../src/task/lookup-sum.js";
-import { readJsonFile, writeFileAtomic } from "../src/util/atomic.js";
 import { writeReadmeSection } from "./readme.js";
+import { rowsTable, TaskCalibration, TaskScorer, type Row } from "./task-eval.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -48,31 +41,12 @@ const WINDOW = 32;
 fs.mkdirSync(out, { recursive: true });
 
 // ------------------------------------------------------------------ calibration
-const corpus = path.join(out, "calibration.jsonl");
-writeFileAtomic(corpus, Array.from({ length: 64 }, (_, i) => {
-  const p = generateProblem(500_000 + i, task);
-  return JSON.stringify({ text: `${p.prompt}${INSTRUCTION}\nsolution :\n${p.solution}` });
-}).join("\n") + "\n");
-
 using base = loadModel(DEFAULT_MODEL_DIR, { weightsDtype: "f32" });
-/** Calibrate into out/name (max keys and rep scales; sensitivity and allocation too). */
-function calib(name: string, nSamples: number, seqLen: number, effectiveLen: number): string {
-  const dir = path.join(out, name);
-  const t = performance.now();
-  calibrate(base, {
-    dataset: corpus, outDir: dir, memoryBudgetMB: 1e6, bits: [4, 2], maxLen: MAX_LEN, nSamples, seqLen, effectiveLen, seed: 0,
-    groupSize: Math.min(128, base.config.headDim), kBits: 2, vBits: 2, grid: 10,
-  });
-  log(`calibration ${name}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
-  return dir;
-}
-const mainCalib = calib("calibration", 16, 256, 1024);
-const sens = readJsonFile(path.join(mainCalib, "sensitivity.json")) as SensitivityResult;
-const table = allocationTable(sens, base.config, MAX_LEN + 8 * (WINDOW + 1));
-const budgetsFor = (bits: number[]) => {
-  const unit = table[0].budgetsMB[0] / table[0].bits[0]; // MB per bit per block
-  return bits.map((b) => b * unit);
-};
+const setup = new TaskCalibration(base, task, out, MAX_LEN, WINDOW, log);
+const calib = (name: string, nSamples: number, seqLen: number, effectiveLen: number) => setup.calibrate(name, nSamples, seqLen, effectiveLen);
+const mainCalib = setup.main;
+const table = setup.table;
+const budgetsFor = (bits: number[]) => setup.budgetsFor(bits);
 
 /** A copy of the model with rep scales folded in (null: none). */
 function modelWith(scales: Float32Array[] | null): LoadedModel {
@@ -83,64 +57,8 @@ function modelWith(scales: Float32Array[] | null): LoadedModel {
 const searched = readRepScales(path.join(mainCalib, "rep_scales.safetensors"), base.config).scales;
 
 // ------------------------------------------------------------------ evaluation
-function logSoftmax(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of row) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const lse = Math.log(sum) + max;
-  return Float64Array.from(row, (v) => v - lse);
-}
-
-/** Log-probs at every solution position of problem `seed`, teacher-forced through a cache. */
-function teacherForced(model: LoadedModel, seed: number, spec: CacheSpec): Float64Array[] {
-  const p = generateProblem(seed, task);
-  const prompt = promptIds(model, p.prompt);
-  const sol = model.tokenizer.encode(p.solution, false);
-  using cache = createCache(model.config, spec);
-  const tf = model.transformer;
-  const rows: Float64Array[] = [];
-  for (let i = 0; i < prompt.length; i += 128) {
-    const part = prompt.slice(i, i + 128);
-    const logits = tf.forward(part, part.map((_, j) => i + j), cache, "last");
-    if (i + 128 >= prompt.length) rows.push(logSoftmax(logits));
-  }
-  sol.slice(0, -1).forEach((id, j) => rows.push(logSoftmax(tf.forward([id], [prompt.length + j], cache, "last"))));
-  return rows;
-}
-
-const reference = Array.from({ length: klProblems }, (_, s) => teacherForced(base, s, { method: "original" }));
-
-interface Row {
-  label: string;
-  kl: number;
-  accuracy: number;
-  heldKiB: number;
-}
-
-function evaluate(label: string, model: LoadedModel, spec: CacheSpec): Row {
-  let kl = 0, n = 0;
-  for (let s = 0; s < klProblems; s++) {
-    const q = teacherForced(model, s, spec);
-    reference[s].forEach((p, t) => {
-      for (let i = 0; i < p.length; i++) kl += Math.exp(p[i]) * (p[i] - q[t][i]);
-      n++;
-    });
-  }
-  let correct = 0, held = 0;
-  for (let seed = 0; seed < problems; seed++) {
-    const p = generateProblem(seed, task);
-    const ids = promptIds(model, p.prompt);
-    using cache = createCache(model.config, spec);
-    let peak = 0;
-    const r = generate(model, ids, { maxNewTokens: MAX_LEN - ids.length, temperature: 0, cache, onStep: (_s, c) => (peak = Math.max(peak, c.stats().totalHeldBytes)) });
-    if (judgeResponse(r.text, p.answer).judgement) correct++;
-    held += peak;
-  }
-  const row = { label, kl: kl / n, accuracy: (100 * correct) / problems, heldKiB: held / problems / 1024 };
-  log(`${label}: KL ${row.kl.toFixed(4)}, accuracy ${row.accuracy.toFixed(1)}%, held ${row.heldKiB.toFixed(1)} KiB`);
-  return row;
-}
+const scorer = new TaskScorer(base, task, klProblems, problems, MAX_LEN, log);
+const evaluate = (label: string, model: LoadedModel, spec: CacheSpec): Row => scorer.score(label, model, spec);
 
 const pm = (bits: number[], extra: Partial<CacheSpec> = {}, progressive: Record<string, unknown> = {}): CacheSpec => ({
   method: "pm-kvq", budgetsMB: budgetsFor(bits), progressive: { nWindowTokens: WINDOW, nSinkTokens: 1, ...progressive }, ...extra,
@@ -216,7 +134,7 @@ const minutes = (performance.now() - t0) / 60000;
 const flags = process.argv.slice(2).filter((a) => a !== "--write-readme").join(" ");
 const body = [
   `Made by \`npm run bench:ablations -- ${flags}\` (${minutes.toFixed(1)} min on this machine; the embedded model, ${task.facts} facts × ${task.steps} steps; KL: mean over the ${klProblems} reference solutions' positions, nats; accuracy: ${problems} greedy answers; held: mean peak KiB per answer; pm-kvq budgets of spec §4 for ${MAX_LEN} tokens, W = ${WINDOW}, rep scales searched unless said):`,
-  ...sections.flatMap((s) => ["", `**${s.title}** — ${s.note}.`, "", "| setting | mean KL ↓ | accuracy ↑ | held KiB |", "|---|---:|---:|---:|", ...s.rows.map((r) => `| ${r.label} | ${r.kl.toFixed(4)} | ${r.accuracy.toFixed(1)}% | ${r.heldKiB.toFixed(1)} |`)]),
+  ...sections.flatMap((s) => rowsTable(s.title, s.note, s.rows)),
 ].join("\n");
 console.log(body);
 if (args["write-readme"]) writeReadmeSection("ablations-table", body);

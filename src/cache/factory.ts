@@ -11,10 +11,11 @@ import { isBitWidth } from "../quant/quantizer.js";
 import { MB } from "./budgets.js";
 import { createFullPrecisionCache, type KvDtype } from "./full.js";
 import { createKiviCache } from "./kivi.js";
+import type { RotateKvOrder } from "../calib/rotatekv.js";
 import type { StepOrder } from "./pending.js";
 import { createMikvCache, MIKV_DEFAULT_SINK_TOKENS } from "./mikv.js";
 import { createProgressiveCache, defaultProgressiveOptions, type ProgressiveOptions } from "./progressive.js";
-import { createRotateKvCache } from "./rotatekv.js";
+import { createRotateKvCache, DEFAULT_PIVOTS, type PivotRule } from "./rotatekv.js";
 import { createRtnCache } from "./rtn.js";
 import { rotateCache } from "./rotated.js";
 import { createTurboQuantCache } from "./turboquant.js";
@@ -39,7 +40,7 @@ export interface CacheSpec {
   /** MiKV: most-attended tokens kept at full precision. */
   mikvSinkTokens?: number;
   /** RotateKV: Hadamard block over kv_hidden (default kv_hidden), channel reorder, pivot tokens. */
-  rotatekv?: { kHadDim?: number; reorder?: Int32Array[] | null; nPivotTokens?: number };
+  rotatekv?: { kHadDim?: number; reorder?: Int32Array[] | null; order?: RotateKvOrder; nPivotTokens?: number; pivotRule?: PivotRule };
   /** pm-kvq: hold K (after RoPE) and V of every head Hadamard-rotated (cache/rotated.ts). */
   rotate?: "hadamard" | null;
   /**
@@ -72,7 +73,7 @@ function turboBits(spec: CacheSpec): { kBits: number; vBits: number } {
 }
 
 function rotateKvTransform(config: ModelConfig, spec: CacheSpec) {
-  return { kHadDim: spec.rotatekv?.kHadDim ?? config.numKvHeads * config.headDim, reorder: spec.rotatekv?.reorder ?? null };
+  return { kHadDim: spec.rotatekv?.kHadDim ?? config.numKvHeads * config.headDim, reorder: spec.rotatekv?.reorder ?? null, order: spec.rotatekv?.order ?? "rotate-first" };
 }
 
 const folded = new WeakMap<Transformer, string>();
@@ -84,13 +85,13 @@ const folded = new WeakMap<Transformer, string>();
 export function prepareModelForMethod(tf: Transformer, spec: CacheSpec): void {
   if (spec.method !== "rotatekv") return;
   const t = rotateKvTransform(tf.config, spec);
-  const key = JSON.stringify({ k: t.kHadDim, r: t.reorder?.map((p) => Array.from(p)) ?? null });
+  const key = JSON.stringify({ k: t.kHadDim, r: t.reorder?.map((p) => Array.from(p)) ?? null, o: t.order });
   const done = folded.get(tf);
   if (done === key) return;
   if (done !== undefined) throw new UsageError("this model already carries another RotateKV rotation; load it again");
   foldRotateKv(tf.weights, tf.config, t);
   folded.set(tf, key);
-  tf.transforms.push(`rotatekv:k_had_dim=${t.kHadDim},reorder=${t.reorder ? hashPermutations(t.reorder) : "none"}`);
+  tf.transforms.push(`rotatekv:k_had_dim=${t.kHadDim},reorder=${t.reorder ? `${hashPermutations(t.reorder)},${t.order}` : "none"}`);
 }
 
 function hashPermutations(perms: Int32Array[]): string {
@@ -143,7 +144,9 @@ export function cacheSettings(config: ModelConfig, spec: CacheSpec): Record<stri
         const t = rotateKvTransform(config, spec);
         out["kv.k_had_dim"] = t.kHadDim;
         out["kv.reorder"] = t.reorder ? hashPermutations(t.reorder) : null;
-        out["kv.n_pivot_token"] = spec.rotatekv?.nPivotTokens ?? 1;
+        out["kv.reorder_order"] = t.reorder ? t.order : null;
+        out["kv.pivot_rule"] = spec.rotatekv?.pivotRule ?? "elements";
+        out["kv.n_pivot_token"] = spec.rotatekv?.nPivotTokens ?? DEFAULT_PIVOTS;
       }
     }
   }
@@ -178,7 +181,7 @@ export function createCache(config: ModelConfig, spec: CacheSpec): KvCache {
       const t = rotateKvTransform(config, spec);
       validateRotateKv(config, t);
       const rope = new RopeTable(ropeInvFreq(config));
-      return createRotateKvCache(config, L, { ...t, ...baselineBits(spec), groupSize, nPivotTokens: spec.rotatekv?.nPivotTokens ?? 1 }, rope);
+      return createRotateKvCache(config, L, { ...t, ...baselineBits(spec), groupSize, nPivotTokens: spec.rotatekv?.nPivotTokens ?? DEFAULT_PIVOTS, pivotRule: spec.rotatekv?.pivotRule ?? "elements" }, rope);
     }
     default:
       throw new UsageError(`unknown method ${JSON.stringify(spec.method)}; supported: ${METHODS.join(", ")}`);

@@ -1,9 +1,14 @@
 // RotateKV baseline (spec §7). The model's k_proj/v_proj/o_proj carry RotateKV's rotations
 // (calib/rotatekv.ts), so this cache receives keys *before* RoPE already rotated (k' = H_B·P·k)
-// and values rotated per head. It quantizes both per token (groups of G channels, k/v bits),
-// except the n_pivot_token tokens of the prefill with the largest |hidden| (attention sinks),
-// which stay in float. Attention undoes the key rotation, applies RoPE at each token's position
-// and attends; the o_proj fold undoes the value rotation.
+// and values rotated per head. It quantizes both per token (groups of G channels, k/v bits) as
+// they arrive, before any attention sees them (the original's order for RotateKV), except the
+// pivot tokens (attention sinks) of each multi-token call (the prefill), which stay in float:
+//   "elements" (the original's, default): the tokens holding the n_pivot_token = 20 largest
+//     |hidden| elements of the block's input (torch.topk over the call's flattened hidden states);
+//   "tokens" (this project's first version): the n_pivot_token tokens of the first call with the
+//     largest ‖hidden‖.
+// Attention undoes the key rotation, applies RoPE at each token's position and attends; the
+// o_proj fold undoes the value rotation.
 
 import { UsageError } from "../errors.js";
 import type { RotateKvTransform } from "../calib/rotatekv.js";
@@ -12,11 +17,46 @@ import type { RopeTable } from "../model/rope.js";
 import { PackedTokenStore } from "./packed-store.js";
 import { KvCache, type AppendContext, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
+export type PivotRule = "elements" | "tokens";
+export const PIVOT_RULES: readonly PivotRule[] = ["elements", "tokens"];
+/** The original's n_pivot_token: 20 elements. */
+export const DEFAULT_PIVOTS = 20;
+
 export interface RotateKvOptions extends RotateKvTransform {
   kBits: number;
   vBits: number;
   groupSize: number;
+  /** Elements (rule "elements") or tokens (rule "tokens") that choose the pivots. */
   nPivotTokens: number;
+  pivotRule?: PivotRule;
+}
+
+/** Indices (into the call's tokens) of the pivots of one multi-token call. */
+export function choosePivots(hidden: Float32Array, n: number, hiddenSize: number, count: number, rule: PivotRule): Set<number> {
+  const pivots = new Set<number>();
+  if (count <= 0 || n === 0) return pivots;
+  if (rule === "tokens") {
+    const norms = Array.from({ length: n }, (_, t) => {
+      let s = 0;
+      for (let i = 0; i < hiddenSize; i++) s += hidden[t * hiddenSize + i] ** 2;
+      return s;
+    });
+    const order = norms.map((_, t) => t).sort((a, b) => norms[b] - norms[a] || a - b);
+    for (const t of order.slice(0, count)) pivots.add(t);
+    return pivots;
+  }
+  // the `count` largest |h| over the call's n × hiddenSize elements (ties: the earlier element), by a bounded insertion list
+  const top: { v: number; i: number }[] = [];
+  for (let i = 0; i < n * hiddenSize; i++) {
+    const v = Math.abs(hidden[i]);
+    if (top.length === count && v <= top[top.length - 1].v) continue;
+    let at = top.length;
+    while (at > 0 && top[at - 1].v < v) at--;
+    top.splice(at, 0, { v, i });
+    if (top.length > count) top.pop();
+  }
+  for (const e of top) pivots.add(Math.floor(e.i / hiddenSize));
+  return pivots;
 }
 
 const GROW_TOKENS = 128;
@@ -57,20 +97,18 @@ export class RotateKvLayerCache implements LayerKvCache {
       this.slot = slot;
       this.positions = pos;
     }
-    // pivots: at the prefill (first append), the tokens with the largest |hidden|
-    const pivot = new Set<number>();
-    if (n0 === 0 && this.opts.nPivotTokens > 0) {
-      const norms = Array.from({ length: n }, (_, t) => {
-        let s = 0;
-        for (let i = 0; i < ctx.hiddenSize; i++) s += ctx.hidden[t * ctx.hiddenSize + i] ** 2;
-        return s;
-      });
-      const order = norms.map((_, t) => t).sort((a, b) => norms[b] - norms[a] || a - b);
-      for (const t of order.slice(0, this.opts.nPivotTokens)) pivot.add(t);
-      this.pivotKeys = new Float32Array(pivot.size * this.kvHidden);
-      this.pivotValues = new Float32Array(pivot.size * this.kvHidden);
-    }
+    const rule = this.opts.pivotRule ?? "elements";
+    const chooses = rule === "elements" ? n > 1 : n0 === 0;
+    const pivot = chooses ? choosePivots(ctx.hidden, n, ctx.hiddenSize, this.opts.nPivotTokens, rule) : new Set<number>();
     const row = this.kvHidden;
+    if (pivot.size > 0) {
+      const k = new Float32Array((this.pivots + pivot.size) * row);
+      const v = new Float32Array((this.pivots + pivot.size) * row);
+      k.set(this.pivotKeys.subarray(0, this.pivots * row));
+      v.set(this.pivotValues.subarray(0, this.pivots * row));
+      this.pivotKeys = k;
+      this.pivotValues = v;
+    }
     for (let t = 0; t < n; t++) {
       this.positions[n0 + t] = ctx.positions[t];
       if (pivot.has(t)) {
@@ -97,7 +135,7 @@ export class RotateKvLayerCache implements LayerKvCache {
       this.keys.dequantizeRow(s, kOut, 0);
       if (vOut) this.values.dequantizeRow(s, vOut, 0);
     }
-    unrotateKeyRow(kOut, 0, row, this.perm, this.opts.kHadDim, scratch);
+    unrotateKeyRow(kOut, 0, row, this.perm, this.opts.kHadDim, scratch, this.opts.order);
     // RoPE (rotate-half) at the token's position, per KV head
     const d = this.shape.headDim;
     const half = d / 2;

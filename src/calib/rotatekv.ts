@@ -1,11 +1,13 @@
-// RotateKV's transforms (spec §7), folded into the weights:
-//   keys   k' = H_B · P · k   before RoPE (P: channel reordering over kv_hidden from calibration
-//          means; H_B: normalised Walsh–Hadamard on each block of B = k-had-dim channels), folded
-//          into k_proj (rows and bias); the cache undoes it (Pᵀ·H_B) before applying RoPE.
+// RotateKV's transforms (spec §7, §10), folded into the weights:
+//   keys   before RoPE, with H_B the normalised Walsh–Hadamard on each block of B = k-had-dim
+//          channels and P a channel permutation from calibration, either
+//            "rotate-first" (the original's, default): k' = P · H_B · k — P sorts the rotated
+//              channels by ascending signed mean over the calibration tokens;
+//            "reorder-first" (this project's first version): k' = H_B · P · k — P deals the raw
+//              channels by descending mean |k| round-robin over the Hadamard blocks;
+//          folded into k_proj (rows and bias); the cache undoes it before applying RoPE.
 //   values v' = H_d · v per KV head, folded into v_proj; o_proj's input columns take H_d per query
 //          head, so o_proj(attention(v')) = o_proj(attention(v)).
-// `pmkvq rotatekv-calib` writes P per block: channels by descending mean |k| dealt round-robin
-// over the Hadamard blocks, so every block gets its share of outlier channels.
 
 import fs from "node:fs";
 import { createFullPrecisionCache } from "../cache/full.js";
@@ -18,11 +20,16 @@ import { assertHadamardSize, fwht } from "../quant/hadamard.js";
 import { f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
 import { matrixToF32, type Matrix } from "../tensor/matrix.js";
 
+export type RotateKvOrder = "rotate-first" | "reorder-first";
+export const ROTATEKV_ORDERS: readonly RotateKvOrder[] = ["rotate-first", "reorder-first"];
+
 export interface RotateKvTransform {
   /** Hadamard block size over kv_hidden (default: kv_hidden itself). */
   kHadDim: number;
-  /** Per block a permutation of kv_hidden channels: rotated position i reads channel perm[i]; null = identity. */
+  /** Per block a permutation of kv_hidden channels: position i of k' reads channel perm[i] (of H_B·k, or of k); null = identity. */
   reorder: Int32Array[] | null;
+  /** Which comes first; default "rotate-first" (the original's). */
+  order?: RotateKvOrder;
 }
 
 export function validateRotateKv(c: ModelConfig, t: RotateKvTransform): void {
@@ -33,15 +40,30 @@ export function validateRotateKv(c: ModelConfig, t: RotateKvTransform): void {
   if (t.reorder && t.reorder.length !== c.numLayers) throw new UsageError(`reorder indices for ${t.reorder.length} blocks, the model has ${c.numLayers}`);
 }
 
-/** k' = H_B·P·k for one kv_hidden row (in place, via scratch). */
-export function rotateKeyRow(row: Float32Array, off: number, n: number, perm: Int32Array | null, B: number, scratch: Float32Array): void {
+/** k' = P·H_B·k (rotate-first) or H_B·P·k (reorder-first) for one kv_hidden row, in place via scratch. */
+export function rotateKeyRow(row: Float32Array, off: number, n: number, perm: Int32Array | null, B: number, scratch: Float32Array, order: RotateKvOrder = "rotate-first"): void {
+  if (order === "rotate-first") {
+    for (let b = 0; b < n; b += B) fwht(row, off + b, B);
+    if (!perm) return;
+    for (let i = 0; i < n; i++) scratch[i] = row[off + perm[i]];
+    row.set(scratch.subarray(0, n), off);
+    return;
+  }
   for (let i = 0; i < n; i++) scratch[i] = row[off + (perm ? perm[i] : i)];
   for (let b = 0; b < n; b += B) fwht(scratch, b, B);
   row.set(scratch.subarray(0, n), off);
 }
 
-/** k = Pᵀ·H_B·k' (H_B is its own inverse). */
-export function unrotateKeyRow(row: Float32Array, off: number, n: number, perm: Int32Array | null, B: number, scratch: Float32Array): void {
+/** The inverse: k = H_B·Pᵀ·k' (rotate-first) or Pᵀ·H_B·k' (reorder-first); H_B is its own inverse. */
+export function unrotateKeyRow(row: Float32Array, off: number, n: number, perm: Int32Array | null, B: number, scratch: Float32Array, order: RotateKvOrder = "rotate-first"): void {
+  if (order === "rotate-first") {
+    if (perm) {
+      for (let i = 0; i < n; i++) scratch[perm[i]] = row[off + i];
+      row.set(scratch.subarray(0, n), off);
+    }
+    for (let b = 0; b < n; b += B) fwht(row, off + b, B);
+    return;
+  }
   scratch.set(row.subarray(off, off + n));
   for (let b = 0; b < n; b += B) fwht(scratch, b, B);
   for (let i = 0; i < n; i++) row[off + (perm ? perm[i] : i)] = scratch[i];
@@ -73,7 +95,7 @@ export function foldRotateKv(w: Weights, c: ModelConfig, t: RotateKvTransform): 
   const scratch = new Float32Array(kvHidden);
   w.layers.forEach((lw, l) => {
     const perm = t.reorder?.[l] ?? null;
-    const keyFn = (v: Float32Array) => rotateKeyRow(v, 0, kvHidden, perm, t.kHadDim, scratch);
+    const keyFn = (v: Float32Array) => rotateKeyRow(v, 0, kvHidden, perm, t.kHadDim, scratch, t.order);
     rewrite(lw.wk, (f) => transformRows(f, kvHidden, c.hiddenSize, keyFn));
     if (lw.bk) keyFn(lw.bk);
     const headFn = (v: Float32Array) => {
@@ -88,7 +110,36 @@ export function foldRotateKv(w: Weights, c: ModelConfig, t: RotateKvTransform): 
   });
 }
 
-/** Per block: channels by descending mean |k| (before RoPE), dealt round-robin over Hadamard blocks. */
+/** The original's P: the rotated channels (H_B·k) by ascending signed mean (torch.argsort). */
+export function reorderAscending(rotatedMeans: Float64Array): Int32Array {
+  return Int32Array.from(Array.from(rotatedMeans, (_, i) => i).sort((a, b) => rotatedMeans[a] - rotatedMeans[b] || a - b));
+}
+
+/** Signed mean of H_B·k per kv_hidden channel before RoPE, per block, over calibration samples (the original's channel_mean, up to scale). */
+export function rotatedKeyChannelMeans(tf: Transformer, samples: number[][], positions: number[], kHadDim: number, onSample?: (d: number, t: number) => void): Float64Array[] {
+  const c = tf.config;
+  const n = c.numKvHeads * c.headDim;
+  const sums = Array.from({ length: c.numLayers }, () => new Float64Array(n));
+  const row = new Float32Array(n);
+  let tokens = 0;
+  samples.forEach((s, i) => {
+    using cache = createFullPrecisionCache(c, c.numLayers);
+    tf.forward(s, positions, cache, "none", {
+      onKeysBeforeRope: (l, k, T) => {
+        for (let t = 0; t < T; t++) {
+          row.set(k.subarray(t * n, (t + 1) * n));
+          for (let b = 0; b < n; b += kHadDim) fwht(row, b, kHadDim);
+          for (let ch = 0; ch < n; ch++) sums[l][ch] += row[ch];
+        }
+      },
+    });
+    tokens += s.length;
+    onSample?.(i + 1, samples.length);
+  });
+  return sums.map((s) => s.map((v) => v / tokens));
+}
+
+/** This project's first P (reorder-first): channels by descending mean |k| (before RoPE), dealt round-robin over Hadamard blocks. */
 export function reorderFromMeans(means: Float64Array, kHadDim: number): Int32Array {
   const n = means.length;
   const blocks = n / kHadDim;
@@ -107,7 +158,8 @@ export function keyChannelMeans(tf: Transformer, samples: number[][], positions:
   const sums = Array.from({ length: c.numLayers }, () => new Float64Array(n));
   let tokens = 0;
   samples.forEach((s, i) => {
-    tf.forward(s, positions, createFullPrecisionCache(c, c.numLayers), "none", {
+    using cache = createFullPrecisionCache(c, c.numLayers);
+    tf.forward(s, positions, cache, "none", {
       onKeysBeforeRope: (l, k, T) => {
         for (let t = 0; t < T; t++) for (let ch = 0; ch < n; ch++) sums[l][ch] += Math.abs(k[t * n + ch]);
       },
@@ -118,15 +170,16 @@ export function keyChannelMeans(tf: Transformer, samples: number[][], positions:
   return sums.map((s) => s.map((v) => v / tokens));
 }
 
-export function writeReorder(file: string, reorder: Int32Array[], kHadDim: number, metadata: Record<string, string>): void {
+export function writeReorder(file: string, reorder: Int32Array[], kHadDim: number, metadata: Record<string, string>, order: RotateKvOrder = "rotate-first"): void {
   writeSafetensors(
     file,
     reorder.map((p, l) => ({ name: `layers.${l}.reorder`, dtype: "I32" as const, shape: [p.length], data: p })),
-    { format: "pm-kvq-rotatekv-reorder", k_had_dim: String(kHadDim), ...metadata },
+    { format: "pm-kvq-rotatekv-reorder", k_had_dim: String(kHadDim), order, ...metadata },
   );
 }
 
-export function readReorder(file: string, c: ModelConfig): { reorder: Int32Array[]; kHadDim: number | null } {
+/** A file without an "order" (written before it was recorded) is reorder-first. */
+export function readReorder(file: string, c: ModelConfig): { reorder: Int32Array[]; kHadDim: number | null; order: RotateKvOrder } {
   if (!fs.existsSync(file)) throw new UsageError(`--reorder ${file}: no such file (make it with \`pmkvq rotatekv-calib\`)`);
   const f = new SafetensorsFile(file);
   try {
@@ -146,7 +199,9 @@ export function readReorder(file: string, c: ModelConfig): { reorder: Int32Array
       return p;
     });
     const k = Number(f.header.metadata.k_had_dim);
-    return { reorder, kHadDim: Number.isInteger(k) && k > 0 ? k : null };
+    const order = f.header.metadata.order ?? "reorder-first";
+    if (!(ROTATEKV_ORDERS as readonly string[]).includes(order)) throw new UsageError(`--reorder ${file}: unknown order "${order}" (expected ${ROTATEKV_ORDERS.join(" or ")})`);
+    return { reorder, kHadDim: Number.isInteger(k) && k > 0 ? k : null, order: order as RotateKvOrder };
   } finally {
     f.close();
   }

@@ -5,7 +5,8 @@ import { parseKvBudgetsMB } from "../cache/budgets.js";
 import { METHODS, prepareModelForMethod, type CacheSpec, type Method } from "../cache/factory.js";
 import { MIKV_DEFAULT_SINK_TOKENS } from "../cache/mikv.js";
 import { STEP_ORDERS, type StepOrder } from "../cache/pending.js";
-import { readReorder } from "../calib/rotatekv.js";
+import { readReorder, type RotateKvOrder } from "../calib/rotatekv.js";
+import { DEFAULT_PIVOTS, PIVOT_RULES, type PivotRule } from "../cache/rotatekv.js";
 import { UsageError } from "../errors.js";
 import { foldRepScales, readRepScales } from "../calib/rep-scales.js";
 import type { LoadedModel } from "../model/checkpoint.js";
@@ -32,6 +33,7 @@ export interface CacheFlags {
   nSinkTokens: number;
   kHadDim?: number;
   nPivotToken: number;
+  pivots: PivotRule;
   reorder?: string;
   rotate: "none" | "hadamard";
   stepOrder: StepOrder;
@@ -69,8 +71,9 @@ export function addCacheOptions(cmd: Command): Command {
     .option("--v-bits <b>", "baselines: value bits (16, 8, 4, 2, 1); turboquant: 8, 4, 3, 2, 1", parseBitsArg([16, 8, 4, 3, 2, 1]), 4)
     .option("--n-sink-tokens <n>", "mikv: most-attended tokens kept at full precision (default 0, the original's: channel balancing + RTN, each step's new tokens attended at full precision)", parseIntArg(0), MIKV_DEFAULT_SINK_TOKENS)
     .option("--k-had-dim <n>", "rotatekv: Hadamard block size over kv_hidden (a power of two; default kv_hidden)", parseIntArg(1))
-    .option("--n-pivot-token <n>", "rotatekv: prefill tokens with the largest |hidden| kept unquantized", parseIntArg(0), 1)
-    .option("--reorder <file>", "rotatekv: key channel order from `pmkvq rotatekv-calib` (default: no reordering)")
+    .option("--n-pivot-token <n>", `rotatekv: pivots (attention sinks) kept unquantized — with --pivots elements the tokens holding the n largest |hidden| elements of each prefill (the original's, default ${DEFAULT_PIVOTS}), with --pivots tokens the n tokens of the largest ‖hidden‖`, parseIntArg(0), DEFAULT_PIVOTS)
+    .addOption(new Option("--pivots <rule>", "rotatekv: how pivots are chosen: elements (the original's) or tokens").choices([...PIVOT_RULES]).default("elements"))
+    .option("--reorder <file>", "rotatekv: key channel order from `pmkvq rotatekv-calib` (default: no reordering); the file says whether it reorders the rotated keys (the original's) or the raw ones")
     .addOption(
       new Option(
         "--step-order <order>",
@@ -87,7 +90,7 @@ const METHOD_FLAGS: Record<Method, (keyof CacheFlags)[]> = {
   rtn: ["kBits", "vBits", "groupSize", "stepOrder"],
   kivi: ["kBits", "vBits", "groupSize", "stepOrder"],
   mikv: ["kBits", "vBits", "groupSize", "nSinkTokens"],
-  rotatekv: ["kBits", "vBits", "groupSize", "kHadDim", "nPivotToken", "reorder"],
+  rotatekv: ["kBits", "vBits", "groupSize", "kHadDim", "nPivotToken", "pivots", "reorder"],
   turboquant: ["kBits", "vBits"],
 };
 
@@ -122,9 +125,11 @@ export function checkCacheFlags(flags: CacheFlags): void {
 export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): CacheSpec {
   let reorder: Int32Array[] | null = null;
   let kHadDim = flags.kHadDim;
+  let order: RotateKvOrder = "rotate-first";
   if (flags.reorder) {
     const r = readReorder(flags.reorder, config);
     reorder = r.reorder;
+    order = r.order;
     if (kHadDim !== undefined && r.kHadDim !== null && r.kHadDim !== kHadDim) {
       throw new UsageError(`--reorder ${flags.reorder} was made for --k-had-dim ${r.kHadDim}, not ${kHadDim}`);
     }
@@ -146,7 +151,7 @@ export function cacheSpecFromFlags(flags: CacheFlags, config: ModelConfig): Cach
     kBits: flags.kBits,
     vBits: flags.vBits,
     mikvSinkTokens: flags.nSinkTokens,
-    rotatekv: { kHadDim, reorder, nPivotTokens: flags.nPivotToken },
+    rotatekv: { kHadDim, reorder, order, nPivotTokens: flags.nPivotToken, pivotRule: flags.pivots },
     rotate: flags.rotate === "hadamard" ? "hadamard" : null,
     stepOrder: flags.stepOrder,
   };

@@ -1,7 +1,7 @@
 // `pmkvq rotatekv-calib`: RotateKV's key channel reordering from calibration means.
 
 import { Command, Option } from "commander";
-import { keyChannelMeans, reorderFromMeans, validateRotateKv, writeReorder } from "../calib/rotatekv.js";
+import { keyChannelMeans, reorderAscending, reorderFromMeans, rotatedKeyChannelMeans, ROTATEKV_ORDERS, validateRotateKv, writeReorder, type RotateKvOrder } from "../calib/rotatekv.js";
 import { parseIntArg } from "./args.js";
 import { addCalibOptions, calibMeta, calibSetup, checkCalibInputs, type CalibFlags } from "./calib-options.js";
 import { checkOutputFile } from "../util/paths.js";
@@ -10,14 +10,16 @@ import { loadModelWithProgress, Progress } from "./common.js";
 export interface RotateKvCalibFlags extends CalibFlags {
   out: string;
   kHadDim?: number;
+  order: RotateKvOrder;
 }
 
 export function rotateKvCalibCommand(run: (f: RotateKvCalibFlags) => void | Promise<void>): Command {
   const cmd = new Command("rotatekv-calib").description(
-    "RotateKV calibration: per-block key channel order (by mean |k| before RoPE) that spreads outlier channels over the Hadamard blocks",
+    "RotateKV calibration: per-block key channel order — the original's (rotate-first: the Hadamard-rotated keys sorted by ascending mean) or this project's first (reorder-first: raw channels by mean |k| dealt over the Hadamard blocks)",
   );
   return addCalibOptions(cmd)
     .option("--k-had-dim <n>", "Hadamard block size over kv_hidden (a power of two dividing it; default: kv_hidden)", parseIntArg(1))
+    .addOption(new Option("--order <order>", "rotate-first: k' = P·H·k, P by ascending signed mean of H·k (the original's); reorder-first: k' = H·P·k, P by descending mean |k| round-robin over Hadamard blocks").choices([...ROTATEKV_ORDERS]).default("rotate-first"))
     .addOption(new Option("--out <file>", "where to write the reorder indices (safetensors)").makeOptionMandatory())
     .action(async (f: RotateKvCalibFlags) => run(f));
 }
@@ -31,10 +33,16 @@ export async function runRotateKvCalib(flags: RotateKvCalibFlags): Promise<void>
   validateRotateKv(c, { kHadDim, reorder: null });
   const setup = calibSetup(flags, model);
   const progress = new Progress("key channel means", setup.samples.length);
-  const means = keyChannelMeans(model.transformer, setup.samples, setup.positions, () => progress.tick());
+  const rotateFirst = flags.order === "rotate-first";
+  const means = rotateFirst
+    ? rotatedKeyChannelMeans(model.transformer, setup.samples, setup.positions, kHadDim, () => progress.tick())
+    : keyChannelMeans(model.transformer, setup.samples, setup.positions, () => progress.tick());
   progress.stop();
-  const reorder = means.map((m) => reorderFromMeans(m, kHadDim));
-  writeReorder(flags.out, reorder, kHadDim, calibMeta(flags, setup));
-  const ratio = means.map((m) => (Math.max(...m) / (m.reduce((a, b) => a + b, 0) / m.length)).toFixed(1)).join(" ");
-  process.stdout.write(`reorder indices for ${c.numLayers} blocks (k-had-dim ${kHadDim}) in ${progress.seconds.toFixed(1)} s → ${flags.out}\n  largest / mean channel |k| per block: ${ratio}\n`);
+  const reorder = means.map((m) => (rotateFirst ? reorderAscending(m) : reorderFromMeans(m, kHadDim)));
+  writeReorder(flags.out, reorder, kHadDim, calibMeta(flags, setup), flags.order);
+  const spread = means.map((m) => {
+    const abs = Array.from(m, Math.abs);
+    return (Math.max(...abs) / (abs.reduce((a, b) => a + b, 0) / abs.length)).toFixed(1);
+  }).join(" ");
+  process.stdout.write(`reorder indices (${flags.order}) for ${c.numLayers} blocks (k-had-dim ${kHadDim}) in ${progress.seconds.toFixed(1)} s → ${flags.out}\n  largest / mean |channel mean| per block: ${spread}\n`);
 }

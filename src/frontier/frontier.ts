@@ -165,10 +165,16 @@ export function peakHeldOnSequence(model: LoadedModel, prompt: number[], rest: n
 }
 
 /** The distinct exact allocations of spec §4 over bits {16, 8, 4, 2}, largest first. */
-export function allocationTable(sens: SensitivityResult, config: LoadedModel["config"], budgetLen: number): { bits: number[]; budgetsMB: number[] }[] {
+/** One exact allocation: final body bits and budgets (MB) per block. */
+export interface AllocationRow {
+  bits: number[];
+  budgetsMB: number[];
+}
+
+export function allocationTable(sens: SensitivityResult, config: LoadedModel["config"], budgetLen: number): AllocationRow[] {
   const L = config.numLayers;
   const unitMB = (kvHidden(config) * 2 * budgetLen) / 8 / 2 ** 20;
-  const out: { bits: number[]; budgetsMB: number[] }[] = [];
+  const out: AllocationRow[] = [];
   for (let total = 16 * L; total >= 2 * L; total--) {
     const a = allocateBits(sens, { bits: [16, 8, 4, 2], memoryBudgetMB: total * unitMB + 1e-9, kvHidden: kvHidden(config), maxLen: budgetLen });
     if (out.length === 0 || a.bits.join() !== out[out.length - 1].bits.join()) out.push({ bits: a.bits, budgetsMB: a.budgetsMB });
