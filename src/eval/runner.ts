@@ -13,6 +13,7 @@ import { lockOutput } from "../util/lock.js";
 import { packageVersion } from "../util/version.js";
 import { answersEquivalent, extractAnswer } from "./answer.js";
 import { INSTRUCTION, problemPrompt, type Benchmark, type Problem } from "./benchmarks.js";
+import { extractCode, isCodeProblem, LIVECODEBENCH_PROMPT_TEMPLATE } from "./livecodebench.js";
 import { readResponseFile, responseKey, writeResponseFile, type ResponseFile } from "./responses.js";
 import { diffSettings, formatDifferences, settingsId, type RunSettings } from "./settings.js";
 
@@ -56,7 +57,7 @@ export function judgeResponse(response: string, gold: string | null): { answer: 
 }
 
 /** Everything that changes a response of this run (eval/settings.ts). */
-export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | "seed" | "maxNewTokens" | "temperature" | "topP" | "contextLimit">): RunSettings {
+export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | "seed" | "maxNewTokens" | "temperature" | "topP" | "contextLimit"> & { benchmark?: Benchmark }): RunSettings {
   const c = model.config;
   const tf = model.transformer;
   return {
@@ -74,7 +75,7 @@ export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | 
     max_new_tokens: o.maxNewTokens,
     context_limit: o.contextLimit ?? c.maxPositionEmbeddings,
     "prompt.format": model.tokenizer.hasChatTemplate ? "chat-template" : "plain",
-    "prompt.instruction": INSTRUCTION,
+    "prompt.instruction": o.benchmark?.kind === "code" ? LIVECODEBENCH_PROMPT_TEMPLATE : INSTRUCTION,
   };
 }
 
@@ -129,7 +130,8 @@ export function runEval(model: LoadedModel, o: EvalOptions): EvalResult {
         cache,
         contextLimit: limit,
       });
-      const { answer, judgement } = judgeResponse(r.text, p.gold);
+      // code is judged by running its tests after generation (eval/code-judge.ts judgeCodeOutput)
+      const { answer, judgement } = isCodeProblem(p) ? { answer: extractCode(r.text), judgement: null } : judgeResponse(r.text, p.gold);
       records[key] = {
         seed,
         response: r.text,
