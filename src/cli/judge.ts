@@ -8,9 +8,12 @@ import { describeSettingsMix, judgeResponses, readResponsesDir, type JudgeReport
 import type { SettingsGroup, SkippedEntry } from "../eval/responses.js";
 import { diffSettings, formatDifferences, type SettingsDifference } from "../eval/settings.js";
 import { UsageError } from "../errors.js";
+import { LIVECODEBENCH } from "../eval/livecodebench.js";
 import { parseIntArg } from "./args.js";
+import { addCodeJudgeOptions, type CodeJudgeFlags } from "./code-judge-options.js";
+import { refuseCodeAsMath, runCodeJudge } from "./judge-code.js";
 
-export interface JudgeFlags {
+export interface JudgeFlags extends Partial<CodeJudgeFlags> {
   benchmark?: string;
   version?: string;
   responsesDir?: string;
@@ -23,33 +26,33 @@ export interface JudgeFlags {
 }
 
 export function judgeCommand(run: (f: JudgeFlags) => void | Promise<void>): Command {
-  return new Command("judge")
+  const cmd = new Command("judge")
     .description(
       "Judge saved responses: pass@1, voting accuracy, per-problem figures; or compare two runs. " +
         "Reads every .json and .jsonl file of the folder (one JSON object of records keyed \"<problem id>.<i>\", as ours and the " +
         "original's; or JSON lines); lists the files read with their settings, and every other entry as skipped or ignored (hidden)",
     )
-    .option("--benchmark <name>", "benchmark (aime, cmimc, hmmt, usamo, …); with --dataset-path completeness is checked against all its problems")
-    .option("--version <v>", "benchmark version (aime: 2024 or 2025, hmmt: feb_2024, …), with --benchmark")
+    .option("--benchmark <name>", "benchmark (aime, cmimc, hmmt, usamo, …); with --dataset-path completeness is checked against all its problems; livecodebench: each response's tests are run (pass@1; no voting for code)")
+    .option("--version <v>", "benchmark version (aime: 2024 or 2025, hmmt: feb_2024, …; livecodebench: release_vN, release_latest, vN, vA_vB), with --benchmark")
     .option("--responses-dir <dir>", "folder of response files (.json, .jsonl: shards are merged; the original's files are read too)")
     .option("--dataset-path <dir>", "benchmark root, to list every problem and its gold answer (else: the problems present)")
     .option("--n-responses <n>", "responses expected per problem (default: the most any problem has)", parseIntArg(1))
     .option("--trust-stored", "use the stored judgements instead of re-judging each response")
     .option("--allow-mixed-settings", "judge responses made under different settings together (a warning is printed); without it judging them refuses")
     .option("--json", "print the report as JSON (with its files, settings groups and skipped files)")
-    .option("--compare <dirs...>", "compare two response folders side by side: --compare DIR_A DIR_B (each checked on its own; their settings' differences are shown)")
-    .action(async (f: JudgeFlags) => run(f));
+    .option("--compare <dirs...>", "compare two response folders side by side: --compare DIR_A DIR_B (each checked on its own; their settings' differences are shown)");
+  return addCodeJudgeOptions(cmd, "judge").action(async (f: JudgeFlags) => run(f));
 }
 
-const pct = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)}%`);
-const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+export const pct = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)}%`);
+export const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 function listed(items: string[], max = 10): string {
   return items.slice(0, max).join(", ") + (items.length > max ? `, … ${items.length - max} more` : "");
 }
 
 /** The files read (responses, settings), the entries not read, settings mixing and completeness. */
-function sourceLines(r: JudgeReport): string[] {
+export function sourceLines(r: JudgeReport): string[] {
   const name = (f: string) => path.relative(r.dir, f) || f;
   const entryName = (s: SkippedEntry) => name(s.file) + (s.reason.startsWith("sub-folder") ? "/" : "");
   const group = (n: number) => r.settings_groups.find((g) => g.group === n)!;
@@ -79,7 +82,7 @@ function settingsDifferences(a: JudgeReport, b: JudgeReport): SettingsDifference
   return sa && sb ? diffSettings(sa, sb) : null;
 }
 
-function settingsComparison(a: JudgeReport, b: JudgeReport): string {
+export function settingsComparison(a: JudgeReport, b: JudgeReport): string {
   const diffs = settingsDifferences(a, b);
   if (diffs) return diffs.length ? `settings A → B: ${formatDifferences(diffs, 20)}` : "settings: A and B were made under the same settings";
   const side = (label: string, r: JudgeReport) =>
@@ -89,11 +92,12 @@ function settingsComparison(a: JudgeReport, b: JudgeReport): string {
   return `settings A → B: not compared (${[side("A", a), side("B", b)].filter(Boolean).join(", ")})`;
 }
 
-function warnMixed(r: JudgeReport): void {
+export function warnMixed(r: JudgeReport): void {
   if (r.mixed_settings) process.stderr.write(`warning: ${r.dir}: judging responses made under ${r.settings_groups.length} different settings together (--allow-mixed-settings)\n`);
 }
 
 export async function runJudge(flags: JudgeFlags): Promise<void> {
+  if (flags.benchmark === LIVECODEBENCH) return runCodeJudge(flags); // code: tests are run (cli/judge-code.ts)
   let bench: Benchmark | undefined;
   if (flags.datasetPath) {
     if (!flags.benchmark || !flags.version) throw new UsageError("--dataset-path needs --benchmark and --version");
@@ -102,7 +106,7 @@ export async function runJudge(flags: JudgeFlags): Promise<void> {
   const options = { benchmark: bench, nResponses: flags.nResponses, trustStored: flags.trustStored, allowMixedSettings: flags.allowMixedSettings };
   if (flags.compare) {
     if (flags.compare.length !== 2) throw new UsageError("--compare takes exactly two folders");
-    const [a, b] = flags.compare.map((d) => judgeResponses(readResponsesDir(d, "--compare"), options));
+    const [a, b] = flags.compare.map((d) => judgeResponses(refuseCodeAsMath(readResponsesDir(d, "--compare")), options));
     warnMixed(a);
     warnMixed(b);
     if (flags.json) {
@@ -123,7 +127,7 @@ export async function runJudge(flags: JudgeFlags): Promise<void> {
     return;
   }
   if (!flags.responsesDir) throw new UsageError("give --responses-dir DIR (or --compare DIR_A DIR_B)");
-  const r = judgeResponses(readResponsesDir(flags.responsesDir), options);
+  const r = judgeResponses(refuseCodeAsMath(readResponsesDir(flags.responsesDir)), options);
   warnMixed(r);
   if (flags.json) {
     process.stdout.write(JSON.stringify(r, null, 1) + "\n");
