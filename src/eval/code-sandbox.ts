@@ -140,6 +140,18 @@ function killGroup(pid: number | undefined): void {
   }
 }
 
+/** Groups still running: killed if this process exits first (they are detached, so Ctrl-C does not reach them). */
+const liveGroups = new Set<number>();
+let exitHookSet = false;
+function track(pid: number | undefined): void {
+  if (pid === undefined) return;
+  liveGroups.add(pid);
+  if (!exitHookSet) {
+    exitHookSet = true;
+    process.on("exit", () => liveGroups.forEach(killGroup));
+  }
+}
+
 type Phase = { kind: "startup" } | { kind: "load" } | { kind: "test"; k: number } | { kind: "between"; after: number };
 
 /** Run the tests of one program; the result says which test failed and how. CodeRunnerError when the runner never started. */
@@ -170,6 +182,7 @@ export function runCodeTests(task: CodeTask, options: SandboxOptions = {}): Prom
     let outcome: { result: CodeResult } | { error: Error } | null = null;
     let settled = false;
     let timer: NodeJS.Timeout | null = null;
+    let afterExit: NodeJS.Timeout | null = null;
     let stderrTail = "";
     let stdoutBytes = 0;
     let partial = "";
@@ -181,7 +194,9 @@ export function runCodeTests(task: CodeTask, options: SandboxOptions = {}): Prom
       if (settled || !outcome) return;
       settled = true;
       if (timer) clearTimeout(timer);
+      if (afterExit) clearTimeout(afterExit);
       killGroup(child.pid);
+      if (child.pid !== undefined) liveGroups.delete(child.pid);
       fs.rmSync(dir, { recursive: true, force: true });
       if ("error" in outcome) reject(outcome.error);
       else resolve(outcome.result);
@@ -266,7 +281,8 @@ export function runCodeTests(task: CodeTask, options: SandboxOptions = {}): Prom
     });
     child.on("exit", () => {
       // a grandchild outside the group may hold the pipes: do not wait for them long
-      setTimeout(() => killGroup(child.pid), 200).unref();
+      afterExit = setTimeout(() => killGroup(child.pid), 200);
+      afterExit.unref();
     });
     child.on("close", (code: number | null, signal: NodeJS.Signals | null) => {
       if (!outcome) {
@@ -283,6 +299,7 @@ export function runCodeTests(task: CodeTask, options: SandboxOptions = {}): Prom
       settle();
     });
     arm(o.startupTimeoutS, () => finish(new CodeRunnerError(`${what} did not start the harness within ${o.startupTimeoutS} s`)));
+    track(child.pid);
     o.onStart?.({ pid: child.pid ?? -1, dir });
   });
 }

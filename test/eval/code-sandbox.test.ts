@@ -11,7 +11,7 @@ import { test } from "node:test";
 import { CodeRunnerError, UsageError } from "../../src/errors.js";
 import { parseRunnerCommand, runCodeTests, type CodeResult, type SandboxOptions } from "../../src/eval/code-sandbox.js";
 import type { CodeTest } from "../../src/eval/livecodebench.js";
-import { tempDir } from "../helpers.js";
+import { REPO_ROOT, tempDir } from "../helpers.js";
 
 const PYTHON = spawnSync("python3", ["--version"]).status === 0;
 const skip = PYTHON ? false : "python3 not found: the code judge runs Python programs";
@@ -100,6 +100,18 @@ test("a program that never ends is killed in about the timeout, its whole proces
   const grandchild = Number(fs.readFileSync(marker, "utf8"));
   for (let i = 0; i < 40 && !gone(grandchild); i++) await new Promise((res) => setTimeout(res, 50));
   assert.ok(gone(grandchild), `the grandchild ${grandchild} was killed with the group`);
+});
+
+test("a judge that exits mid-run (Ctrl-C) takes its running tests with it", { skip }, async () => {
+  const sandbox = path.join(REPO_ROOT, "dist", "src", "eval", "code-sandbox.js");
+  const script = `import { runCodeTests } from ${JSON.stringify(sandbox)};
+runCodeTests({ code: "while True:\\n    pass", fnName: null, tests: [{ input: "", output: "" }] }, { timeoutS: 60, onStart: (s) => { console.log(s.pid); setTimeout(() => process.exit(130), 500); } });`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 30000 });
+  assert.equal(r.status, 130, r.stderr);
+  const pid = Number(r.stdout.trim());
+  assert.ok(pid > 0, r.stdout);
+  for (let i = 0; i < 40 && !gone(pid); i++) await new Promise((res) => setTimeout(res, 50));
+  assert.ok(gone(pid), `the test process ${pid} outlived the judge`);
 });
 
 test("a program that swallows the timeout is ended by the watchdog, on the test it was on", { skip }, async () => {
