@@ -246,6 +246,9 @@ def _failure(e):
 
 
 def _main(encoded):
+    if sys.version_info < (3, 9):
+        sys.stderr.write("the code judge needs Python 3.9 or later (ast.unparse), found %s\n" % sys.version.split()[0])
+        _exit(3)
     job = json.loads(base64.b64decode(encoded).decode("utf-8"))
     _limits(job)
     signal.signal(signal.SIGALRM, _alarm)
