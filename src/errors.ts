@@ -48,3 +48,6 @@ export class KvBudgetError extends PmkvqError {
     super(message);
   }
 }
+
+/** The code judge's runner (python3, or --judge-runner) cannot be started or broke before running any test. */
+export class CodeRunnerError extends PmkvqError {}

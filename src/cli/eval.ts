@@ -7,13 +7,17 @@ import { resolveContextLimit } from "../generate/generate.js";
 import { checkInputDir, checkOutputFile } from "../util/paths.js";
 import { lockOutput } from "../util/lock.js";
 import { loadBenchmark, selectRange, shardRange } from "../eval/benchmarks.js";
+import { judgeCodeOutput } from "../eval/code-judge.js";
+import { isCodeBenchmark, isCodeProblem } from "../eval/livecodebench.js";
+import { readResponseFile } from "../eval/responses.js";
 import { runEval } from "../eval/runner.js";
 import { UsageError } from "../errors.js";
 import type { WeightDtype } from "../tensor/matrix.js";
 import { explicitOptions, parseFloatArg, parseIntArg } from "./args.js";
+import { addCodeJudgeOptions, checkRunner, sandboxFromFlags, type CodeJudgeFlags } from "./code-judge-options.js";
 import { contextLimitOption, loadModelWithProgress, modelOption, Progress, weightsDtypeOption } from "./common.js";
 
-export interface EvalFlags extends CacheFlags {
+export interface EvalFlags extends CacheFlags, CodeJudgeFlags {
   model: string;
   weightsDtype: WeightDtype | "auto";
   datasetPath: string;
@@ -39,9 +43,9 @@ export function evalCommand(run: (f: EvalFlags) => void | Promise<void>): Comman
     .description("Answer a benchmark's problems (n responses each, seeds seed + i), judge them, and save the responses (resumable)")
     .addOption(modelOption())
     .addOption(weightsDtypeOption())
-    .addOption(new Option("--dataset-path <dir>", "root of the benchmark folders (<bench>/<bench>_<version>[_I|_II]/…)").makeOptionMandatory())
-    .addOption(new Option("--benchmark <name>", "benchmark folder: aime, cmimc, hmmt, usamo (or any in the same layout)").makeOptionMandatory())
-    .addOption(new Option("--version <v>", "version: 2024 or 2025 (aime), 2024 (cmimc), feb_2024 or feb_2025 (hmmt), 2025 (usamo)").makeOptionMandatory())
+    .addOption(new Option("--dataset-path <dir>", "root of the benchmark folders (<bench>/<bench>_<version>[_I|_II]/…); livecodebench: the folder of its release files test.jsonl, test2.jsonl, … (or DIR/livecodebench/)").makeOptionMandatory())
+    .addOption(new Option("--benchmark <name>", "benchmark folder: aime, cmimc, hmmt, usamo (or any in the same layout), or livecodebench (code, judged by running tests)").makeOptionMandatory())
+    .addOption(new Option("--version <v>", "version: 2024 or 2025 (aime), 2024 (cmimc), feb_2024 or feb_2025 (hmmt), 2025 (usamo); livecodebench: release_vN, release_latest, vN or vA_vB (the original judges v6: 175 problems)").makeOptionMandatory())
     .option("--start <n>", "first problem of the ordered list (0-based)", parseIntArg(0))
     .option("--end <n>", "one past the last problem (default: all)", parseIntArg(0))
     .option("--shard <i/n>", "shorthand for the i-th of n equal --start/--end ranges (i from 0), e.g. $JOB_COMPLETION_INDEX/8")
@@ -55,13 +59,15 @@ export function evalCommand(run: (f: EvalFlags) => void | Promise<void>): Comman
     .option("--output <file>", "response file (JSON, the original's schema); rerunning resumes it, locked while a run writes it (default: responses/<benchmark>_<version>_<method>_<start>-<end>.json)")
     .option("--force-resume", "resume an output whose responses were made with other settings (model, method, flags, sampling, limits), keeping them")
     .addOption(contextLimitOption());
+  addCodeJudgeOptions(cmd, "eval");
   return addCacheOptions(cmd).action(async (f: EvalFlags, c: Command) => run({ ...f, explicit: explicitOptions(c) }));
 }
 
 export async function runEvalCommand(flags: EvalFlags): Promise<void> {
   checkInputDir(flags.datasetPath, "--dataset-path");
   checkCacheFlags(flags);
-  const bench = loadBenchmark(flags.datasetPath, flags.benchmark, flags.version);
+  const bench = loadBenchmark(flags.datasetPath, flags.benchmark, flags.version, { startDate: flags.startDate, endDate: flags.endDate });
+  const code = isCodeBenchmark(bench) ? sandboxFromFlags(flags, true) : null;
   if (flags.shard !== undefined && (flags.start !== undefined || flags.end !== undefined)) throw new UsageError("give --shard or --start/--end, not both");
   const range = flags.shard !== undefined ? shardRange(flags.shard, bench.problems.length) : { start: flags.start ?? 0, end: flags.end };
   const { start, end, problems } = selectRange(bench, range.start, range.end);
@@ -70,6 +76,7 @@ export async function runEvalCommand(flags: EvalFlags): Promise<void> {
   const notice = (m: string) => process.stderr.write(m + "\n");
   // the lock first: a second run into the same file stops before loading anything
   using _lock = lockOutput(output, `--output ${output}`, { onTakeover: notice });
+  if (code) await checkRunner(code.sandbox); // a runner that cannot work fails now, not after the generation
   using model = loadModelWithProgress(flags.model, true, flags.weightsDtype);
   const context = resolveContextLimit(model.config, flags.contextLimit);
   if (context.warning) notice(context.warning);
@@ -89,11 +96,20 @@ export async function runEvalCommand(flags: EvalFlags): Promise<void> {
     },
   });
   progress.stop();
-  const mine = problems.flatMap((p) => Array.from({ length: flags.nResponses }, (_, i) => result.records[`${p.id}.${i}`]));
+  let records = result.records;
+  if (code && isCodeBenchmark(bench)) {
+    // code is judged after the generation, by running its tests (resumable: only unjudged responses)
+    process.stderr.write(`judging: ${code.label}\n`);
+    const judging = new Progress("judge", Math.max(1, problems.length * flags.nResponses), true);
+    records = (await judgeCodeOutput(output, bench, problems.filter(isCodeProblem), flags.nResponses, { ...code, onJudged: () => judging.tick() })).records;
+    judging.stop();
+  } else if (isCodeBenchmark(bench)) records = readResponseFile(output);
+  const mine = problems.flatMap((p) => Array.from({ length: flags.nResponses }, (_, i) => records[`${p.id}.${i}`]));
   const graded = mine.filter((r) => r.judgement !== null);
   const pass = graded.length ? (100 * graded.filter((r) => r.judgement).length) / graded.length : null;
+  const unjudged = isCodeBenchmark(bench) && !code ? "not judged (--judge-runner none): judge them with `pmkvq judge --benchmark livecodebench`, which runs their tests\n" : null;
   process.stdout.write(
     `${result.generated} responses generated, ${result.skipped} already done → ${output}\n` +
-      (pass === null ? "not auto-gradable: responses saved for human grading\n" : `pass@1 over this range: ${pass.toFixed(1)}% (${graded.length} responses); judge the merged folder with \`pmkvq judge\`\n`),
+      (unjudged ?? (pass === null ? "not auto-gradable: responses saved for human grading\n" : `pass@1 over this range: ${pass.toFixed(1)}% (${graded.length} responses); judge the merged folder with \`pmkvq judge\`\n`)),
   );
 }

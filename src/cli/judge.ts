@@ -8,9 +8,12 @@ import { describeSettingsMix, JUDGE_RULES, judgeResponses, readResponsesDir, typ
 import type { SettingsGroup, SkippedEntry } from "../eval/responses.js";
 import { diffSettings, formatDifferences, type SettingsDifference } from "../eval/settings.js";
 import { UsageError } from "../errors.js";
+import { LIVECODEBENCH } from "../eval/livecodebench.js";
 import { parseIntArg } from "./args.js";
+import { addCodeJudgeOptions, type CodeJudgeFlags } from "./code-judge-options.js";
+import { refuseCodeAsMath, runCodeJudge } from "./judge-code.js";
 
-export interface JudgeFlags {
+export interface JudgeFlags extends Partial<CodeJudgeFlags> {
   benchmark?: string;
   version?: string;
   responsesDir?: string;
@@ -24,14 +27,14 @@ export interface JudgeFlags {
 }
 
 export function judgeCommand(run: (f: JudgeFlags) => void | Promise<void>): Command {
-  return new Command("judge")
+  const cmd = new Command("judge")
     .description(
       "Judge saved responses: pass@1, voting accuracy, per-problem figures; or compare two runs. " +
         "Reads every .json and .jsonl file of the folder (one JSON object of records keyed \"<problem id>.<i>\", as ours and the " +
         "original's; or JSON lines); lists the files read with their settings, and every other entry as skipped or ignored (hidden)",
     )
-    .option("--benchmark <name>", "benchmark (aime, cmimc, hmmt, usamo, …); with --dataset-path completeness is checked against all its problems")
-    .option("--version <v>", "benchmark version (aime: 2024 or 2025, hmmt: feb_2024, …), with --benchmark")
+    .option("--benchmark <name>", "benchmark (aime, cmimc, hmmt, usamo, …); with --dataset-path completeness is checked against all its problems; livecodebench: each response's tests are run (pass@1; no voting for code)")
+    .option("--version <v>", "benchmark version (aime: 2024 or 2025, hmmt: feb_2024, …; livecodebench: release_vN, release_latest, vN, vA_vB), with --benchmark")
     .option("--responses-dir <dir>", "folder of response files (.json, .jsonl: shards are merged; the original's files are read too)")
     .option("--dataset-path <dir>", "benchmark root, to list every problem and its gold answer (else: the problems present)")
     .option("--n-responses <n>", "responses expected per problem (default: the most any problem has)", parseIntArg(1))
@@ -42,23 +45,23 @@ export function judgeCommand(run: (f: JudgeFlags) => void | Promise<void>): Comm
         "--rules <rules>",
         "ours: answers compared by value (numeric and LaTeX equivalence), votes counted over equivalent answers; " +
           "original: the original's string rules exactly (its \\boxed / first-sentence extraction, _strip_string + normalize_final_answer, " +
-          "vote on the raw mode string, gold as pandas reads answers.csv: 025 → 25); both: report both",
+          "vote on the raw mode string, gold as pandas reads answers.csv: 025 → 25); both: report both (math benchmarks)",
       ).choices([...JUDGE_RULES, "both"]).default("ours"),
     )
     .option("--json", "print the report as JSON (with its files, settings groups and skipped files; with --rules both: {ours, original})")
-    .option("--compare <dirs...>", "compare two response folders side by side: --compare DIR_A DIR_B (each checked on its own; their settings' differences are shown)")
-    .action(async (f: JudgeFlags) => run(f));
+    .option("--compare <dirs...>", "compare two response folders side by side: --compare DIR_A DIR_B (each checked on its own; their settings' differences are shown)");
+  return addCodeJudgeOptions(cmd, "judge").action(async (f: JudgeFlags) => run(f));
 }
 
-const pct = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)}%`);
-const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+export const pct = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)}%`);
+export const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 function listed(items: string[], max = 10): string {
   return items.slice(0, max).join(", ") + (items.length > max ? `, … ${items.length - max} more` : "");
 }
 
 /** The files read (responses, settings), the entries not read, settings mixing and completeness. */
-function sourceLines(r: JudgeReport): string[] {
+export function sourceLines(r: JudgeReport): string[] {
   const name = (f: string) => path.relative(r.dir, f) || f;
   const entryName = (s: SkippedEntry) => name(s.file) + (s.reason.startsWith("sub-folder") ? "/" : "");
   const group = (n: number) => r.settings_groups.find((g) => g.group === n)!;
@@ -88,7 +91,7 @@ function settingsDifferences(a: JudgeReport, b: JudgeReport): SettingsDifference
   return sa && sb ? diffSettings(sa, sb) : null;
 }
 
-function settingsComparison(a: JudgeReport, b: JudgeReport): string {
+export function settingsComparison(a: JudgeReport, b: JudgeReport): string {
   const diffs = settingsDifferences(a, b);
   if (diffs) return diffs.length ? `settings A → B: ${formatDifferences(diffs, 20)}` : "settings: A and B were made under the same settings";
   const side = (label: string, r: JudgeReport) =>
@@ -98,11 +101,15 @@ function settingsComparison(a: JudgeReport, b: JudgeReport): string {
   return `settings A → B: not compared (${[side("A", a), side("B", b)].filter(Boolean).join(", ")})`;
 }
 
-function warnMixed(r: JudgeReport): void {
+export function warnMixed(r: JudgeReport): void {
   if (r.mixed_settings) process.stderr.write(`warning: ${r.dir}: judging responses made under ${r.settings_groups.length} different settings together (--allow-mixed-settings)\n`);
 }
 
 export async function runJudge(flags: JudgeFlags): Promise<void> {
+  if (flags.benchmark === LIVECODEBENCH) {
+    if (flags.rules !== undefined && flags.rules !== "ours") throw new UsageError(`--rules ${flags.rules} is for math answers; livecodebench is judged by running its tests`);
+    return runCodeJudge(flags); // code: tests are run (cli/judge-code.ts)
+  }
   let bench: Benchmark | undefined;
   if (flags.datasetPath) {
     if (!flags.benchmark || !flags.version) throw new UsageError("--dataset-path needs --benchmark and --version");
@@ -113,7 +120,7 @@ export async function runJudge(flags: JudgeFlags): Promise<void> {
   if (flags.compare) {
     if (flags.rules === "both") throw new UsageError("--compare judges by one set of rules: give --rules ours or --rules original");
     if (flags.compare.length !== 2) throw new UsageError("--compare takes exactly two folders");
-    const [a, b] = flags.compare.map((d) => judgeResponses(readResponsesDir(d, "--compare"), options));
+    const [a, b] = flags.compare.map((d) => judgeResponses(refuseCodeAsMath(readResponsesDir(d, "--compare")), options));
     warnMixed(a);
     warnMixed(b);
     if (flags.json) {
@@ -134,7 +141,7 @@ export async function runJudge(flags: JudgeFlags): Promise<void> {
     return;
   }
   if (!flags.responsesDir) throw new UsageError("give --responses-dir DIR (or --compare DIR_A DIR_B)");
-  const merged = readResponsesDir(flags.responsesDir);
+  const merged = refuseCodeAsMath(readResponsesDir(flags.responsesDir));
   const r = judgeResponses(merged, options);
   const theirs = flags.rules === "both" ? judgeResponses(merged, { ...options, rules: "original" }) : null;
   warnMixed(r);

@@ -6,8 +6,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
+import { isCodeProblem, LIVECODEBENCH, livecodebenchPrompt, loadLiveCodeBench, type DateRange } from "./livecodebench.js";
 
-export const BENCHMARKS = ["aime", "cmimc", "hmmt", "usamo"] as const;
+export const BENCHMARKS = ["aime", "cmimc", "hmmt", "usamo", LIVECODEBENCH] as const;
 
 /** The instruction of spec §8 appended to every problem. */
 export const INSTRUCTION = "\nPlease reason step by step, and put your final answer within \\boxed{}.";
@@ -28,6 +29,8 @@ export interface Benchmark {
   problems: Problem[];
   /** false for proof benchmarks: responses are saved, not auto-graded. */
   gradable: boolean;
+  /** "code" for LiveCodeBench (eval/livecodebench.ts): judged by running tests. */
+  kind?: "math" | "code";
 }
 
 /** The `key: value` lines of a config.yaml (double-quoted values are JSON-style strings). */
@@ -100,7 +103,10 @@ function findSubsets(root: string, name: string, version: string): string[] {
   return folders.sort((a, b) => roman(a) - roman(b));
 }
 
-export function loadBenchmark(root: string, name: string, version: string): Benchmark {
+/** A benchmark by name; livecodebench reads its release files (eval/livecodebench.ts), with optional contest dates. */
+export function loadBenchmark(root: string, name: string, version: string, dates: DateRange = {}): Benchmark {
+  if (name === LIVECODEBENCH) return loadLiveCodeBench(root, version, dates);
+  if (dates.startDate !== undefined || dates.endDate !== undefined) throw new UsageError(`--start-date and --end-date select LiveCodeBench problems; ${name} has no contest dates`);
   if (!fs.existsSync(root)) throw new UsageError(`--dataset-path ${root}: no such folder`);
   const subsets = findSubsets(root, name, version);
   const problems: Problem[] = [];
@@ -129,8 +135,9 @@ export function loadBenchmark(root: string, name: string, version: string): Benc
   return { name, version, subsets, problems, gradable };
 }
 
-/** The user turn of a problem (spec §8). */
+/** The user turn of a problem (spec §8; LiveCodeBench: the original's code prompt). */
 export function problemPrompt(p: Problem): string {
+  if (isCodeProblem(p)) return livecodebenchPrompt(p);
   return p.text + INSTRUCTION;
 }
 

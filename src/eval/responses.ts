@@ -18,8 +18,11 @@ export interface ResponseRecord {
   response: string;
   response_answer: string | null;
   gold: string | null;
-  /** true/false when graded; null for benchmarks without final answers. */
+  /** true/false when graded; null for benchmarks without final answers (and code not judged yet). */
   judgement: boolean | null;
+  /** Code benchmarks: why (passed, wrong answer on test k of n, timeout, …) and what went wrong. */
+  judge_reason?: string;
+  judge_detail?: string | null;
   input_len: number;
   output_len: number;
   finish_reason?: string;

@@ -13,6 +13,7 @@ import { lockOutput } from "../util/lock.js";
 import { packageVersion } from "../util/version.js";
 import { answersEquivalent, extractAnswer } from "./answer.js";
 import { INSTRUCTION, problemPrompt, type Benchmark, type Problem } from "./benchmarks.js";
+import { extractCode, isCodeProblem, LIVECODEBENCH_PROMPT_TEMPLATE } from "./livecodebench.js";
 import { readResponseFile, responseKey, writeResponseFile, type ResponseFile } from "./responses.js";
 import { diffSettings, formatDifferences, settingsId, type RunSettings } from "./settings.js";
 
@@ -63,7 +64,7 @@ export function judgeResponse(response: string, gold: string | null): { answer: 
 }
 
 /** Everything that changes a response of this run (eval/settings.ts). */
-export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | "seed" | "maxNewTokens" | "temperature" | "topP" | "topK" | "contextLimit" | "prefillChunk">): RunSettings {
+export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | "seed" | "maxNewTokens" | "temperature" | "topP" | "topK" | "contextLimit" | "prefillChunk"> & { benchmark?: Benchmark }): RunSettings {
   const c = model.config;
   const tf = model.transformer;
   return {
@@ -83,7 +84,7 @@ export function evalSettings(model: LoadedModel, o: Pick<EvalOptions, "cache" | 
     prefill_chunk: o.prefillChunk ?? "whole prompt",
     context_limit: o.contextLimit ?? c.maxPositionEmbeddings,
     "prompt.format": model.tokenizer.hasChatTemplate ? "chat-template" : "plain",
-    "prompt.instruction": INSTRUCTION,
+    "prompt.instruction": o.benchmark?.kind === "code" ? LIVECODEBENCH_PROMPT_TEMPLATE : INSTRUCTION,
   };
 }
 
@@ -140,7 +141,8 @@ export function runEval(model: LoadedModel, o: EvalOptions): EvalResult {
         prefillChunk: o.prefillChunk ?? prompts[pi].length,
         contextLimit: limit,
       });
-      const { answer, judgement } = judgeResponse(r.text, p.gold);
+      // code is judged by running its tests after generation (eval/code-judge.ts judgeCodeOutput)
+      const { answer, judgement } = isCodeProblem(p) ? { answer: extractCode(r.text), judgement: null } : judgeResponse(r.text, p.gold);
       records[key] = {
         seed,
         response: r.text,
