@@ -2,7 +2,7 @@
 // method, 8/4/3/2 bits, pm-kvq with W = 32 and 128 and the Hadamard variant), its tables and
 // verdicts written into README.md between the frontier-table markers and its chart to
 // docs/frontier.svg; also the default model's training summary (train-summary markers).
-// Usage: node dist/bench/frontier.js [--problems N] [--out DIR] [--write-readme]
+// Usage: node dist/bench/frontier.js [--problems N] [--out DIR] [--fresh] [--write-readme]
 
 import fs from "node:fs";
 import path from "node:path";
@@ -15,11 +15,11 @@ import { REPO_ROOT } from "./common.js";
 import { writeReadmeSection } from "./readme.js";
 
 const { values: args } = parseArgs({
-  options: { problems: { type: "string", default: "60" }, out: { type: "string", default: ".bench-cache/frontier" }, "write-readme": { type: "boolean" } },
+  options: { problems: { type: "string", default: "60" }, out: { type: "string", default: ".bench-cache/frontier" }, fresh: { type: "boolean" }, "write-readme": { type: "boolean" } },
 });
 const t0 = performance.now();
 const r = runFrontier({
-  modelDir: DEFAULT_MODEL_DIR, outDir: args.out!, problems: Number(args.problems), task: trainedTask(DEFAULT_MODEL_DIR), minLengthFraction: 1,
+  modelDir: DEFAULT_MODEL_DIR, outDir: args.out!, problems: Number(args.problems), task: trainedTask(DEFAULT_MODEL_DIR), minLengthFraction: 1, fresh: args.fresh,
   methods: [...FRONTIER_METHODS], bits: [8, 4, 3, 2], windows: [32, 128], hadamard: true, calibrationSamples: 16,
   onNotice: (m: string) => process.stderr.write(m + "\n"),
   onAnswer: (done: number, total: number, key: string) => done % 50 === 0 && process.stderr.write(`${done}/${total} answers (${key})\n`),

@@ -421,6 +421,7 @@ function answer(model: LoadedModel, seed: number, task: LookupSumOptions, d: Set
     maxNewTokens: maxLen - ids.length,
     temperature: 0,
     cache,
+    prefillChunk: ids.length, // the whole prompt in one pass, as eval and the original
     onStep: (_s, c) => {
       peak = Math.max(peak, c.stats().totalHeldBytes);
     },
