@@ -92,6 +92,7 @@ function sha256Of(parts: string[]): string {
 
 /** Hash of the files that define a model: config, tokenizer, weights. */
 export function modelHash(dir: string): string {
+  if (fs.statSync(dir).isFile()) return sha256Of([`${path.basename(dir)}:${sha256File(dir)}`]); // a GGUF file
   const files = fs.readdirSync(dir).filter((f) => /\.(json|safetensors)$/.test(f) && !f.startsWith(".")).sort();
   return sha256Of(files.map((f) => `${f}:${sha256File(path.join(dir, f))}`));
 }

@@ -13,7 +13,7 @@ export function weightsDtypeOption(): Option {
 }
 
 export function modelOption(): Option {
-  return new Option("--model <dir>", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)").makeOptionMandatory();
+  return new Option("--model <path>", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json), or a GGUF file (llama, qwen2, qwen3; F32/F16/BF16 weights) or a folder holding one").makeOptionMandatory();
 }
 
 export function contextLimitOption(): Option {

@@ -102,7 +102,7 @@ export function checkPromptFits(promptTokens: number, held: number, limit: numbe
 
 /** Where a context limit comes from, for messages. */
 export function contextSource(model: LoadedModel, limit: number): string {
-  return limit === model.config.maxPositionEmbeddings ? `max_position_embeddings in ${model.dir}/config.json; --context-limit sets another` : "--context-limit";
+  return limit === model.config.maxPositionEmbeddings ? `max_position_embeddings in ${model.dir.toLowerCase().endsWith(".gguf") ? `${model.dir} (context_length)` : `${model.dir}/config.json`}; --context-limit sets another` : "--context-limit";
 }
 
 export type Prompt = string | number[] | { messages: ChatMessage[] };

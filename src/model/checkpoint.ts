@@ -12,6 +12,7 @@ import { preview } from "../util/json.js";
 import { parseModelConfig, tokenIdList, type ModelConfig } from "./config.js";
 import { Transformer } from "./forward.js";
 import { SafetensorsFile } from "./safetensors.js";
+import { checkGgufMemoryFits, ggufModelFile, ggufTensorName, GgufTensors, openGgufModel, tokenizerFromGguf } from "./gguf-model.js";
 import type { Matrix, WeightDtype } from "../tensor/matrix.js";
 import { hfNames, loadWeights, releaseWeights, weightBytes, type TensorSource } from "./weights.js";
 
@@ -170,8 +171,20 @@ export function readGenerationDefaults(dir: string, config: ModelConfig): Genera
   };
 }
 
-/** config.json and weights of a model folder, without the tokenizer. */
-export function loadTransformer(dir: string, opts: LoadOptions = {}): { config: ModelConfig; transformer: Transformer; checkpointDtypes: Record<string, number>; warnings: string[] } {
+interface LoadedTransformer {
+  config: ModelConfig;
+  transformer: Transformer;
+  checkpointDtypes: Record<string, number>;
+  warnings: string[];
+  /** The tokenizer the checkpoint ships (read on demand). */
+  tokenizer: () => TextTokenizer;
+  generation: () => GenerationDefaults;
+}
+
+/** config.json and weights of a model folder (or a GGUF file), without the tokenizer. */
+export function loadTransformer(dir: string, opts: LoadOptions = {}): LoadedTransformer {
+  const gguf = ggufModelFile(dir);
+  if (gguf) return loadGgufTransformer(gguf, opts);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: not a model folder (does not exist or is not a directory)`);
   const configPath = path.join(dir, "config.json");
   if (!fs.existsSync(configPath)) throw new CheckpointError(`${dir}: no config.json`);
@@ -195,7 +208,39 @@ export function loadTransformer(dir: string, opts: LoadOptions = {}): { config: 
       releaseWeights(weights);
       throw e;
     }
-    return { config, transformer, checkpointDtypes: tensors.dtypes(), warnings };
+    return {
+      config, transformer, checkpointDtypes: tensors.dtypes(), warnings,
+      tokenizer: () => TextTokenizer.fromDir(dir, { maxVocab: config.vocabSize }),
+      generation: () => readGenerationDefaults(dir, config),
+    };
+  } finally {
+    tensors.close();
+  }
+}
+
+/** A GGUF file's config (from its metadata) and weights. */
+function loadGgufTransformer(file: string, opts: LoadOptions): LoadedTransformer {
+  const { g, config, arch } = openGgufModel(file);
+  const tensors = new GgufTensors(file, g, config, arch);
+  try {
+    const last = hfNames(config.numLayers - 1).wq;
+    if (!tensors.has(last)) throw new CheckpointError(`${file}: block_count is ${config.numLayers}, but the file has no tensor "${ggufTensorName(last)}"; metadata and tensors disagree`);
+    const expected = expectedTensors(config);
+    const unused = tensors.unused(expected);
+    const warnings = unused.length ? [`${file}: ${unused.length} tensor${unused.length > 1 ? "s" : ""} not used by ${config.architecture}: ${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", …" : ""}`] : [];
+    const dtype = opts.weightsDtype ?? "auto";
+    checkGgufMemoryFits(file, tensors, [...expected].filter((n) => !(n === "lm_head.weight" && config.tieWordEmbeddings)), dtype);
+    let done = 0;
+    const weights = loadWeights(config, tensors, dtype, (name) => opts.onTensor?.(name, ++done, tensors.tensorCount));
+    let transformer: Transformer;
+    try {
+      transformer = new Transformer(config, weights);
+    } catch (e) {
+      releaseWeights(weights);
+      throw e;
+    }
+    const generation: GenerationDefaults = { doSample: false, temperature: null, topP: null, topK: null, eosTokenIds: config.eosTokenIds, bosTokenId: config.bosTokenId };
+    return { config, transformer, checkpointDtypes: tensors.dtypes(), warnings, tokenizer: () => tokenizerFromGguf(g, file, config.vocabSize), generation: () => generation };
   } finally {
     tensors.close();
   }
@@ -266,9 +311,10 @@ function checkMemoryFits(dir: string, c: ModelConfig, tensors: CheckpointTensors
 /** Load a Hugging Face model folder (LlamaForCausalLM or Qwen2ForCausalLM). */
 export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
   const t0 = performance.now();
-  const { config, transformer, checkpointDtypes, warnings } = loadTransformer(dir, opts);
+  const loaded = loadTransformer(dir, opts);
+  const { config, transformer, checkpointDtypes, warnings } = loaded;
   try {
-    const tokenizer = TextTokenizer.fromDir(dir, { maxVocab: config.vocabSize });
+    const tokenizer = loaded.tokenizer();
     if (tokenizer.vocabSize > config.vocabSize) {
       throw new CheckpointError(`${dir}: tokenizer has ${tokenizer.vocabSize} ids but config.json vocab_size is ${config.vocabSize}`);
     }
@@ -277,7 +323,7 @@ export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
       config,
       transformer,
       tokenizer,
-      generation: readGenerationDefaults(dir, config),
+      generation: loaded.generation(),
       weightBytes: weightBytes(transformer.weights),
       checkpointDtypes,
       loadMs: performance.now() - t0,

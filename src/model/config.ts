@@ -8,12 +8,15 @@ export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 export const SUPPORTED_ROPE_TYPES = ["default", "linear", "llama3"] as const;
 
 export interface RopeScaling {
-  type: "default" | "linear" | "llama3";
+  /** "factors": per-frequency divisors given outright (a GGUF's rope_freqs tensor, how llama.cpp stores llama3 scaling). */
+  type: "default" | "linear" | "llama3" | "factors";
   factor: number;
   /** llama3 only. */
   lowFreqFactor: number;
   highFreqFactor: number;
   originalMaxPositionEmbeddings: number;
+  /** "factors" only: inv_freq[i] is divided by factors[i] (headDim / 2 entries). */
+  factors?: number[];
 }
 
 export interface ModelConfig {

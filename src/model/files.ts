@@ -21,3 +21,18 @@ export function openForReading(file: string): { fd: number; size: number } {
     throw e instanceof CheckpointError ? e : new CheckpointError(`${file}: cannot open (${describeFsError(e)})`);
   }
 }
+
+/** Read exactly `dest.length` bytes at `position`; a short read or an I/O error is a CheckpointError. */
+export function readExactly(fd: number, file: string, dest: Uint8Array, position: number, what: string): void {
+  let done = 0;
+  while (done < dest.length) {
+    let got: number;
+    try {
+      got = fs.readSync(fd, dest, done, dest.length - done, position + done);
+    } catch (e) {
+      throw new CheckpointError(`${file}: cannot read ${what} (${describeFsError(e)})`);
+    }
+    if (got === 0) throw new CheckpointError(`${file}: ${what}: unexpected end of file (truncated?)`);
+    done += got;
+  }
+}

@@ -54,11 +54,12 @@ function hashFile(file: string, h: crypto.Hash): void {
   }
 }
 
-/** "sha256:<hex>" identifying the model folder's contents (not its path). */
+/** "sha256:<hex>" identifying the model folder's contents, or a GGUF file's (not its path). */
 export function modelFingerprint(dir: string): string {
   const h = crypto.createHash("sha256");
   try {
-    for (const f of modelFiles(dir)) hashFile(path.join(dir, f), h);
+    if (fs.statSync(dir).isFile()) hashFile(dir, h);
+    else for (const f of modelFiles(dir)) hashFile(path.join(dir, f), h);
   } catch (e) {
     throw new CheckpointError(`${dir}: cannot read the model files to fingerprint them (${describeFsError(e)})`);
   }

@@ -1,16 +1,17 @@
-// A Hugging Face Llama folder → GGUF for llama.cpp (arch "llama"), the way llama.cpp's
-// convert script does it: tensors renamed, q/k rows permuted from the rotate-half layout
-// to Meta's interleaved pairs, the vocabulary taken from an existing GGUF with the same
-// tokenizer.
+// Models → GGUF for llama.cpp (arch "llama", "qwen2", "qwen3"), the way llama.cpp's convert
+// script does it: tensors renamed, llama's q/k rows permuted from the rotate-half layout to
+// Meta's interleaved pairs, the tokenizer.* entries given (or taken from a GGUF with the same
+// vocabulary). Benchmarks hand llama.cpp the same weights this engine runs; tests check both
+// engines agree on the file.
 
 import path from "node:path";
 import { CheckpointError } from "../errors.js";
 import { f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
-import { readJsonFile } from "../util/atomic.js";
-import { CheckpointTensors } from "./checkpoint.js";
-import { parseModelConfig, type ModelConfig } from "./config.js";
+import { matrixToF32, type Matrix } from "../tensor/matrix.js";
+import { loadTransformer } from "./checkpoint.js";
+import type { ModelConfig } from "./config.js";
 import { GGML_TYPE, GGUF_TYPE, readGguf, writeGguf, type GgufEntry, type GgufTensorToWrite } from "./gguf.js";
-import { hfNames } from "./weights.js";
+import type { Weights } from "./weights.js";
 
 /** Rotate-half rows → interleaved pairs, per head: new row 2i ← i, 2i+1 ← i + d/2. */
 export function permuteForGguf(w: Float32Array, rows: number, cols: number, heads: number): Float32Array {
@@ -41,63 +42,99 @@ export interface ToGgufOptions {
   name?: string;
 }
 
-export function convertToGguf(hfDir: string, outFile: string, o: ToGgufOptions): void {
-  const c: ModelConfig = parseModelConfig(readJsonFile(path.join(hfDir, "config.json"), CheckpointError));
-  if (c.architecture !== "LlamaForCausalLM" || c.qkvBias || c.ropeScaling.type !== "default") {
-    throw new CheckpointError(`${hfDir}: only plain LlamaForCausalLM checkpoints convert (no biases, no rope scaling)`);
+export interface GgufWriteOptions {
+  /** Matrix precision (norms and biases stay F32, as llama.cpp's converter keeps them). */
+  type: "F32" | "F16" | "BF16";
+  /** The tokenizer.* entries (e.g. copied from a GGUF with the same vocabulary). */
+  tokenizer: Map<string, GgufEntry>;
+  name: string;
+}
+
+/** Our architecture → GGUF general.architecture. */
+const GGUF_ARCH: Record<string, string> = { LlamaForCausalLM: "llama", Qwen2ForCausalLM: "qwen2", Qwen3ForCausalLM: "qwen3" };
+
+/** The tokenizer.* entries of a GGUF file. */
+export function ggufTokenizerEntries(file: string): Map<string, GgufEntry> {
+  const out = new Map<string, GgufEntry>();
+  for (const [k, v] of readGguf(file).metadata) if (k.startsWith("tokenizer.")) out.set(k, v);
+  return out;
+}
+
+/**
+ * A model held in memory → GGUF, as llama.cpp's convert script writes it: tensors renamed,
+ * llama's q/k rows permuted from the rotate-half layout to Meta's interleaved pairs (qwen2/3 use
+ * NEOX RoPE and keep them), untied output only when the head is its own matrix.
+ */
+export function writeModelGguf(outFile: string, c: ModelConfig, w: Weights, o: GgufWriteOptions): void {
+  const arch = GGUF_ARCH[c.architecture];
+  if (!arch || c.oBias || !(c.ropeScaling.type === "default" || c.ropeScaling.type === "linear")) {
+    throw new CheckpointError(`${o.name}: only Llama, Qwen2 and Qwen3 models without an o_proj bias and with default or linear RoPE convert to GGUF`);
   }
-  const vocab = readGguf(o.vocabFrom);
+  if (arch === "llama" && c.qkvBias) throw new CheckpointError(`${o.name}: llama GGUFs with q/k/v biases are not written`);
   const md = new Map<string, GgufEntry>();
   const u32 = (v: number): GgufEntry => ({ type: GGUF_TYPE.u32, value: v });
   const f32 = (v: number): GgufEntry => ({ type: GGUF_TYPE.f32, value: v });
-  md.set("general.architecture", { type: GGUF_TYPE.string, value: "llama" });
-  md.set("general.name", { type: GGUF_TYPE.string, value: o.name ?? path.basename(hfDir) });
+  md.set("general.architecture", { type: GGUF_TYPE.string, value: arch });
+  md.set("general.name", { type: GGUF_TYPE.string, value: o.name });
   md.set("general.file_type", u32(o.type === "F32" ? 0 : o.type === "F16" ? 1 : 32));
   md.set("general.alignment", u32(32));
-  md.set("llama.context_length", u32(c.maxPositionEmbeddings));
-  md.set("llama.embedding_length", u32(c.hiddenSize));
-  md.set("llama.block_count", u32(c.numLayers));
-  md.set("llama.feed_forward_length", u32(c.intermediateSize));
-  md.set("llama.attention.head_count", u32(c.numHeads));
-  md.set("llama.attention.head_count_kv", u32(c.numKvHeads));
-  md.set("llama.attention.key_length", u32(c.headDim));
-  md.set("llama.attention.value_length", u32(c.headDim));
-  md.set("llama.attention.layer_norm_rms_epsilon", f32(c.rmsNormEps));
-  md.set("llama.rope.dimension_count", u32(c.headDim));
-  md.set("llama.rope.freq_base", f32(c.ropeTheta));
-  md.set("llama.vocab_size", u32(c.vocabSize));
-  for (const [k, v] of vocab.metadata) if (k.startsWith("tokenizer.")) md.set(k, v);
-  const src = new CheckpointTensors(hfDir);
+  md.set(`${arch}.context_length`, u32(c.maxPositionEmbeddings));
+  md.set(`${arch}.embedding_length`, u32(c.hiddenSize));
+  md.set(`${arch}.block_count`, u32(c.numLayers));
+  md.set(`${arch}.feed_forward_length`, u32(c.intermediateSize));
+  md.set(`${arch}.attention.head_count`, u32(c.numHeads));
+  md.set(`${arch}.attention.head_count_kv`, u32(c.numKvHeads));
+  md.set(`${arch}.attention.key_length`, u32(c.headDim));
+  md.set(`${arch}.attention.value_length`, u32(c.headDim));
+  md.set(`${arch}.attention.layer_norm_rms_epsilon`, f32(c.rmsNormEps));
+  md.set(`${arch}.rope.dimension_count`, u32(c.headDim));
+  md.set(`${arch}.rope.freq_base`, f32(c.ropeTheta));
+  if (c.ropeScaling.type === "linear") {
+    md.set(`${arch}.rope.scaling.type`, { type: GGUF_TYPE.string, value: "linear" });
+    md.set(`${arch}.rope.scaling.factor`, f32(c.ropeScaling.factor));
+  }
+  md.set(`${arch}.vocab_size`, u32(c.vocabSize));
+  for (const [k, v] of o.tokenizer) md.set(k, v);
   const type = GGML_TYPE[o.type];
   const tensors: GgufTensorToWrite[] = [];
-  const mat = (name: string, hf: string, heads = 0) => {
-    const [rows, cols] = src.shape(hf);
-    let w: Float32Array = Float32Array.from(src.read(hf));
-    if (heads) w = permuteForGguf(w, rows, cols, heads);
-    tensors.push({ name, dims: [cols, rows], type, data: encode(w, type) });
+  const mat = (name: string, m: Matrix, heads = 0) => {
+    let data: Float32Array = Float32Array.from(matrixToF32(m));
+    if (heads && arch === "llama") data = permuteForGguf(data, m.rows, m.cols, heads);
+    tensors.push({ name, dims: [m.cols, m.rows], type, data: encode(data, type) });
   };
-  const vec = (name: string, hf: string) => {
-    const v = Float32Array.from(src.read(hf));
-    tensors.push({ name, dims: [v.length], type: GGML_TYPE.F32, data: encode(v, GGML_TYPE.F32) });
+  const vec = (name: string, v: Float32Array | null) => {
+    if (v) tensors.push({ name, dims: [v.length], type: GGML_TYPE.F32, data: encode(Float32Array.from(v), GGML_TYPE.F32) });
   };
-  try {
-    mat("token_embd.weight", "model.embed_tokens.weight");
-    for (let l = 0; l < c.numLayers; l++) {
-      const n = hfNames(l);
-      vec(`blk.${l}.attn_norm.weight`, n.attnNorm);
-      mat(`blk.${l}.attn_q.weight`, n.wq, c.numHeads);
-      mat(`blk.${l}.attn_k.weight`, n.wk, c.numKvHeads);
-      mat(`blk.${l}.attn_v.weight`, n.wv);
-      mat(`blk.${l}.attn_output.weight`, n.wo);
-      vec(`blk.${l}.ffn_norm.weight`, n.ffnNorm);
-      mat(`blk.${l}.ffn_gate.weight`, n.wGate);
-      mat(`blk.${l}.ffn_up.weight`, n.wUp);
-      mat(`blk.${l}.ffn_down.weight`, n.wDown);
-    }
-    vec("output_norm.weight", "model.norm.weight");
-    mat("output.weight", src.has("lm_head.weight") && !c.tieWordEmbeddings ? "lm_head.weight" : "model.embed_tokens.weight");
-  } finally {
-    src.close();
-  }
+  mat("token_embd.weight", w.embed);
+  w.layers.forEach((l, i) => {
+    const p = `blk.${i}.`;
+    vec(p + "attn_norm.weight", l.attnNorm);
+    mat(p + "attn_q.weight", l.wq, c.numHeads);
+    mat(p + "attn_k.weight", l.wk, c.numKvHeads);
+    mat(p + "attn_v.weight", l.wv);
+    mat(p + "attn_output.weight", l.wo);
+    vec(p + "attn_q.bias", l.bq);
+    vec(p + "attn_k.bias", l.bk);
+    vec(p + "attn_v.bias", l.bv);
+    const norms = l as unknown as { qNorm?: Float32Array | null; kNorm?: Float32Array | null };
+    vec(p + "attn_q_norm.weight", norms.qNorm ?? null);
+    vec(p + "attn_k_norm.weight", norms.kNorm ?? null);
+    vec(p + "ffn_norm.weight", l.ffnNorm);
+    mat(p + "ffn_gate.weight", l.wGate);
+    mat(p + "ffn_up.weight", l.wUp);
+    mat(p + "ffn_down.weight", l.wDown);
+  });
+  vec("output_norm.weight", w.finalNorm);
+  if (w.lmHead !== w.embed) mat("output.weight", w.lmHead);
   writeGguf(outFile, md, tensors);
+}
+
+/** A Hugging Face folder → GGUF, the vocabulary's tokenizer.* entries taken from an existing GGUF. */
+export function convertToGguf(hfDir: string, outFile: string, o: ToGgufOptions): void {
+  const { config, transformer } = loadTransformer(hfDir); // held as stored; each matrix is widened on its own while writing
+  try {
+    writeModelGguf(outFile, config, transformer.weights, { type: o.type, tokenizer: ggufTokenizerEntries(o.vocabFrom), name: o.name ?? path.basename(hfDir) });
+  } finally {
+    transformer.dispose();
+  }
 }

@@ -10,6 +10,8 @@ export function ropeInvFreq(c: ModelConfig): Float64Array {
   const s = c.ropeScaling;
   if (s.type === "linear") {
     for (let i = 0; i < inv.length; i++) inv[i] /= s.factor;
+  } else if (s.type === "factors") {
+    for (let i = 0; i < inv.length; i++) inv[i] /= s.factors![i];
   } else if (s.type === "llama3") {
     // transformers' _compute_llama3_parameters: low frequencies divided by factor,
     // high frequencies kept, a smooth blend in between.

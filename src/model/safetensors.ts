@@ -8,12 +8,11 @@
 import fs from "node:fs";
 import { CheckpointError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
-import { describeFsError } from "../util/fs-errors.js";
 import { parseJsonStrict, preview } from "../util/json.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
 import type { Matrix, WeightDtype } from "../tensor/matrix.js";
 import { allocF32, allocU16, release } from "../tensor/memory.js";
-import { openForReading } from "./files.js";
+import { openForReading, readExactly } from "./files.js";
 
 /** Headers larger than this are refused: real ones are kilobytes, a huge value means corruption. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -48,21 +47,6 @@ function fail(file: string, what: string): never {
   throw new CheckpointError(`${file}: ${what}`);
 }
 
-
-/** Read exactly `dest.length` bytes at `position`; a short read or an I/O error is a CheckpointError. */
-function readExactly(fd: number, file: string, dest: Uint8Array, position: number, what: string): void {
-  let done = 0;
-  while (done < dest.length) {
-    let got: number;
-    try {
-      got = fs.readSync(fd, dest, done, dest.length - done, position + done);
-    } catch (e) {
-      throw new CheckpointError(`${file}: cannot read ${what} (${describeFsError(e)})`);
-    }
-    if (got === 0) fail(file, `${what}: unexpected end of file (truncated?)`);
-    done += got;
-  }
-}
 
 /** Read and validate the header of a safetensors file (does not read tensor data). */
 export function readSafetensorsHeader(file: string): SafetensorsHeader {
