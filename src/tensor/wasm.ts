@@ -5,6 +5,7 @@
 
 import fs from "node:fs";
 import os from "node:os";
+import v8 from "node:v8";
 import { Arena, setArenaStarter, useArena } from "./memory.js";
 import { ThreadPool } from "./pool.js";
 import type { KernelExports } from "./slices.js";
@@ -24,6 +25,31 @@ let scratchPtr = 0;
 let scratchBytes = 0;
 
 const WASM_FILE = new URL("../../kernels.wasm", import.meta.url);
+/** The same kernels built with relaxed SIMD (fused multiply-add in the prefill tiles). */
+const RELAXED_WASM_FILE = new URL("../../kernels-relaxed.wasm", import.meta.url);
+
+/** f32x4.relaxed_madd in a tiny module: does this runtime take relaxed SIMD? */
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00, 0x0a,
+  0x3d, 0x01, 0x3b, 0x00, 0xfd, 0x0c, ...new Array(16).fill(0), 0xfd, 0x0c, ...new Array(16).fill(0), 0xfd, 0x0c,
+  ...new Array(16).fill(0), 0xfd, 0x85, 0x02, 0x0b,
+]);
+
+/**
+ * Relaxed SIMD ships unflagged from Node 22 (V8 11.4+); Node 20's V8 has it behind a flag, which
+ * it accepts at run time. PMKVQ_RELAXED_SIMD=0 keeps the plain SIMD build (same results up to
+ * the rounding a fused multiply-add saves).
+ */
+export function relaxedSimd(): boolean {
+  if (process.env.PMKVQ_RELAXED_SIMD === "0") return false;
+  if (WebAssembly.validate(RELAXED_PROBE)) return true;
+  try {
+    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+  } catch {
+    return false;
+  }
+  return WebAssembly.validate(RELAXED_PROBE);
+}
 
 function defaultThreads(): number {
   const env = Number(process.env.PMKVQ_THREADS);
@@ -35,7 +61,7 @@ function start(): WasmRuntime | null {
   if (process.env.PMKVQ_KERNELS === "ts") return null;
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(WASM_FILE);
+    bytes = relaxedSimd() && fs.existsSync(RELAXED_WASM_FILE) ? fs.readFileSync(RELAXED_WASM_FILE) : fs.readFileSync(WASM_FILE);
   } catch {
     process.emitWarning(`pm-kvq: ${WASM_FILE.pathname} not found (run \`npm run build\`); using the plain TypeScript kernels`);
     return null;

@@ -20,6 +20,13 @@ export function readSum(ptr: usize, n: i32): i32 {
   return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
 }
 
+// c + a·b: one fused multiply-add where the runtime has relaxed SIMD (the kernels-relaxed.wasm
+// build), else a multiply and an add. Used where products are compute-bound (prefill tiles).
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
 // Horizontal sum of a f32x4.
 @inline function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
@@ -154,14 +161,14 @@ function tile4(out: usize, x: usize, w: usize, bias: usize, T: i32, inDim: i32, 
       const off = <usize>i << 2;
       const va = v128.load(xa + off), vb = v128.load(xb + off);
       const v0 = v128.load(w0 + off), v1 = v128.load(w1 + off), v2 = v128.load(w2 + off), v3 = v128.load(w3 + off);
-      a0 = f32x4.add(a0, f32x4.mul(va, v0));
-      a1 = f32x4.add(a1, f32x4.mul(va, v1));
-      a2 = f32x4.add(a2, f32x4.mul(va, v2));
-      a3 = f32x4.add(a3, f32x4.mul(va, v3));
-      c0 = f32x4.add(c0, f32x4.mul(vb, v0));
-      c1 = f32x4.add(c1, f32x4.mul(vb, v1));
-      c2 = f32x4.add(c2, f32x4.mul(vb, v2));
-      c3 = f32x4.add(c3, f32x4.mul(vb, v3));
+      a0 = madd(va, v0, a0);
+      a1 = madd(va, v1, a1);
+      a2 = madd(va, v2, a2);
+      a3 = madd(va, v3, a3);
+      c0 = madd(vb, v0, c0);
+      c1 = madd(vb, v1, c1);
+      c2 = madd(vb, v2, c2);
+      c3 = madd(vb, v3, c3);
     }
     const pa = out + ((<usize>t * <usize>outDim + <usize>o) << 2);
     const pb = pa + (<usize>outDim << 2);
