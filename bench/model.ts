@@ -4,6 +4,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
+import { GGML_TYPE, GGUF_TYPE, writeGgufStreamed, type GgufEntry, type GgufTensorStream } from "../src/model/gguf.js";
 import { convertToGguf } from "../src/model/gguf-convert.js";
 import { f32ToBf16, f32ToF16 } from "../src/tensor/dtype.js";
 import { writeSafetensors, type TensorToWrite } from "../src/model/safetensors.js";
@@ -137,4 +138,94 @@ export function bigBenchModel(s: BenchModelSpec & { vocab: number } = R1_DISTILL
   fs.closeSync(fd);
   fs.renameSync(tmp, file);
   return dir;
+}
+
+/** A byte-level vocabulary of `n` tokens as GGUF tokenizer entries: 256 bytes, unused fillers, an end token (benchmarks feed ids). */
+function fillerVocab(n: number): Map<string, GgufEntry> {
+  // GPT-2's printable spelling of the 256 bytes (llama.cpp looks up the newline byte's token)
+  const keep = new Set<number>();
+  for (const [a, b] of [[33, 126], [161, 172], [174, 255]]) for (let i = a; i <= b; i++) keep.add(i);
+  let extra = 0;
+  const byteChars = Array.from({ length: 256 }, (_, b) => String.fromCodePoint(keep.has(b) ? b : 256 + extra++));
+  const tokens = Array.from({ length: n }, (_, i) => (i < 256 ? byteChars[i] : i === n - 1 ? "<|endoftext|>" : `<|unused_${i}|>`));
+  const types = tokens.map((_, i) => (i === n - 1 ? 3 : i < 256 ? 1 : 5));
+  return new Map<string, GgufEntry>([
+    ["tokenizer.ggml.model", { type: GGUF_TYPE.string, value: "gpt2" }],
+    ["tokenizer.ggml.pre", { type: GGUF_TYPE.string, value: "qwen2" }],
+    ["tokenizer.ggml.tokens", { type: GGUF_TYPE.array, value: { type: GGUF_TYPE.string, values: tokens } }],
+    ["tokenizer.ggml.token_type", { type: GGUF_TYPE.array, value: { type: GGUF_TYPE.i32, values: types } }],
+    ["tokenizer.ggml.merges", { type: GGUF_TYPE.array, value: { type: GGUF_TYPE.string, values: [] } }],
+    ["tokenizer.ggml.eos_token_id", { type: GGUF_TYPE.u32, value: n - 1 }],
+    ["tokenizer.ggml.bos_token_id", { type: GGUF_TYPE.u32, value: n - 1 }],
+  ]);
+}
+
+/**
+ * A random-weight GGUF of a large shape (arch llama, 16-bit matrices, F32 norms), streamed to
+ * disk in slices (never the whole file in memory), cached in .bench-cache/. Both engines load
+ * this same file.
+ */
+export function bigBenchGguf(s: BenchModelSpec & { vocab: number }, name: string): string {
+  const file = path.join(REPO_ROOT, ".bench-cache", `${name}-${s.dtype.toLowerCase()}.gguf`);
+  if (fs.existsSync(file)) return file;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const u32 = (v: number): GgufEntry => ({ type: GGUF_TYPE.u32, value: v });
+  const md = new Map<string, GgufEntry>([
+    ["general.architecture", { type: GGUF_TYPE.string, value: "llama" }],
+    ["general.name", { type: GGUF_TYPE.string, value: name }],
+    ["general.alignment", u32(32)],
+    ["llama.context_length", u32(s.maxPositions)],
+    ["llama.embedding_length", u32(s.hidden)],
+    ["llama.block_count", u32(s.layers)],
+    ["llama.feed_forward_length", u32(s.intermediate)],
+    ["llama.attention.head_count", u32(s.heads)],
+    ["llama.attention.head_count_kv", u32(s.kvHeads)],
+    ["llama.attention.key_length", u32(s.headDim)],
+    ["llama.attention.value_length", u32(s.headDim)],
+    ["llama.attention.layer_norm_rms_epsilon", { type: GGUF_TYPE.f32, value: 1e-5 }],
+    ["llama.rope.dimension_count", u32(s.headDim)],
+    ["llama.rope.freq_base", { type: GGUF_TYPE.f32, value: 10000 }],
+    ["llama.vocab_size", u32(s.vocab)],
+    ...fillerVocab(s.vocab),
+  ]);
+  const type = GGML_TYPE[s.dtype];
+  const elem = s.dtype === "F32" ? 4 : 2;
+  let seed = 1;
+  const tensors: GgufTensorStream[] = [];
+  const mat = (n: string, rows: number, cols: number) => {
+    const mySeed = seed++;
+    tensors.push({
+      name: n, dims: [cols, rows], type, byteLength: rows * cols * elem,
+      *chunks() {
+        const total = rows * cols;
+        let sub = mySeed * 1000;
+        for (let at = 0; at < total; at += 1 << 22) {
+          const x = randomTensor(Math.min(1 << 22, total - at), 1 / Math.sqrt(cols), sub++);
+          if (s.dtype === "F32") yield new Uint8Array(x.buffer);
+          else {
+            const out = new Uint16Array(x.length);
+            (s.dtype === "BF16" ? f32ToBf16 : f32ToF16)(x, out);
+            yield new Uint8Array(out.buffer);
+          }
+        }
+      },
+    });
+  };
+  const vec = (n: string, len: number) => tensors.push({ name: n, dims: [len], type: GGML_TYPE.F32, byteLength: len * 4, *chunks() { yield new Uint8Array(new Float32Array(len).fill(1).buffer); } });
+  mat("token_embd.weight", s.vocab, s.hidden);
+  for (let l = 0; l < s.layers; l++) {
+    vec(`blk.${l}.attn_norm.weight`, s.hidden);
+    mat(`blk.${l}.attn_q.weight`, s.heads * s.headDim, s.hidden);
+    mat(`blk.${l}.attn_k.weight`, s.kvHeads * s.headDim, s.hidden);
+    mat(`blk.${l}.attn_v.weight`, s.kvHeads * s.headDim, s.hidden);
+    mat(`blk.${l}.attn_output.weight`, s.hidden, s.heads * s.headDim);
+    vec(`blk.${l}.ffn_norm.weight`, s.hidden);
+    mat(`blk.${l}.ffn_gate.weight`, s.intermediate, s.hidden);
+    mat(`blk.${l}.ffn_up.weight`, s.intermediate, s.hidden);
+    mat(`blk.${l}.ffn_down.weight`, s.hidden, s.intermediate);
+  }
+  vec("output_norm.weight", s.hidden);
+  mat("output.weight", s.vocab, s.hidden);
+  writeGgufStreamed(file, md, tensors);
+  return file;
 }

@@ -290,11 +290,17 @@ export interface GgufTensorToWrite {
   data: Uint8Array;
 }
 
-/**
- * Write a GGUF v3 file (atomically). Entries keep their given types; data aligned to
- * general.alignment (32 when absent), as readers expect.
- */
-export function writeGguf(file: string, metadata: Map<string, GgufEntry>, tensors: GgufTensorToWrite[]): void {
+/** A tensor written piece by piece (a file larger than memory): its byte length and its bytes in order. */
+export interface GgufTensorStream {
+  name: string;
+  dims: number[];
+  type: number;
+  byteLength: number;
+  chunks(): Iterable<Uint8Array>;
+}
+
+/** The header (metadata, tensor table) and the data alignment of a GGUF v3 file. */
+function ggufHeader(file: string, metadata: Map<string, GgufEntry>, tensors: { name: string; dims: number[]; type: number; byteLength: number }[]): { header: Buffer; align: number } {
   const alignEntry = metadata.get("general.alignment")?.value;
   const ALIGN = alignEntry === undefined ? 32 : Number(alignEntry);
   if (!Number.isSafeInteger(ALIGN) || ALIGN < 1 || (ALIGN & (ALIGN - 1)) !== 0 || ALIGN > 2 ** 30) {
@@ -328,11 +334,50 @@ export function writeGguf(file: string, metadata: Map<string, GgufEntry>, tensor
     for (const d of t.dims) w.u64(d);
     w.u32(t.type);
     w.u64(offset);
-    offset += Math.ceil(t.data.length / ALIGN) * ALIGN;
+    offset += Math.ceil(t.byteLength / ALIGN) * ALIGN;
   }
-  const header = w.concat();
-  const pad = (n: number) => Buffer.alloc((ALIGN - (n % ALIGN)) % ALIGN);
-  const parts: Uint8Array[] = [header, pad(header.length)];
-  for (const t of tensors) parts.push(t.data, pad(t.data.length));
+  return { header: w.concat(), align: ALIGN };
+}
+
+const padding = (n: number, align: number) => Buffer.alloc((align - (n % align)) % align);
+
+/**
+ * Write a GGUF v3 file (atomically). Entries keep their given types; data aligned to
+ * general.alignment (32 when absent), as readers expect.
+ */
+export function writeGguf(file: string, metadata: Map<string, GgufEntry>, tensors: GgufTensorToWrite[]): void {
+  const { header, align } = ggufHeader(file, metadata, tensors.map((t) => ({ ...t, byteLength: t.data.length })));
+  const parts: Uint8Array[] = [header, padding(header.length, align)];
+  for (const t of tensors) parts.push(t.data, padding(t.data.length, align));
   writeFileAtomic(file, Buffer.concat(parts));
+}
+
+/** writeGguf for tensors produced piece by piece (never the whole file in memory); written to a temporary name, then renamed. */
+export function writeGgufStreamed(file: string, metadata: Map<string, GgufEntry>, tensors: GgufTensorStream[]): void {
+  const { header, align } = ggufHeader(file, metadata, tensors);
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, "w");
+  try {
+    fs.writeSync(fd, header);
+    fs.writeSync(fd, padding(header.length, align));
+    for (const t of tensors) {
+      let n = 0;
+      for (const c of t.chunks()) {
+        fs.writeSync(fd, c);
+        n += c.length;
+      }
+      if (n !== t.byteLength) throw new CheckpointError(`${file}: tensor "${t.name}" gave ${n} bytes, ${t.byteLength} announced`);
+      fs.writeSync(fd, padding(n, align));
+    }
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // closed already
+    }
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }

@@ -103,6 +103,10 @@ export function matmulF32(out: usize, x: usize, w: usize, bias: usize, T: i32, i
 // The same for 16-bit weights (kind 1 = bf16, 2 = f16); inDim a multiple of 16. With T > 1
 // each row is widened once into scratch (inDim f32) and used for every token.
 export function matmul16(out: usize, x: usize, w: usize, bias: usize, T: i32, inDim: i32, outDim: i32, r0: i32, r1: i32, kind: i32, scratch: usize): void {
+  if (T == 1 && kind == 1) {
+    matvecBf16(out, x, w, bias, inDim, r0, r1, scratch);
+    return;
+  }
   for (let o = r0; o < r1; o++) {
     const row = w + (<usize>o * <usize>inDim << 1);
     const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
@@ -136,6 +140,59 @@ export function matmul16(out: usize, x: usize, w: usize, bias: usize, T: i32, in
         store<f32>(out + ((<usize>t * <usize>outDim + <usize>o) << 2), dotF32(x + (<usize>t * <usize>inDim << 2), scratch, inDim) + b);
       }
     }
+  }
+}
+
+const BF16_HI: v128 = i32x4.splat(0xffff0000);
+
+// out[r0 … r1) = W x for bf16 rows, the decode product (bound by reading W). A 32-bit lane
+// holds bf16 elements 2k (low half) and 2k+1 (high half), so a shift and a mask make both f32
+// without shuffles; x is deinterleaved once into xs to match (per 8 values: x0 x2 x4 x6 |
+// x1 x3 x5 x7). Four rows share every x load.
+function matvecBf16(out: usize, x: usize, w: usize, bias: usize, inDim: i32, r0: i32, r1: i32, xs: usize): void {
+  for (let i = 0; i < inDim; i += 8) {
+    const p = x + (<usize>i << 2);
+    const a = v128.load(p), b = v128.load(p, 16);
+    v128.store(xs + (<usize>i << 2), v128.shuffle<i32>(a, b, 0, 2, 4, 6));
+    v128.store(xs + (<usize>i << 2), v128.shuffle<i32>(a, b, 1, 3, 5, 7), 16);
+  }
+  const rowBytes = <usize>inDim << 1;
+  let o = r0;
+  for (; o + 4 <= r1; o += 4) {
+    const w0 = w + <usize>o * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
+    let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
+    for (let i = 0; i < inDim; i += 8) {
+      const off = <usize>i << 1;
+      const xe = v128.load(xs + (<usize>i << 2)), xo = v128.load(xs + (<usize>i << 2), 16);
+      const a0 = v128.load(w0 + off);
+      e0 = madd(i32x4.shl(a0, 16), xe, e0);
+      d0 = madd(v128.and(a0, BF16_HI), xo, d0);
+      const a1 = v128.load(w1 + off);
+      e1 = madd(i32x4.shl(a1, 16), xe, e1);
+      d1 = madd(v128.and(a1, BF16_HI), xo, d1);
+      const a2 = v128.load(w2 + off);
+      e2 = madd(i32x4.shl(a2, 16), xe, e2);
+      d2 = madd(v128.and(a2, BF16_HI), xo, d2);
+      const a3 = v128.load(w3 + off);
+      e3 = madd(i32x4.shl(a3, 16), xe, e3);
+      d3 = madd(v128.and(a3, BF16_HI), xo, d3);
+    }
+    const po = out + (<usize>o << 2);
+    store<f32>(po, hsum(f32x4.add(e0, d0)) + (bias ? load<f32>(bias + (<usize>o << 2)) : 0));
+    store<f32>(po, hsum(f32x4.add(e1, d1)) + (bias ? load<f32>(bias + (<usize>(o + 1) << 2)) : 0), 4);
+    store<f32>(po, hsum(f32x4.add(e2, d2)) + (bias ? load<f32>(bias + (<usize>(o + 2) << 2)) : 0), 8);
+    store<f32>(po, hsum(f32x4.add(e3, d3)) + (bias ? load<f32>(bias + (<usize>(o + 3) << 2)) : 0), 12);
+  }
+  for (; o < r1; o++) {
+    const w0 = w + <usize>o * rowBytes;
+    let e0 = f32x4.splat(0), d0 = f32x4.splat(0);
+    for (let i = 0; i < inDim; i += 8) {
+      const a0 = v128.load(w0 + (<usize>i << 1));
+      e0 = madd(i32x4.shl(a0, 16), v128.load(xs + (<usize>i << 2)), e0);
+      d0 = madd(v128.and(a0, BF16_HI), v128.load(xs + (<usize>i << 2), 16), d0);
+    }
+    store<f32>(out + (<usize>o << 2), hsum(f32x4.add(e0, d0)) + (bias ? load<f32>(bias + (<usize>o << 2)) : 0));
   }
 }
 
