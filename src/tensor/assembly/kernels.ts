@@ -107,6 +107,10 @@ export function matmul16(out: usize, x: usize, w: usize, bias: usize, T: i32, in
     matvecBf16(out, x, w, bias, inDim, r0, r1, scratch);
     return;
   }
+  if (T == 1) {
+    matvecF16(out, x, w, bias, inDim, r0, r1);
+    return;
+  }
   for (let o = r0; o < r1; o++) {
     const row = w + (<usize>o * <usize>inDim << 1);
     const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
@@ -191,6 +195,49 @@ function matvecBf16(out: usize, x: usize, w: usize, bias: usize, inDim: i32, r0:
       const a0 = v128.load(w0 + (<usize>i << 1));
       e0 = madd(i32x4.shl(a0, 16), v128.load(xs + (<usize>i << 2)), e0);
       d0 = madd(v128.and(a0, BF16_HI), v128.load(xs + (<usize>i << 2), 16), d0);
+    }
+    store<f32>(out + (<usize>o << 2), hsum(f32x4.add(e0, d0)) + (bias ? load<f32>(bias + (<usize>o << 2)) : 0));
+  }
+}
+
+// out[r0 … r1) = W x for f16 rows: four rows share every x load (f16 → f32 costs four
+// operations per four values in WebAssembly, so this product is bound by them, not by memory).
+function matvecF16(out: usize, x: usize, w: usize, bias: usize, inDim: i32, r0: i32, r1: i32): void {
+  const rowBytes = <usize>inDim << 1;
+  let o = r0;
+  for (; o + 4 <= r1; o += 4) {
+    const w0 = w + <usize>o * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
+    let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
+    for (let i = 0; i < inDim; i += 8) {
+      const off = <usize>i << 1;
+      const xl = v128.load(x + (<usize>i << 2)), xh = v128.load(x + (<usize>i << 2), 16);
+      const a0 = v128.load(w0 + off);
+      e0 = madd(f16Lo(a0), xl, e0);
+      d0 = madd(f16Hi(a0), xh, d0);
+      const a1 = v128.load(w1 + off);
+      e1 = madd(f16Lo(a1), xl, e1);
+      d1 = madd(f16Hi(a1), xh, d1);
+      const a2 = v128.load(w2 + off);
+      e2 = madd(f16Lo(a2), xl, e2);
+      d2 = madd(f16Hi(a2), xh, d2);
+      const a3 = v128.load(w3 + off);
+      e3 = madd(f16Lo(a3), xl, e3);
+      d3 = madd(f16Hi(a3), xh, d3);
+    }
+    const po = out + (<usize>o << 2);
+    store<f32>(po, hsum(f32x4.add(e0, d0)) + (bias ? load<f32>(bias + (<usize>o << 2)) : 0));
+    store<f32>(po, hsum(f32x4.add(e1, d1)) + (bias ? load<f32>(bias + (<usize>(o + 1) << 2)) : 0), 4);
+    store<f32>(po, hsum(f32x4.add(e2, d2)) + (bias ? load<f32>(bias + (<usize>(o + 2) << 2)) : 0), 8);
+    store<f32>(po, hsum(f32x4.add(e3, d3)) + (bias ? load<f32>(bias + (<usize>(o + 3) << 2)) : 0), 12);
+  }
+  for (; o < r1; o++) {
+    const w0 = w + <usize>o * rowBytes;
+    let e0 = f32x4.splat(0), d0 = f32x4.splat(0);
+    for (let i = 0; i < inDim; i += 8) {
+      const a0 = v128.load(w0 + (<usize>i << 1));
+      e0 = madd(f16Lo(a0), v128.load(x + (<usize>i << 2)), e0);
+      d0 = madd(f16Hi(a0), v128.load(x + (<usize>i << 2), 16), d0);
     }
     store<f32>(out + (<usize>o << 2), hsum(f32x4.add(e0, d0)) + (bias ? load<f32>(bias + (<usize>o << 2)) : 0));
   }
