@@ -15,7 +15,7 @@ export interface RandomModelSpec {
   intermediate: number;
   vocab: number;
   seed?: number;
-  architecture?: "LlamaForCausalLM" | "Qwen2ForCausalLM";
+  architecture?: "LlamaForCausalLM" | "Qwen2ForCausalLM" | "Qwen3ForCausalLM";
 }
 
 export function randomConfig(s: RandomModelSpec): ModelConfig {
@@ -52,6 +52,8 @@ export function randomTransformer(s: RandomModelSpec): Transformer {
     bk: bias(kv),
     bv: bias(kv),
     bo: null,
+    qNorm: c.qkNorm ? ones(c.headDim) : null,
+    kNorm: c.qkNorm ? ones(c.headDim) : null,
     ffnNorm: ones(c.hiddenSize),
     wGate: mat(c.intermediateSize, c.hiddenSize),
     wUp: mat(c.intermediateSize, c.hiddenSize),

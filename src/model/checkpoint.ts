@@ -263,7 +263,7 @@ function checkMemoryFits(dir: string, c: ModelConfig, tensors: CheckpointTensors
   }
 }
 
-/** Load a Hugging Face model folder (LlamaForCausalLM or Qwen2ForCausalLM). */
+/** Load a Hugging Face model folder (LlamaForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM). */
 export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
   const t0 = performance.now();
   const { config, transformer, checkpointDtypes, warnings } = loadTransformer(dir, opts);
