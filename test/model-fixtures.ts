@@ -39,6 +39,7 @@ export function randomTransformer(s: RandomModelSpec): Transformer {
   const rand = seededRandom(s.seed ?? 1);
   const mat = (rows: number, cols: number) => f32Matrix(randomArray(rows * cols, rand, 1.7 / Math.sqrt(cols)), rows, cols);
   const ones = (n: number) => Float32Array.from(randomArray(n, rand, 0.1), (v) => 1 + v);
+  const headNorm = () => (c.qkNorm ? Float32Array.from(randomArray(c.headDim, rand, 0.5), (v) => 1 + v) : null);
   const bias = (n: number) => (c.qkvBias ? randomArray(n, rand, 0.5) : null);
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
@@ -52,8 +53,8 @@ export function randomTransformer(s: RandomModelSpec): Transformer {
     bk: bias(kv),
     bv: bias(kv),
     bo: null,
-    qNorm: c.qkNorm ? ones(c.headDim) : null,
-    kNorm: c.qkNorm ? ones(c.headDim) : null,
+    qNorm: headNorm(),
+    kNorm: headNorm(),
     ffnNorm: ones(c.hiddenSize),
     wGate: mat(c.intermediateSize, c.hiddenSize),
     wUp: mat(c.intermediateSize, c.hiddenSize),
