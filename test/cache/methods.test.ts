@@ -54,6 +54,15 @@ for (const method of METHODS.filter((m) => m !== "turboquant" && m !== "original
   });
 }
 
+// the cache-side key rotation with a channel permutation across heads, in both orders
+test("Qwen3 rotatekv at 16 bits with a reorder permutation and 32-channel Hadamard blocks, both orders: full precision's greedy output", () => {
+  const perm = Int32Array.from({ length: 64 }, (_, i) => (i * 37 + 5) % 64); // 37 is odd: a permutation of 0 … 63
+  for (const order of ["rotate-first", "reorder-first"] as const) {
+    const r = qwen3Greedy({ method: "rotatekv", kBits: 16, vBits: 16, rotatekv: { nPivotTokens: 1, kHadDim: 32, reorder: [perm, perm], order } });
+    assert.deepEqual(r.ids, qwen3Original, order);
+  }
+});
+
 // 2-bit keys must change something: the 16-bit equality above is not vacuous
 test("Qwen3 rtn and rotatekv at 2 bits run and change the greedy output", () => {
   for (const method of ["rtn", "rotatekv"] as const) {
