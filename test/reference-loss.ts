@@ -35,6 +35,17 @@ export function refLoss(tf: Transformer, tokens: number[], positions: number[], 
     const r = 1 / Math.sqrt(ss / x.length + c.rmsNormEps);
     return x.map((v, i) => v * r * g[i]);
   };
+  // Qwen3's q_norm/k_norm: every head over its own d channels; g is (d), or (heads·d) once per-head scales are folded in
+  const headNorm = (v: Float64Array, heads: number, g: Float32Array) => {
+    const out = new Float64Array(v.length);
+    for (let h = 0; h < heads; h++) {
+      let ss = 0;
+      for (let i = 0; i < d; i++) ss += v[h * d + i] ** 2;
+      const r = 1 / Math.sqrt(ss / d + c.rmsNormEps);
+      for (let i = 0; i < d; i++) out[h * d + i] = v[h * d + i] * r * g[g.length === d ? i : h * d + i];
+    }
+    return out;
+  };
   const rot = (v: Float64Array, heads: number, pos: number) => {
     for (let h = 0; h < heads; h++) {
       for (let i = 0; i < d / 2; i++) {
@@ -56,6 +67,8 @@ export function refLoss(tf: Transformer, tokens: number[], positions: number[], 
       q.push(lin(xb, wq, H * d, lw.bq));
       k.push(lin(xb, wk, KV * d, lw.bk));
       v.push(lin(xb, wv, KV * d, lw.bv));
+      if (lw.qNorm) q[t] = headNorm(q[t], H, lw.qNorm);
+      if (lw.kNorm) k[t] = headNorm(k[t], KV, lw.kNorm);
       rot(q[t], H, positions[t]);
       rot(k[t], KV, positions[t]);
     }
@@ -75,7 +88,7 @@ export function refLoss(tf: Transformer, tokens: number[], positions: number[], 
         const z = e.reduce((a, b) => a + b, 0);
         for (let j = 0; j <= t; j++) for (let i = 0; i < d; i++) att[h * d + i] += (e[j] / z) * v[j][g * d + i];
       }
-      const o = lin(att, wo, D, null);
+      const o = lin(att, wo, D, lw.bo);
       return xt.map((val, i) => val + o[i]);
     });
     const [wg, wu, wdn] = [f64(lw.wGate), f64(lw.wUp), f64(lw.wDown)];

@@ -181,7 +181,7 @@ export function createCache(config: ModelConfig, spec: CacheSpec): KvCache {
       const t = rotateKvTransform(config, spec);
       validateRotateKv(config, t);
       const rope = new RopeTable(ropeInvFreq(config));
-      return createRotateKvCache(config, L, { ...t, ...baselineBits(spec), groupSize, nPivotTokens: spec.rotatekv?.nPivotTokens ?? DEFAULT_PIVOTS, pivotRule: spec.rotatekv?.pivotRule ?? "elements" }, rope);
+      return createRotateKvCache(config, L, { ...t, ...baselineBits(spec), groupSize, nPivotTokens: spec.rotatekv?.nPivotTokens ?? DEFAULT_PIVOTS, pivotRule: spec.rotatekv?.pivotRule ?? "elements", rotateKeysOnAppend: config.qkNorm }, rope);
     }
     default:
       throw new UsageError(`unknown method ${JSON.stringify(spec.method)}; supported: ${METHODS.join(", ")}`);

@@ -1,6 +1,8 @@
 // RotateKV baseline (spec §7). The model's k_proj/v_proj/o_proj carry RotateKV's rotations
 // (calib/rotatekv.ts), so this cache receives keys *before* RoPE already rotated (k' = H_B·P·k)
-// and values rotated per head. It quantizes both per token (groups of G channels, k/v bits) as
+// and values rotated per head. Models with a per-head k_norm after k_proj (Qwen3) cannot carry
+// the key rotation in k_proj: there the cache rotates each key as it arrives (rotateKeysOnAppend).
+// It quantizes both per token (groups of G channels, k/v bits) as
 // they arrive, before any attention sees them (the original's order for RotateKV), except the
 // pivot tokens (attention sinks) of each multi-token call (the prefill), which stay in float:
 //   "elements" (the original's, default): the tokens holding the n_pivot_token = 20 largest
@@ -12,7 +14,7 @@
 
 import { UsageError } from "../errors.js";
 import type { RotateKvTransform } from "../calib/rotatekv.js";
-import { unrotateKeyRow } from "../calib/rotatekv.js";
+import { rotateKeyRow, unrotateKeyRow } from "../calib/rotatekv.js";
 import type { RopeTable } from "../model/rope.js";
 import { PackedTokenStore } from "./packed-store.js";
 import { KvCache, type AppendContext, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
@@ -29,6 +31,8 @@ export interface RotateKvOptions extends RotateKvTransform {
   /** Elements (rule "elements") or tokens (rule "tokens") that choose the pivots. */
   nPivotTokens: number;
   pivotRule?: PivotRule;
+  /** Rotate keys here on append instead of in k_proj (models with q/k norms, e.g. Qwen3). */
+  rotateKeysOnAppend?: boolean;
 }
 
 /** Indices (into the call's tokens) of the pivots of one multi-token call. */
@@ -73,12 +77,16 @@ export class RotateKvLayerCache implements LayerKvCache {
   private tokens = 0;
   private readonly kvHidden: number;
   private readonly perm: Int32Array | null;
+  private readonly rotated: Float32Array; // (kvHidden) one key rotated on append, with its scratch
+  private readonly rotateScratch: Float32Array;
 
   constructor(readonly shape: KvShape, readonly opts: RotateKvOptions, readonly layer: number, private readonly rope: RopeTable) {
     this.kvHidden = shape.numKvHeads * shape.headDim;
     this.keys = new PackedTokenStore(this.kvHidden, opts.groupSize, opts.kBits, 0, GROW_TOKENS);
     this.values = new PackedTokenStore(this.kvHidden, opts.groupSize, opts.vBits, 0, GROW_TOKENS);
     this.perm = opts.reorder?.[layer] ?? null;
+    this.rotated = new Float32Array(opts.rotateKeysOnAppend ? this.kvHidden : 0);
+    this.rotateScratch = new Float32Array(opts.rotateKeysOnAppend ? this.kvHidden : 0);
   }
 
   get length(): number {
@@ -111,13 +119,21 @@ export class RotateKvLayerCache implements LayerKvCache {
     }
     for (let t = 0; t < n; t++) {
       this.positions[n0 + t] = ctx.positions[t];
+      let key = keys;
+      let keyOff = t * row;
+      if (this.opts.rotateKeysOnAppend) {
+        this.rotated.set(keys.subarray(t * row, (t + 1) * row));
+        rotateKeyRow(this.rotated, 0, row, this.perm, this.opts.kHadDim, this.rotateScratch, this.opts.order);
+        key = this.rotated;
+        keyOff = 0;
+      }
       if (pivot.has(t)) {
-        this.pivotKeys.set(keys.subarray(t * row, (t + 1) * row), this.pivots * row);
+        this.pivotKeys.set(key.subarray(keyOff, keyOff + row), this.pivots * row);
         this.pivotValues.set(values.subarray(t * row, (t + 1) * row), this.pivots * row);
         this.slot[n0 + t] = -1 - this.pivots++;
       } else {
         this.slot[n0 + t] = this.keys.length;
-        this.keys.appendFloats(keys, t * row, 1);
+        this.keys.appendFloats(key, keyOff, 1);
         this.values.appendFloats(values, t * row, 1);
       }
     }

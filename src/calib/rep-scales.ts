@@ -1,6 +1,8 @@
 // Reparameterization of keys (spec §6): per-channel key scales k = [r, r] per KV head
 // (r per RoPE pair), folded into the weights — rows of k_proj (and bias) divided by k, rows of
 // q_proj (and bias) multiplied by k for every query head of the KV group — so q·k is unchanged.
+// Qwen3 normalises each q/k head after its projection (which would undo a scaled k_proj), so
+// there the scales go into q_norm/k_norm instead, widened to one weight slice per head.
 // The scale search picks r = clamp(m^α, 1e-4, 1e4) per block from max keys m.
 
 import { UsageError } from "../errors.js";
@@ -8,6 +10,7 @@ import type { ModelConfig } from "../model/config.js";
 import type { Weights } from "../model/weights.js";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.js";
 import { scaleMatrixRows } from "../tensor/matrix.js";
+import { allocF32, release } from "../tensor/memory.js";
 import { checkInputFile } from "../util/paths.js";
 
 export const REP_SCALE_MIN = 1e-4;
@@ -45,11 +48,24 @@ export function foldRepScales(w: Weights, c: ModelConfig, scales: Float32Array[]
     const qFactors = new Float32Array(c.numHeads * d);
     for (let h = 0; h < c.numHeads; h++) qFactors.set(k.subarray(Math.floor(h / group) * d, (Math.floor(h / group) + 1) * d), h * d);
     const lw = w.layers[l];
+    if (lw.qNorm && lw.kNorm) {
+      lw.qNorm = perHeadScaled(lw.qNorm, qFactors, d);
+      lw.kNorm = perHeadScaled(lw.kNorm, inv, d);
+      return;
+    }
     scaleMatrixRows(lw.wk, inv);
     scaleMatrixRows(lw.wq, qFactors);
     if (lw.bk) for (let i = 0; i < lw.bk.length; i++) lw.bk[i] *= inv[i];
     if (lw.bq) for (let i = 0; i < lw.bq.length; i++) lw.bq[i] *= qFactors[i];
   });
+}
+
+/** norm (d, shared by every head, or one slice per head) ⊙ factors (heads·d), as a new buffer; the old one is given back. */
+function perHeadScaled(norm: Float32Array, factors: Float32Array, d: number): Float32Array {
+  const out = allocF32(factors.length);
+  for (let i = 0; i < factors.length; i++) out[i] = norm[norm.length === d ? i % d : i] * factors[i];
+  release(norm);
+  return out;
 }
 
 /**

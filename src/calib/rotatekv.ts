@@ -5,7 +5,9 @@
 //              channels by ascending signed mean over the calibration tokens;
 //            "reorder-first" (this project's first version): k' = H_B · P · k — P deals the raw
 //              channels by descending mean |k| round-robin over the Hadamard blocks;
-//          folded into k_proj (rows and bias); the cache undoes it before applying RoPE.
+//          folded into k_proj (rows and bias); the cache undoes it before applying RoPE. With a
+//          per-head k_norm after k_proj (Qwen3) the rotation would not survive the norm, so it is
+//          not folded: the cache applies it to each arriving key (cache/rotatekv.ts).
 //   values v' = H_d · v per KV head, folded into v_proj; o_proj's input columns take H_d per query
 //          head, so o_proj(attention(v')) = o_proj(attention(v)).
 
@@ -87,7 +89,7 @@ function transformRows(w: Float32Array, rows: number, cols: number, fn: (col: Fl
   }
 }
 
-/** Fold RotateKV's key and value/output rotations into the weights, in place. */
+/** Fold RotateKV's key (unless the model has q/k norms) and value/output rotations into the weights, in place. */
 export function foldRotateKv(w: Weights, c: ModelConfig, t: RotateKvTransform): void {
   validateRotateKv(c, t);
   const d = c.headDim;
@@ -96,8 +98,10 @@ export function foldRotateKv(w: Weights, c: ModelConfig, t: RotateKvTransform): 
   w.layers.forEach((lw, l) => {
     const perm = t.reorder?.[l] ?? null;
     const keyFn = (v: Float32Array) => rotateKeyRow(v, 0, kvHidden, perm, t.kHadDim, scratch, t.order);
-    rewrite(lw.wk, (f) => transformRows(f, kvHidden, c.hiddenSize, keyFn));
-    if (lw.bk) keyFn(lw.bk);
+    if (!c.qkNorm) {
+      rewrite(lw.wk, (f) => transformRows(f, kvHidden, c.hiddenSize, keyFn));
+      if (lw.bk) keyFn(lw.bk);
+    }
     const headFn = (v: Float32Array) => {
       for (let h = 0; h < v.length; h += d) fwht(v, h, d);
     };

@@ -58,6 +58,17 @@ export function rmsnormBackward(dx: Float32Array, dy: Float32Array, x: Float32Ar
   }
 }
 
+/** dx += the backward of headRmsnorm (Qwen3's q_norm/k_norm): x (T, nHeads, d); weight (d) or (nHeads·d). */
+export function headRmsnormBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, T: number, nHeads: number, d: number, eps: number): void {
+  if (weight.length === d) return rmsnormBackward(dx, dy, x, weight, T * nHeads, d, eps);
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < nHeads; h++) {
+      const o = (t * nHeads + h) * d;
+      rmsnormBackward(dx.subarray(o, o + d), dy.subarray(o, o + d), x.subarray(o, o + d), weight.subarray(h * d, (h + 1) * d), 1, d, eps);
+    }
+  }
+}
+
 /** Gradient of rotate-half RoPE: rotate the gradient back by −angle, in place. */
 export function ropeBackward(dx: Float32Array, cos: Float32Array, sin: Float32Array, T: number, nHeads: number, d: number): void {
   const half = d / 2;
@@ -203,6 +214,7 @@ export function lossAndKvGrads(tf: Transformer, tokens: number[], positions: num
     const dhb = mem.f32(T * dim);
     const dAtt = mem.f32(T * c.numHeads * d);
     const dq = mem.f32(T * c.numHeads * d);
+    const dqProj = mem.f32(c.qkNorm ? T * c.numHeads * d : 0); // through q_norm (Qwen3)
     const dxb = mem.f32(T * dim);
     const h = mem.f32(T * dim);
     for (let l = c.numLayers - 1; l >= 0; l--) {
@@ -233,9 +245,21 @@ export function lossAndKvGrads(tf: Transformer, tokens: number[], positions: num
       ropeBackward(dq, cos, sin, T, c.numHeads, d);
       const dkPre = Float32Array.from(dk);
       ropeBackward(dkPre, cos, sin, T, c.numKvHeads, d);
+      // Qwen3: back through the per-head norms to the q_proj / k_proj outputs
+      let dqOut = dq;
+      let dkOut = dkPre;
+      if (lw.qNorm) {
+        dqProj.fill(0);
+        headRmsnormBackward(dqProj, dq, a.qProj, lw.qNorm, T, c.numHeads, d, c.rmsNormEps);
+        dqOut = dqProj;
+      }
+      if (lw.kNorm) {
+        dkOut = new Float32Array(dkPre.length);
+        headRmsnormBackward(dkOut, dkPre, a.kProj, lw.kNorm, T, c.numKvHeads, d, c.rmsNormEps);
+      }
       dxb.fill(0);
-      matmulBackwardInput(dxb, dq, lw.wq, T);
-      matmulBackwardInput(dxb, dkPre, lw.wk, T);
+      matmulBackwardInput(dxb, dqOut, lw.wq, T);
+      matmulBackwardInput(dxb, dkOut, lw.wk, T);
       matmulBackwardInput(dxb, dv, lw.wv, T);
       rmsnormBackward(dx, dxb, inputs[l], lw.attnNorm, T, dim, c.rmsNormEps); // dx is now dLoss/dx_l
       inputs[l] = new Float32Array(0); // no longer needed

@@ -3,7 +3,7 @@
 // q, k, v, the attention output and the MLP activations of a block, not just its output.
 
 import { attendFloat } from "../cache/attention.js";
-import { addInPlace, attendFloatKernel, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
+import { addInPlace, attendFloatKernel, headRmsnorm, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
 import { matmulMatrix } from "../tensor/matrix.js";
 import { AllocScope } from "../tensor/memory.js";
 import type { ModelConfig } from "./config.js";
@@ -12,6 +12,8 @@ import type { Transformer } from "./forward.js";
 /** Per-block internals recomputed from the block input (one block at a time). */
 export class BlockActs {
   readonly xb: Float32Array; // (T, dim) normed block input
+  readonly qProj: Float32Array; // (T, numHeads·d) q_proj output before the per-head norm; empty without q/k norm
+  readonly kProj: Float32Array; // (T, numKvHeads·d) likewise for k_proj
   readonly q: Float32Array; // (T, numHeads·d) after RoPE
   readonly k: Float32Array; // (T, numKvHeads·d) after RoPE
   readonly v: Float32Array;
@@ -22,6 +24,8 @@ export class BlockActs {
   readonly act: Float32Array; // (T, inter) silu(gate)·up
   constructor(T: number, c: ModelConfig, mem: AllocScope) {
     this.xb = mem.f32(T * c.hiddenSize);
+    this.qProj = mem.f32(c.qkNorm ? T * c.numHeads * c.headDim : 0);
+    this.kProj = mem.f32(c.qkNorm ? T * c.numKvHeads * c.headDim : 0);
     this.q = mem.f32(T * c.numHeads * c.headDim);
     this.k = mem.f32(T * c.numKvHeads * c.headDim);
     this.v = mem.f32(T * c.numKvHeads * c.headDim);
@@ -49,6 +53,15 @@ export function blockForwardActs(
   matmulMatrix(a.q, a.xb, lw.wq, lw.bq, T);
   matmulMatrix(a.k, a.xb, lw.wk, lw.bk, T);
   matmulMatrix(a.v, a.xb, lw.wv, lw.bv, T);
+  // Qwen3: each head of q and k normalised on its own, before RoPE (the backward needs the projections)
+  if (lw.qNorm) {
+    a.qProj.set(a.q.subarray(0, a.qProj.length));
+    headRmsnorm(a.q, lw.qNorm, T, c.numHeads, c.headDim, c.rmsNormEps);
+  }
+  if (lw.kNorm) {
+    a.kProj.set(a.k.subarray(0, a.kProj.length));
+    headRmsnorm(a.k, lw.kNorm, T, c.numKvHeads, c.headDim, c.rmsNormEps);
+  }
   rope(a.q, cos, sin, T, c.numHeads, c.headDim);
   rope(a.k, cos, sin, T, c.numKvHeads, c.headDim);
   if (!attendFloatKernel(a.att, a.q, T, a.k, a.v, T, c)) attendFloat(a.att, a.q, T, a.k, a.v, T, c, scores);

@@ -308,7 +308,7 @@ function checkMemoryFits(dir: string, c: ModelConfig, tensors: CheckpointTensors
   }
 }
 
-/** Load a Hugging Face model folder (LlamaForCausalLM or Qwen2ForCausalLM). */
+/** Load a Hugging Face model folder (LlamaForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM). */
 export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
   const t0 = performance.now();
   const loaded = loadTransformer(dir, opts);

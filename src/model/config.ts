@@ -3,7 +3,7 @@
 import { ConfigError } from "../errors.js";
 import { preview } from "../util/json.js";
 
-export const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM", "Qwen2ForCausalLM"] as const;
+export const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"] as const;
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 export const SUPPORTED_ROPE_TYPES = ["default", "linear", "llama3"] as const;
 
@@ -33,10 +33,12 @@ export interface ModelConfig {
   ropeTheta: number;
   ropeScaling: RopeScaling;
   tieWordEmbeddings: boolean;
-  /** q/k/v projections carry biases (Qwen2 always, Llama with attention_bias). */
+  /** q/k/v projections carry biases (Qwen2 always, Llama and Qwen3 with attention_bias). */
   qkvBias: boolean;
-  /** o_proj carries a bias (Llama with attention_bias). */
+  /** o_proj carries a bias (Llama and Qwen3 with attention_bias). */
   oBias: boolean;
+  /** Per-head RMSNorm on q and k after their projections, before RoPE (Qwen3: q_norm, k_norm). */
+  qkNorm: boolean;
   bosTokenId: number | null;
   eosTokenIds: number[];
   /** The checkpoint's own dtype (informational). */
@@ -101,7 +103,7 @@ export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfi
     throw new ConfigError(`${file}: hidden_act ${preview(c.hidden_act)} is not supported; supported: silu`);
   }
   if (c.mlp_bias === true) throw new ConfigError(`${file}: mlp_bias true is not supported`);
-  if (architecture === "Qwen2ForCausalLM" && c.use_sliding_window === true) {
+  if ((architecture === "Qwen2ForCausalLM" || architecture === "Qwen3ForCausalLM") && c.use_sliding_window === true) {
     throw new ConfigError(`${file}: use_sliding_window true is not supported (full attention only)`);
   }
   const attentionBias = c.attention_bias === true;
@@ -127,7 +129,8 @@ export function parseModelConfig(raw: unknown, file = "config.json"): ModelConfi
     ropeScaling: parseRopeScaling(ropeParams ?? c.rope_scaling, maxPos, file),
     tieWordEmbeddings: c.tie_word_embeddings === true,
     qkvBias: architecture === "Qwen2ForCausalLM" || attentionBias,
-    oBias: architecture === "LlamaForCausalLM" && attentionBias,
+    oBias: architecture !== "Qwen2ForCausalLM" && attentionBias, // Qwen2's o_proj never has one
+    qkNorm: architecture === "Qwen3ForCausalLM",
     bosTokenId: typeof c.bos_token_id === "number" ? c.bos_token_id : null,
     eosTokenIds: tokenIdList(c.eos_token_id),
     torchDtype: typeof c.torch_dtype === "string" ? c.torch_dtype : typeof c.dtype === "string" ? (c.dtype as string) : "unknown",

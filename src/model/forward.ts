@@ -1,10 +1,10 @@
-// The transformer forward pass (Llama / Qwen2), one sequence, any number of new tokens.
+// The transformer forward pass (Llama / Qwen2 / Qwen3), one sequence, any number of new tokens.
 // Every scratch buffer lives in RunState and is allocated once per chunk size.
 
 import { UsageError } from "../errors.js";
 import type { KvCache } from "../cache/types.js";
 import { matmulMatrix, matrixRow, type Matrix } from "../tensor/matrix.js";
-import { addInPlace, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
+import { addInPlace, headRmsnorm, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
 import { allocF32, release } from "../tensor/memory.js";
 import { releaseWeights } from "./weights.js";
 import type { ModelConfig } from "./config.js";
@@ -20,7 +20,7 @@ class RunState {
   readonly q: Float32Array; // (T, numHeads·d)
   readonly k: Float32Array; // (T, numKvHeads·d)
   readonly v: Float32Array; // (T, numKvHeads·d)
-  readonly kPre: Float32Array; // (T, numKvHeads·d) keys before RoPE, for caches that apply RoPE themselves
+  readonly kPre: Float32Array; // (T, numKvHeads·d) keys before RoPE (after Qwen3's k_norm), for caches that apply RoPE themselves
   readonly att: Float32Array; // (T, numHeads·d) attention output before o_proj
   readonly proj: Float32Array; // (T, dim) output of o_proj / down_proj
   readonly gate: Float32Array; // (T, intermediate)
@@ -56,7 +56,7 @@ class RunState {
 export interface ForwardHooks {
   /** Keys after RoPE and values of block `layer`, (T, numKvHeads·d) each. */
   onKv?(layer: number, keys: Float32Array, values: Float32Array, T: number): void;
-  /** Keys of block `layer` before RoPE, (T, numKvHeads·d). */
+  /** Keys of block `layer` before RoPE (after k_norm where the model has one), (T, numKvHeads·d). */
   onKeysBeforeRope?(layer: number, keys: Float32Array, T: number): void;
 }
 
@@ -159,11 +159,13 @@ export class Transformer {
 
     for (let l = 0; l < c.numLayers; l++) {
       const lw = w.layers[l];
-      // attention: norm, q/k/v projections, RoPE on q and k
+      // attention: norm, q/k/v projections, (Qwen3) per-head norm of q and k, RoPE on q and k
       rmsnorm(s.xb, s.x, lw.attnNorm, T, dim, c.rmsNormEps);
       mm(s.q, s.xb, lw.wq, lw.bq, T);
       mm(s.k, s.xb, lw.wk, lw.bk, T);
       mm(s.v, s.xb, lw.wv, lw.bv, T);
+      if (lw.qNorm) headRmsnorm(s.q, lw.qNorm, T, c.numHeads, d, c.rmsNormEps);
+      if (lw.kNorm) headRmsnorm(s.k, lw.kNorm, T, c.numKvHeads, d, c.rmsNormEps);
       const layerCache = cache.layers[l];
       if (layerCache.keysBeforeRope) s.kPre.set(s.k.subarray(0, T * c.numKvHeads * d));
       hooks?.onKeysBeforeRope?.(l, s.k, T);

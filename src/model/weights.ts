@@ -16,6 +16,10 @@ export interface LayerWeights {
   bk: Float32Array | null; // (numKvHeads·headDim)
   bv: Float32Array | null; // (numKvHeads·headDim)
   bo: Float32Array | null; // (dim)
+  // Qwen3's per-head RMSNorm weights, (headDim) shared by every head as loaded; per-head key
+  // scales folded in (calib/rep-scales.ts) make them (numHeads·headDim) and (numKvHeads·headDim)
+  qNorm: Float32Array | null;
+  kNorm: Float32Array | null;
   ffnNorm: Float32Array; // (dim)
   wGate: Matrix; // (intermediate, dim)
   wUp: Matrix; // (intermediate, dim)
@@ -42,7 +46,7 @@ export interface TensorSource {
   where(name: string): string;
 }
 
-/** Hugging Face tensor names for Llama and Qwen2. */
+/** Hugging Face tensor names for Llama, Qwen2 and Qwen3. */
 export function hfNames(layer: number) {
   const p = `model.layers.${layer}.`;
   return {
@@ -55,6 +59,8 @@ export function hfNames(layer: number) {
     bk: p + "self_attn.k_proj.bias",
     bv: p + "self_attn.v_proj.bias",
     bo: p + "self_attn.o_proj.bias",
+    qNorm: p + "self_attn.q_norm.weight",
+    kNorm: p + "self_attn.k_norm.weight",
     ffnNorm: p + "post_attention_layernorm.weight",
     wGate: p + "mlp.gate_proj.weight",
     wUp: p + "mlp.up_proj.weight",
@@ -94,9 +100,9 @@ function readWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "au
     taken.push(m.data);
     return m;
   };
-  const optional = (name: string, shape: number[], wanted: boolean): Float32Array | null => {
+  const optional = (name: string, shape: number[], wanted: boolean, absentBecause = "config.json says no bias"): Float32Array | null => {
     if (!wanted) {
-      if (src.has(name)) throw new CheckpointError(`${src.where(name)}: unexpected tensor "${name}" (config.json says no bias)`);
+      if (src.has(name)) throw new CheckpointError(`${src.where(name)}: unexpected tensor "${name}" (${absentBecause})`);
       return null;
     }
     return get(name, shape);
@@ -118,6 +124,8 @@ function readWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "au
       bk: optional(n.bk, [kvDim], c.qkvBias),
       bv: optional(n.bv, [kvDim], c.qkvBias),
       bo: optional(n.bo, [dim], c.oBias),
+      qNorm: optional(n.qNorm, [headDim], c.qkNorm, `${c.architecture} has no q/k norm; Qwen3ForCausalLM has`),
+      kNorm: optional(n.kNorm, [headDim], c.qkNorm, `${c.architecture} has no q/k norm; Qwen3ForCausalLM has`),
       ffnNorm: get(n.ffnNorm, [dim]),
       wGate: mat(n.wGate, inter, dim),
       wUp: mat(n.wUp, inter, dim),

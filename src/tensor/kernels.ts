@@ -1,6 +1,7 @@
 // Kernel dispatch: the WebAssembly SIMD kernels (multi-threaded where it pays) when every
 // buffer lives in the shared arena and the shapes suit them, else the plain-TypeScript twins.
 
+import { UsageError } from "../errors.js";
 import { inArena } from "./memory.js";
 import type { Matrix } from "./matrix.js";
 import { matmulMatrixPlain } from "./matrix.js";
@@ -48,6 +49,21 @@ export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array
   const rt = wasm();
   if (!rt || !ok(out, x, weight)) return plain.rmsnorm(out, x, weight, T, n, eps);
   rt.ex.rmsnorm(out.byteOffset, x.byteOffset, weight.byteOffset, 0, T, n, eps);
+}
+
+/**
+ * Per-head RMSNorm in place (Qwen3's q_norm/k_norm): x (T, nHeads, d), each head normalised over
+ * its own d channels. weight: (d) shared by every head, or (nHeads·d) one slice per head.
+ */
+export function headRmsnorm(x: Float32Array, weight: Float32Array, T: number, nHeads: number, d: number, eps: number): void {
+  if (weight.length === d) return rmsnorm(x, x, weight, T * nHeads, d, eps);
+  if (weight.length !== nHeads * d) throw new UsageError(`head norm weight has ${weight.length} values, expected ${d} or ${nHeads * d}`);
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < nHeads; h++) {
+      const row = x.subarray((t * nHeads + h) * d, (t * nHeads + h + 1) * d);
+      rmsnorm(row, row, weight.subarray(h * d, (h + 1) * d), 1, d, eps);
+    }
+  }
 }
 
 export function rope(x: Float32Array, cos: Float32Array, sin: Float32Array, T: number, nHeads: number, d: number): void {

@@ -10,8 +10,20 @@ import { readJsonFile, readJsonObject, readTextFile } from "../util/atomic.js";
 import { preview } from "../util/json.js";
 
 export interface ChatMessage {
-  role: "system" | "user" | "assistant";
+  role: "system" | "user" | "assistant" | "tool";
   content: string;
+  /** An earlier assistant turn's thinking (Qwen3's template renders it in <think> … </think>). */
+  reasoning_content?: string;
+  /** An assistant turn's tool calls, as transformers passes them to templates. */
+  tool_calls?: { type?: string; function: { name: string; arguments: string | Record<string, unknown> } }[];
+}
+
+/** Extra template variables, as transformers' apply_chat_template(**kwargs) passes them. */
+export interface ChatTemplateOptions {
+  /** Qwen3 and other hybrid-thinking templates: false asks for an empty <think></think> block. */
+  enable_thinking?: boolean;
+  /** Function schemas for templates with a tools section. */
+  tools?: Record<string, unknown>[];
 }
 
 function tokenText(v: unknown): string | null {
@@ -207,10 +219,11 @@ export class TextTokenizer {
   }
 
   /** Render messages with the chat template (as transformers' apply_chat_template, tokenize=False). */
-  applyChatTemplate(messages: ChatMessage[], addGenerationPrompt = true): string {
+  applyChatTemplate(messages: ChatMessage[], addGenerationPrompt = true, options: ChatTemplateOptions = {}): string {
     if (!this.template) throw new TokenizerError("this model has no chat template (tokenizer_config.json chat_template, chat_template.jinja)");
     try {
       return this.template.render({
+        ...options,
         messages,
         add_generation_prompt: addGenerationPrompt,
         bos_token: this.bosToken ?? "",
@@ -222,8 +235,8 @@ export class TextTokenizer {
   }
 
   /** Ids of a chat prompt: the rendered template carries its own special tokens. */
-  encodeChat(messages: ChatMessage[], addGenerationPrompt = true): number[] {
-    return this.encode(this.applyChatTemplate(messages, addGenerationPrompt), false);
+  encodeChat(messages: ChatMessage[], addGenerationPrompt = true, options: ChatTemplateOptions = {}): number[] {
+    return this.encode(this.applyChatTemplate(messages, addGenerationPrompt, options), false);
   }
 }
 

@@ -109,6 +109,8 @@ export interface SequenceLoss {
 export function sequenceGrads(tf: Transformer, tokens: number[], positions: number[], mask: ArrayLike<number>, scale: number, g: Grads): SequenceLoss {
   const c = tf.config;
   const w = tf.weights;
+  // `pmkvq train` builds Llama models only: no q/k norm (Qwen3) or o_proj bias gradients here
+  if (c.qkNorm || c.oBias) throw new UsageError(`training computes gradients of Llama/Qwen2 weights only; ${c.architecture}${c.qkNorm ? "'s q_norm/k_norm" : " with attention_bias"} has none here`);
   const T = tokens.length;
   const dim = c.hiddenSize;
   const d = c.headDim;

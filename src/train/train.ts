@@ -113,7 +113,7 @@ export function initWeights(c: ModelConfig, seed: number): Weights {
   const kv = c.numKvHeads * c.headDim;
   const layers: LayerWeights[] = Array.from({ length: c.numLayers }, () => ({
     attnNorm: ones(c.hiddenSize), wq: mat(q, c.hiddenSize), wk: mat(kv, c.hiddenSize), wv: mat(kv, c.hiddenSize), wo: mat(c.hiddenSize, q, proj),
-    bq: null, bk: null, bv: null, bo: null,
+    bq: null, bk: null, bv: null, bo: null, qNorm: null, kNorm: null,
     ffnNorm: ones(c.hiddenSize), wGate: mat(c.intermediateSize, c.hiddenSize), wUp: mat(c.intermediateSize, c.hiddenSize), wDown: mat(c.hiddenSize, c.intermediateSize, proj),
   }));
   // untied output head: a fused word's input embedding starts as the sum of its parts (see

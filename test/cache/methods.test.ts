@@ -1,5 +1,6 @@
 // Every --method through the factory: at 16 bits each reproduces the original's greedy output
-// on stories260K, and all report the same memory fields.
+// on stories260K and on a random Qwen3 model (q/k norms: RotateKV rotates keys in the cache),
+// and all report the same memory fields.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -7,7 +8,8 @@ import { createCache, METHODS, prepareModelForMethod, type CacheSpec } from "../
 import { UsageError } from "../../src/errors.js";
 import { generate } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/checkpoint.js";
-import { readStoriesReference, STORIES_DIR } from "../helpers.js";
+import { readStoriesReference, STORIES_DIR, tempDir } from "../helpers.js";
+import { writeRandomModelFolder } from "../model-fixtures.js";
 
 const ref = readStoriesReference();
 
@@ -32,6 +34,44 @@ for (const method of METHODS.filter((m) => m !== "turboquant")) {
     assert.equal(r.kv.totalHeldBytes, r.kv.blocks.reduce((a, b) => a + b.heldBytes, 0));
   });
 }
+
+// GQA 4/2, head_dim 32 with hidden 48 (q is 128 wide), kv_hidden 64 (a power of two for RotateKV)
+const QWEN3_DIR = writeRandomModelFolder({ layers: 2, hidden: 48, heads: 4, kvHeads: 2, headDim: 32, intermediate: 96, vocab: 512, seed: 21, architecture: "Qwen3ForCausalLM" }, tempDir("pmkvq-qwen3-"));
+const QWEN3_PROMPT = [1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 30, 41, 422, 395, 260];
+const qwen3Greedy = (spec: CacheSpec) => {
+  const model = loadModel(QWEN3_DIR);
+  prepareModelForMethod(model.transformer, spec);
+  return generate(model, QWEN3_PROMPT, { maxNewTokens: 24, cache: createCache(model.config, spec), eosTokenIds: [] });
+};
+const qwen3Original = qwen3Greedy({ method: "original" }).ids;
+
+for (const method of METHODS.filter((m) => m !== "turboquant" && m !== "original")) {
+  test(`Qwen3 ${method} at 16 bits: greedy output equals full precision's`, () => {
+    const r = qwen3Greedy({ method, kBits: 16, vBits: 16, budgetsMB: [1, 1], mikvSinkTokens: 4, rotatekv: { nPivotTokens: 1 } });
+    assert.equal(r.ids.length, 24);
+    assert.deepEqual(r.ids, qwen3Original);
+    for (const b of r.kv.blocks) assert.equal(b.sinkTokens + b.bodyTokens + b.windowTokens, QWEN3_PROMPT.length + 23);
+  });
+}
+
+// the cache-side key rotation with a channel permutation across heads, in both orders
+test("Qwen3 rotatekv at 16 bits with a reorder permutation and 32-channel Hadamard blocks, both orders: full precision's greedy output", () => {
+  const perm = Int32Array.from({ length: 64 }, (_, i) => (i * 37 + 5) % 64); // 37 is odd: a permutation of 0 … 63
+  for (const order of ["rotate-first", "reorder-first"] as const) {
+    const r = qwen3Greedy({ method: "rotatekv", kBits: 16, vBits: 16, rotatekv: { nPivotTokens: 1, kHadDim: 32, reorder: [perm, perm], order } });
+    assert.deepEqual(r.ids, qwen3Original, order);
+  }
+});
+
+// 2-bit keys must change something: the 16-bit equality above is not vacuous
+test("Qwen3 rtn and rotatekv at 2 bits run and change the greedy output", () => {
+  for (const method of ["rtn", "rotatekv"] as const) {
+    const r = qwen3Greedy({ method, kBits: 2, vBits: 2, rotatekv: { nPivotTokens: 1 } });
+    assert.equal(r.ids.length, 24);
+    assert.notDeepEqual(r.ids, qwen3Original, method);
+  }
+  assert.equal(qwen3Greedy({ method: "turboquant", kBits: 8, vBits: 8 }).ids.length, 24);
+});
 
 test("baselines at 2 bits hold far less than the full-precision cache, measured", (t) => {
   const model = loadModel(STORIES_DIR);

@@ -9,8 +9,14 @@ import { test } from "node:test";
 import { readSensitivity } from "../../src/calib/allocate.js";
 import { readMaxKeys } from "../../src/calib/max-keys.js";
 import { readRepScales } from "../../src/calib/rep-scales.js";
+import { calibrate } from "../../src/calib/calibrate.js";
+import { foldRepScales } from "../../src/calib/rep-scales.js";
+import { createCache } from "../../src/cache/factory.js";
+import { createFullPrecisionCache } from "../../src/cache/full.js";
+import { generate } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/checkpoint.js";
-import { REPO_ROOT, seededRandom, STORIES_DIR, tempDir } from "../helpers.js";
+import { maxRelDiff, REPO_ROOT, seededRandom, STORIES_DIR, tempDir } from "../helpers.js";
+import { writeRandomModelFolder } from "../model-fixtures.js";
 
 const BIN = path.join(REPO_ROOT, "bin", "pmkvq.js");
 const dir = tempDir("pmkvq-calib-");
@@ -170,4 +176,29 @@ test("two calibrations into one folder: the second stops at once, naming the hol
   assert.equal(b.status, 2);
   assert.match(b.stderr, new RegExp(`^pmkvq: --out .*locked: in use by another run \\(pid ${a.pid} `));
   assert.equal(await aExit, 0);
+});
+
+// Qwen3 (q/k norms) through the library: every step, then pm-kvq generation with the allocation
+// and the rep scales folded into q_norm/k_norm.
+test("calibrate a random Qwen3 folder: all artifacts, scales that keep full-precision logits, pm-kvq generation", () => {
+  const qdir = writeRandomModelFolder({ layers: 2, hidden: 48, heads: 4, kvHeads: 2, headDim: 16, intermediate: 64, vocab: 512, seed: 31, architecture: "Qwen3ForCausalLM" }, path.join(dir, "qwen3-model"));
+  const qwen3 = loadModel(qdir);
+  const out = path.join(dir, "qwen3-cal");
+  const r = calibrate(qwen3, {
+    dataset: corpus, outDir: out, memoryBudgetMB: 0.2, bits: [4, 2], maxLen: 4096, nSamples: 3, seqLen: 48, effectiveLen: 192, seed: 1,
+    groupSize: 16, kBits: 2, vBits: 2, grid: 4,
+  });
+  assert.deepEqual(r.ran, ["sensitivity", "allocation", "max-keys", "rep-scales"]);
+  const sens = readSensitivity(path.join(out, "sensitivity.json"), [4, 2]);
+  for (const b of ["4", "2"]) for (const v of [...sens.kSensitivity[b], ...sens.vSensitivity[b]]) assert.ok(Number.isFinite(v) && v > 0, `sensitivity ${v}`);
+  const { scales } = readRepScales(path.join(out, "rep_scales.safetensors"), qwen3.config);
+  const tokens = [1, 403, 407, 261, 378, 432, 383, 286];
+  const logits = () => Float32Array.from(qwen3.transformer.forward(tokens, tokens.map((_, i) => i), createFullPrecisionCache(qwen3.config, 2), "all"));
+  const before = logits();
+  foldRepScales(qwen3.transformer.weights, qwen3.config, scales);
+  assert.ok(maxRelDiff(logits(), before) <= 1e-4, "folded rep scales keep the full-precision logits");
+  const budgetsMB = (JSON.parse(fs.readFileSync(path.join(out, "allocation.json"), "utf8")) as { budgetsMB: number[] }).budgetsMB;
+  const g = generate(qwen3, tokens, { maxNewTokens: 16, cache: createCache(qwen3.config, { method: "pm-kvq", budgetsMB }), eosTokenIds: [] });
+  assert.equal(g.ids.length, 16);
+  assert.notEqual(g.finishReason, "kv_budget");
 });

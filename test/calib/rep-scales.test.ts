@@ -38,6 +38,35 @@ test("folding scales leaves the logits unchanged: stories260K and a Qwen2 model 
   }
 });
 
+// Qwen3 normalises each k head after k_proj: the scales must land in q_norm/k_norm (per head), and
+// the cache must then see keys ⊘ k while the logits stay put.
+test("Qwen3: folded scales leave the logits unchanged and the cache's keys divided by the key scales", (t) => {
+  const tokens = [1, 40, 17, 261, 378, 432, 383, 286, 261, 376, 298];
+  const tf = randomTransformer({ layers: 2, hidden: 32, heads: 4, kvHeads: 2, headDim: 16, intermediate: 64, vocab: 512, seed: 5, architecture: "Qwen3ForCausalLM" });
+  const c = tf.config;
+  const keys = (): Float32Array[] => {
+    const out: Float32Array[] = [];
+    tf.forward(tokens, tokens.map((_, i) => i), createFullPrecisionCache(c, c.numLayers), "none", { onKv: (l, k, _v, n) => (out[l] = Float32Array.from(k.subarray(0, n * c.numKvHeads * c.headDim))) });
+    return out;
+  };
+  const before = logits(tf, tokens);
+  const keysBefore = keys();
+  const scales = randomScales(tf, 2);
+  foldRepScales(tf.weights, c, scales);
+  assert.equal(tf.weights.layers[0].kNorm!.length, c.numKvHeads * c.headDim, "k_norm widened to one slice per KV head");
+  const rel = maxRelDiff(logits(tf, tokens), before);
+  assert.ok(rel <= 1e-4, `logits changed by ${rel}`);
+  const keysAfter = keys();
+  let worst = 0;
+  scales.forEach((r, l) => {
+    const k = keyScaleVector(r, c);
+    const want = keysBefore[l].map((v, i) => v / k[i % k.length]);
+    worst = Math.max(worst, maxRelDiff(keysAfter[l], want));
+  });
+  assert.ok(worst <= 1e-5, `keys after folding vs keys ⊘ scale: ${worst}`);
+  t.diagnostic(`Qwen3: logits ${rel.toExponential(2)}, keys ${worst.toExponential(2)}`);
+});
+
 test("key scale vector: channels c and c + d/2 share r[c]", () => {
   const r = Float32Array.from([1, 2, 3, 4]); // 2 heads, d = 4
   assert.deepEqual([...keyScaleVector(r, { numKvHeads: 2, headDim: 4 })], [1, 2, 1, 2, 3, 4, 3, 4]);

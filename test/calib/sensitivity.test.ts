@@ -12,14 +12,18 @@ import { seededRandom } from "../helpers.js";
 import { randomTransformer } from "../model-fixtures.js";
 
 const tf = randomTransformer({ layers: 3, hidden: 48, heads: 4, kvHeads: 2, headDim: 16, intermediate: 64, vocab: 64, seed: 21 });
+const tfLlama = tf;
 const c = tf.config;
 const rand = seededRandom(5);
 const T = 24;
 const samples = Array.from({ length: 3 }, () => Array.from({ length: T }, () => Math.floor(rand() * c.vocabSize)));
 const positions = Array.from({ length: T }, (_, i) => i * 2);
 
+const qwen3 = randomTransformer({ layers: 2, hidden: 32, heads: 4, kvHeads: 2, headDim: 16, intermediate: 64, vocab: 64, seed: 22, architecture: "Qwen3ForCausalLM" });
+
 /** Mean next-token cross-entropy, with block `layer`'s keys or values fake-quantized at `bits`. */
-function lossWithQuantized(tokens: number[], layer: number, kind: "k" | "v", bits: number): number {
+function lossWithQuantized(tokens: number[], layer: number, kind: "k" | "v", bits: number, tf = tfLlama): number {
+  const c = tf.config;
   const logits = tf.forward(tokens, positions, createFullPrecisionCache(c, c.numLayers), "all", {
     onKv: (l, k, v, n) => {
       if (l === layer) fakeQuantize(kind === "k" ? k : v, 0, n * c.numKvHeads * c.headDim, 16, bits);
@@ -34,17 +38,18 @@ function lossWithQuantized(tokens: number[], layer: number, kind: "k" | "v", bit
   return loss / (T - 1);
 }
 
-test("sensitivity bounds the real loss change of quantizing one block (first order), and grows as bits shrink", (t) => {
+for (const [name, tf] of [["Llama", tfLlama], ["Qwen3 (q/k norms)", qwen3]] as const) test(`${name}: sensitivity bounds the real loss change of quantizing one block (first order), and grows as bits shrink`, (t) => {
+  const c = tf.config;
   const one = computeSensitivity(tf, samples.slice(0, 1), positions, { groupSize: 16 });
   assert.deepEqual(Object.keys(one.kSensitivity).sort(), SENSITIVITY_BITS.map(String).sort());
   const numel = T * c.numKvHeads * c.headDim;
-  const base = lossWithQuantized(samples[0], -1, "k", 16);
+  const base = lossWithQuantized(samples[0], -1, "k", 16, tf);
   for (let l = 0; l < c.numLayers; l++) {
     for (const kind of ["k", "v"] as const) {
       const s = kind === "k" ? one.kSensitivity : one.vSensitivity;
       for (let i = 0; i + 1 < SENSITIVITY_BITS.length; i++) assert.ok(s[SENSITIVITY_BITS[i]][l] < s[SENSITIVITY_BITS[i + 1]][l], `${kind} block ${l}: ${SENSITIVITY_BITS[i]} bits < ${SENSITIVITY_BITS[i + 1]} bits`);
       // |ΔL| ≈ |Σ G ⊙ ΔK| ≤ Σ |G ⊙ ΔK| = s · numel, up to second-order terms (small at 8 bits)
-      const dl = Math.abs(lossWithQuantized(samples[0], l, kind, 8) - base);
+      const dl = Math.abs(lossWithQuantized(samples[0], l, kind, 8, tf) - base);
       assert.ok(dl <= s[8][l] * numel * 1.05 + 1e-7, `${kind} block ${l}: |ΔL| ${dl} vs bound ${s[8][l] * numel}`);
       t.diagnostic(`${kind} block ${l}: |ΔL| at 8 bits ${dl.toExponential(2)} ≤ ${(s[8][l] * numel).toExponential(2)}`);
     }

@@ -27,6 +27,29 @@ test("Qwen2 has q/k/v biases; eos ids may be a list", () => {
   assert.deepEqual(c.eosTokenIds, [5, 7]);
 });
 
+// Qwen3-0.6B's config.json (the fields the engine reads): head_dim 128 with hidden 1024 and 16 heads.
+test("Qwen3: explicit head_dim ≠ hidden / heads, q/k norms, biases only with attention_bias (then on q, k, v and o)", () => {
+  const qwen3 = {
+    architectures: ["Qwen3ForCausalLM"], attention_bias: false, head_dim: 128, hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28,
+    num_attention_heads: 16, num_key_value_heads: 8, vocab_size: 151936, rms_norm_eps: 1e-6, rope_theta: 1000000, rope_scaling: null,
+    sliding_window: null, use_sliding_window: false, max_window_layers: 28, tie_word_embeddings: true, eos_token_id: 151645, torch_dtype: "bfloat16",
+  };
+  const c = parseModelConfig(qwen3);
+  assert.equal(c.architecture, "Qwen3ForCausalLM");
+  assert.equal(c.headDim, 128);
+  assert.equal(c.numHeads * c.headDim, 2048);
+  assert.equal(c.qkNorm, true);
+  assert.equal(c.qkvBias, false);
+  assert.equal(c.oBias, false);
+  assert.equal(c.tieWordEmbeddings, true);
+  const biased = parseModelConfig({ ...qwen3, attention_bias: true });
+  assert.equal(biased.qkvBias, true);
+  assert.equal(biased.oBias, true);
+  assert.equal(parseModelConfig(base).qkNorm, false);
+  assert.equal(parseModelConfig({ ...base, architectures: ["Qwen2ForCausalLM"] }).qkNorm, false);
+  assert.throws(() => parseModelConfig({ ...qwen3, use_sliding_window: true }), (e: Error) => e instanceof ConfigError && /use_sliding_window/.test(e.message));
+});
+
 test("transformers ≥ 5 rope_parameters are read like rope_theta + rope_scaling", () => {
   const rope = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
   const old = parseModelConfig({ ...base, rope_theta: 500000, rope_scaling: rope });
@@ -51,7 +74,7 @@ test("llama3 inverse frequencies: high kept, low divided by factor, middle blend
 
 test("invalid configs give ConfigError with the field and the valid choices", () => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ ...base, architectures: ["GPT2LMHeadModel"] }, /supported: LlamaForCausalLM, Qwen2ForCausalLM/],
+    [{ ...base, architectures: ["GPT2LMHeadModel"] }, /supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM/],
     [{ ...base, num_key_value_heads: 3 }, /multiple of num_key_value_heads/],
     [{ ...base, hidden_size: "64" }, /"hidden_size" must be a number/],
     [{ ...base, head_dim: 7 }, /head_dim 7 must be even/],

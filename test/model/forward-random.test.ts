@@ -1,4 +1,4 @@
-// Small random-weight Qwen2 / Llama checkpoints in Hugging Face format, run through the
+// Small random-weight Qwen2 / Qwen3 / Llama checkpoints in Hugging Face format, run through the
 // engine and through an independent float64 reference forward written here from the
 // transformers semantics (nothing from src/model or src/tensor is used by the reference).
 
@@ -13,7 +13,7 @@ import { loadTransformer } from "../../src/model/checkpoint.js";
 import { writeSafetensors, type TensorToWrite } from "../../src/model/safetensors.js";
 import { maxRelDiff, randomArray, seededRandom, tempDir } from "../helpers.js";
 
-type Arch = "Qwen2ForCausalLM" | "LlamaForCausalLM";
+type Arch = "Qwen2ForCausalLM" | "Qwen3ForCausalLM" | "LlamaForCausalLM";
 interface Spec {
   arch: Arch;
   hidden: number;
@@ -27,6 +27,8 @@ interface Spec {
   eps: number;
   tied: boolean;
   ropeScaling: Record<string, unknown> | null;
+  /** config.json attention_bias (Llama, Qwen3): biases on q, k, v and o. */
+  attentionBias?: boolean;
 }
 type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
 type Dtype = "F32" | "F16" | "BF16";
@@ -42,17 +44,24 @@ const LLAMA31: Spec = {
   arch: "LlamaForCausalLM", hidden: 64, inter: 96, layers: 2, heads: 4, kvHeads: 1, headDim: 32,
   vocab: 72, theta: 500000, eps: 1e-5, tied: false, ropeScaling: LLAMA3_SCALING,
 };
+// Qwen3-0.6B's shape in small: GQA 4/2, head_dim 16 with hidden 32 (q is 64 wide), tied
+// embeddings, per-head q_norm/k_norm, theta 1e6.
+const QWEN3: Spec = {
+  arch: "Qwen3ForCausalLM", hidden: 32, inter: 72, layers: 3, heads: 4, kvHeads: 2, headDim: 16,
+  vocab: 64, theta: 1e6, eps: 1e-6, tied: true, ropeScaling: null,
+};
 const TOL = 1e-4;
 const ROOT = tempDir("pmkvq-fwd-"); // one exit hook; each checkpoint gets a subfolder
 
 // ---------------------------------------------------------------- checkpoint building
 
-/** config.json as Hugging Face writes it for the two architectures. */
+/** config.json as Hugging Face writes it for the three architectures. */
 function hfConfig(s: Spec): Record<string, unknown> {
-  const qwen = s.arch === "Qwen2ForCausalLM";
+  const qwen = s.arch !== "LlamaForCausalLM";
+  const qwen3 = s.arch === "Qwen3ForCausalLM";
   return {
     architectures: [s.arch],
-    model_type: qwen ? "qwen2" : "llama",
+    model_type: qwen3 ? "qwen3" : qwen ? "qwen2" : "llama",
     hidden_size: s.hidden,
     intermediate_size: s.inter,
     num_hidden_layers: s.layers,
@@ -73,13 +82,15 @@ function hfConfig(s: Spec): Record<string, unknown> {
     eos_token_id: qwen ? 2 : [2, 3],
     torch_dtype: "float32",
     transformers_version: "4.46.0",
-    ...(qwen
-      ? { use_sliding_window: false, sliding_window: 4096, max_window_layers: s.layers }
-      : { attention_bias: false, mlp_bias: false, pretraining_tp: 1 }),
+    ...(qwen3
+      ? { attention_bias: s.attentionBias === true, use_sliding_window: false, sliding_window: null, max_window_layers: s.layers }
+      : qwen
+        ? { use_sliding_window: false, sliding_window: 4096, max_window_layers: s.layers }
+        : { attention_bias: s.attentionBias === true, mlp_bias: false, pretraining_tp: 1 }),
   };
 }
 
-/** Random weights with HF tensor names: matrices ±0.15–0.3, biases ±0.3, norms 1 ± 0.2. */
+/** Random weights with HF tensor names: matrices ±0.15–0.3, biases ±0.3, norms 1 ± 0.2 (q/k norms 1 ± 0.6). */
 function randomTensors(s: Spec, seed: number): Tensors {
   const rand = seededRandom(seed);
   const t: Tensors = new Map();
@@ -97,10 +108,14 @@ function randomTensors(s: Spec, seed: number): Tensors {
     mat(p + "self_attn.k_proj.weight", kv, s.hidden, 0.3);
     mat(p + "self_attn.v_proj.weight", kv, s.hidden, 0.25);
     mat(p + "self_attn.o_proj.weight", s.hidden, q, 0.2);
-    if (s.arch === "Qwen2ForCausalLM") {
+    if (s.arch === "Qwen2ForCausalLM" || s.attentionBias) {
       vec(p + "self_attn.q_proj.bias", q, 0.3);
       vec(p + "self_attn.k_proj.bias", kv, 0.3);
       vec(p + "self_attn.v_proj.bias", kv, 0.3);
+    }
+    if (s.attentionBias) vec(p + "self_attn.o_proj.bias", s.hidden, 0.3);
+    if (s.arch === "Qwen3ForCausalLM") {
+      for (const n of ["q_norm", "k_norm"]) t.set(p + `self_attn.${n}.weight`, { shape: [s.headDim], data: randomArray(s.headDim, rand, 0.6).map((v) => v + 1) });
     }
     norm(p + "post_attention_layernorm.weight");
     mat(p + "mlp.gate_proj.weight", s.inter, s.hidden, 0.25);
@@ -200,7 +215,14 @@ function applyRope(v: Float64Array, nHeads: number, d: number, pos: number, invF
   }
 }
 
-/** All-position logits (T·vocab) of a Llama/Qwen2 model, float64, scalar loops. */
+/** Qwen3Attention's q_norm / k_norm: each head of v (nHeads·d) RMS-normalised over its own d channels. */
+function headNorm(v: Float64Array, nHeads: number, d: number, w: ArrayLike<number>, eps: number): Float64Array {
+  const out = new Float64Array(v.length);
+  for (let h = 0; h < nHeads; h++) out.set(rmsNorm(v.subarray(h * d, (h + 1) * d), w, eps), h * d);
+  return out;
+}
+
+/** All-position logits (T·vocab) of a Llama/Qwen2/Qwen3 model, float64, scalar loops. */
 function refForward(s: Spec, w: Tensors, tokens: number[], positions: number[]): Float64Array {
   const get = (name: string): Float32Array => {
     const t = w.get(name);
@@ -215,13 +237,18 @@ function refForward(s: Spec, w: Tensors, tokens: number[], positions: number[]):
   const T = tokens.length;
   for (let l = 0; l < s.layers; l++) {
     const p = `model.layers.${l}.`;
-    const bias = (n: string) => (s.arch === "Qwen2ForCausalLM" ? get(p + n + ".bias") : null);
+    const bias = (n: string) => (s.arch === "Qwen2ForCausalLM" || s.attentionBias ? get(p + n + ".bias") : null);
     const q: Float64Array[] = [], k: Float64Array[] = [], v: Float64Array[] = [];
     for (let t = 0; t < T; t++) {
       const h = rmsNorm(x[t], get(p + "input_layernorm.weight"), s.eps);
       q.push(linear(h, get(p + "self_attn.q_proj.weight"), H * d, bias("self_attn.q_proj")));
       k.push(linear(h, get(p + "self_attn.k_proj.weight"), KV * d, bias("self_attn.k_proj")));
       v.push(linear(h, get(p + "self_attn.v_proj.weight"), KV * d, bias("self_attn.v_proj")));
+      if (s.arch === "Qwen3ForCausalLM") {
+        // transformers: q_norm(q_proj(x).view(…, head_dim)), then apply_rotary_pos_emb
+        q[t] = headNorm(q[t], H, d, get(p + "self_attn.q_norm.weight"), s.eps);
+        k[t] = headNorm(k[t], KV, d, get(p + "self_attn.k_norm.weight"), s.eps);
+      }
       applyRope(q[t], H, d, positions[t], invFreq);
       applyRope(k[t], KV, d, positions[t], invFreq);
     }
@@ -242,7 +269,7 @@ function refForward(s: Spec, w: Tensors, tokens: number[], positions: number[]):
           for (let c = 0; c < d; c++) att[h * d + c] += (e[j] / sum) * v[j][kvh * d + c];
         }
       }
-      const o = linear(att, get(p + "self_attn.o_proj.weight"), D);
+      const o = linear(att, get(p + "self_attn.o_proj.weight"), D, s.attentionBias ? get(p + "self_attn.o_proj.bias") : null);
       x[t] = x[t].map((val, i) => val + o[i]);
     }
     for (let t = 0; t < T; t++) {
@@ -328,6 +355,58 @@ test("Qwen2 with tied embeddings matches the reference", (t) => {
   assert.ok(!w.has("lm_head.weight"));
   const rel = checkAgainstReference(writeCheckpoint(hfConfig(s), w), s, w, TOKENS, range(TOKENS.length));
   t.diagnostic(`Qwen2 tied: max rel diff ${rel.toExponential(2)}`);
+});
+
+// Qwen3: GQA 4/2, head_dim 16 ≠ 32/4, tied embeddings, per-head q_norm/k_norm before RoPE.
+test("Qwen3 random checkpoint matches the float64 reference, and its q/k norms matter", (t) => {
+  const w = randomTensors(QWEN3, 4);
+  assert.ok(!w.has("lm_head.weight") && w.has("model.layers.0.self_attn.k_norm.weight"));
+  const dir = writeCheckpoint(hfConfig(QWEN3), w);
+  const positions = range(TOKENS.length, 3);
+  const rel = checkAgainstReference(dir, QWEN3, w, TOKENS, positions);
+  // the same weights without the norms (the reference's Llama path) give visibly other logits
+  const withoutNorms = maxRelDiff(engineLogits(dir, TOKENS, positions), refForward({ ...QWEN3, arch: "LlamaForCausalLM" }, w, TOKENS, positions));
+  assert.ok(withoutNorms > 100 * TOL, `q/k norms changed the logits by only ${withoutNorms}`);
+  t.diagnostic(`Qwen3 tied: max rel diff ${rel.toExponential(2)}; vs no q/k norms ${withoutNorms.toExponential(2)}`);
+});
+
+// Qwen3 with attention_bias: q, k, v and o_proj all carry biases (transformers' Qwen3Attention).
+test("Qwen3 with attention_bias (q/k/v/o biases), untied head, matches the reference", (t) => {
+  const s: Spec = { ...QWEN3, attentionBias: true, tied: false, layers: 2 };
+  const w = randomTensors(s, 5);
+  assert.ok(w.has("model.layers.1.self_attn.o_proj.bias"));
+  const rel = checkAgainstReference(writeCheckpoint(hfConfig(s), w), s, w, TOKENS, range(TOKENS.length));
+  t.diagnostic(`Qwen3 attention_bias: max rel diff ${rel.toExponential(2)}`);
+});
+
+// Decode (one token per forward) runs the norms on single rows: compare every step with the reference.
+test("Qwen3 prefill then one-token decode steps match the reference at every position", (t) => {
+  const w = randomTensors(QWEN3, 6);
+  const { config, transformer } = loadTransformer(writeCheckpoint(hfConfig(QWEN3), w));
+  const V = config.vocabSize;
+  const positions = range(TOKENS.length);
+  const cache = createFullPrecisionCache(config, config.numLayers);
+  const ours = new Float32Array(TOKENS.length * V);
+  ours.set(transformer.forward(TOKENS.slice(0, 4), positions.slice(0, 4), cache, "all"));
+  for (let p = 4; p < TOKENS.length; p++) ours.set(transformer.forward([TOKENS[p]], [p], cache, "last"), p * V);
+  const rel = maxRelDiff(ours, refForward(QWEN3, w, TOKENS, positions));
+  assert.ok(rel <= TOL, `decode vs reference: ${rel}`);
+  t.diagnostic(`Qwen3 decode: max rel diff ${rel.toExponential(2)}`);
+});
+
+// q/k norm tensors are read exactly when the architecture has them.
+test("a Qwen3 checkpoint without k_norm, or a Qwen2 one with q_norm, is a CheckpointError naming the tensor", () => {
+  const w3 = randomTensors(QWEN3, 4);
+  const missing: Tensors = new Map(w3);
+  missing.delete("model.layers.2.self_attn.k_norm.weight");
+  assertThrows(() => loadTransformer(writeCheckpoint(hfConfig(QWEN3), missing)), CheckpointError, "model.layers.2.self_attn.k_norm.weight");
+  const extra: Tensors = new Map(qwenWeights);
+  extra.set("model.layers.0.self_attn.q_norm.weight", { shape: [QWEN.headDim], data: new Float32Array(QWEN.headDim).fill(1) });
+  assertThrows(() => loadTransformer(writeCheckpoint(hfConfig(QWEN), extra)), CheckpointError, "unexpected tensor", "model.layers.0.self_attn.q_norm.weight");
+  const wrong: Tensors = new Map(w3);
+  wrong.set("model.layers.1.self_attn.q_norm.weight", { shape: [QWEN3.hidden], data: new Float32Array(QWEN3.hidden).fill(1) });
+  assertThrows(() => loadTransformer(writeCheckpoint(hfConfig(QWEN3), wrong)), CheckpointError, "model.layers.1.self_attn.q_norm.weight", "[32]", "[16]");
+  assertThrows(() => loadTransformer(writeCheckpoint({ ...hfConfig(QWEN3), use_sliding_window: true }, w3)), ConfigError, "use_sliding_window");
 });
 
 // Llama-3.1 rope_scaling at large positions: all three frequency regimes, and scaling is not ignored.

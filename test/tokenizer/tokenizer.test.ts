@@ -8,6 +8,7 @@ import path from "node:path";
 import { TokenizerError } from "../../src/errors.js";
 import { IncrementalDecoder, TextTokenizer } from "../../src/tokenizer/tokenizer.js";
 import { readStoriesReference, REPO_ROOT, seededRandom, STORIES_DIR, tempDir } from "../helpers.js";
+import { QWEN3_CHAT_TEMPLATE } from "./qwen3-template.js";
 
 const ref = readStoriesReference();
 const tok = TextTokenizer.fromDir(STORIES_DIR);
@@ -158,4 +159,53 @@ test("chat_template of the wrong shape is a TokenizerError naming tokenizer_conf
   const cfg = { chat_template: "{% for m in messages %}" };
   const d = tokenizerDir(undefined, JSON.stringify(cfg));
   assertTokenizerError(() => TextTokenizer.fromDir(d), [path.join(d, "tokenizer_config.json"), "chat template does not parse"]);
+});
+
+// Qwen3's hybrid-thinking template through @huggingface/jinja; the expected strings are the
+// outputs Qwen documents (model card, the Hugging Face blog on this template), written by hand.
+test("Qwen3's chat template: generation prompt, enable_thinking false, earlier thinking dropped, tools", () => {
+  const dir = tempDir();
+  fs.copyFileSync(path.join(STORIES_DIR, "tokenizer.json"), path.join(dir, "tokenizer.json"));
+  const cfg = JSON.parse(fs.readFileSync(path.join(STORIES_DIR, "tokenizer_config.json"), "utf8"));
+  fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify({ ...cfg, chat_template: QWEN3_CHAT_TEMPLATE }));
+  const qwen = TextTokenizer.fromDir(dir);
+  const user = [{ role: "user" as const, content: "Hello" }];
+  assert.equal(qwen.applyChatTemplate(user, true), "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n");
+  assert.equal(qwen.applyChatTemplate(user, true, { enable_thinking: true }), "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n");
+  assert.equal(qwen.applyChatTemplate(user, true, { enable_thinking: false }), "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  // the last assistant turn gets a (possibly empty) think block; earlier turns lose their thinking
+  assert.equal(
+    qwen.applyChatTemplate([{ role: "user", content: "Hi" }, { role: "assistant", content: "Hello" }], false),
+    "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nHello<|im_end|>\n",
+  );
+  assert.equal(
+    qwen.applyChatTemplate([
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "q1" },
+      { role: "assistant", content: "<think>\nr1\n</think>\n\na1" },
+      { role: "user", content: "q2" },
+    ]),
+    "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nq1<|im_end|>\n<|im_start|>assistant\na1<|im_end|>\n<|im_start|>user\nq2<|im_end|>\n<|im_start|>assistant\n",
+  );
+  const tool = { type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } };
+  const json = '{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}';
+  const text = qwen.applyChatTemplate(
+    [
+      { role: "user", content: "Weather in Paris?" },
+      { role: "assistant", content: "", tool_calls: [{ type: "function", function: { name: "get_weather", arguments: { city: "Paris" } } }] },
+      { role: "tool", content: '{"temp": 20}' },
+    ],
+    true,
+    { tools: [tool] },
+  );
+  assert.equal(
+    text,
+    "<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n" +
+      json +
+      '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n' +
+      "<|im_start|>user\nWeather in Paris?<|im_end|>\n" +
+      '<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>\n' +
+      '<|im_start|>user\n<tool_response>\n{"temp": 20}\n</tool_response><|im_end|>\n' +
+      "<|im_start|>assistant\n",
+  );
 });

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { UsageError } from "../../src/errors.js";
 import { clearGrads, sequenceGrads, zeroGrads, type Grads } from "../../src/train/grads.js";
 import type { Transformer } from "../../src/model/forward.js";
 import { seededRandom } from "../helpers.js";
@@ -68,3 +69,10 @@ for (const [name, spec] of SPECS) {
     t.diagnostic(`worst |analytic − finite difference| / max|grad| of the tensor: ${worst.toExponential(2)}`);
   });
 }
+
+// `pmkvq train` builds Llama models: a model with q/k norms is refused rather than given no norm gradients.
+test("training gradients refuse Qwen3's q/k norms with a UsageError naming them", () => {
+  const tf = randomTransformer({ layers: 1, hidden: 16, heads: 2, kvHeads: 1, headDim: 8, intermediate: 16, vocab: 12, seed: 1, architecture: "Qwen3ForCausalLM" });
+  const g = zeroGrads(tf.weights);
+  assert.throws(() => sequenceGrads(tf, [1, 2, 3], [0, 1, 2], [1, 1], 0.5, g), (e: Error) => e instanceof UsageError && /q_norm\/k_norm/.test(e.message));
+});
