@@ -116,9 +116,8 @@ export function writeModelGguf(outFile: string, c: ModelConfig, w: Weights, o: G
     vec(p + "attn_q.bias", l.bq);
     vec(p + "attn_k.bias", l.bk);
     vec(p + "attn_v.bias", l.bv);
-    const norms = l as unknown as { qNorm?: Float32Array | null; kNorm?: Float32Array | null };
-    vec(p + "attn_q_norm.weight", norms.qNorm ?? null);
-    vec(p + "attn_k_norm.weight", norms.kNorm ?? null);
+    vec(p + "attn_q_norm.weight", l.qNorm);
+    vec(p + "attn_k_norm.weight", l.kNorm);
     vec(p + "ffn_norm.weight", l.ffnNorm);
     mat(p + "ffn_gate.weight", l.wGate);
     mat(p + "ffn_up.weight", l.wUp);

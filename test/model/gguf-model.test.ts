@@ -170,6 +170,7 @@ function byteLevelTokenizer(nMerges: number, pre: string): { entries: Map<string
 
 const RANDOM_CASES: { name: string; spec: Omit<RandomModelSpec, "vocab">; pre: string }[] = [
   { name: "qwen2 (q/k/v biases, GQA 4:1, byte-level BPE)", spec: { layers: 2, hidden: 64, heads: 4, kvHeads: 1, headDim: 16, intermediate: 96, architecture: "Qwen2ForCausalLM", seed: 3 }, pre: "qwen2" },
+  { name: "qwen3 (per-head q/k norms, head_dim 32 ≠ hidden/heads, GQA 2:1)", spec: { layers: 2, hidden: 64, heads: 4, kvHeads: 2, headDim: 32, intermediate: 96, architecture: "Qwen3ForCausalLM", seed: 4 }, pre: "qwen2" },
   { name: "llama (q/k rows in llama.cpp's order, GQA 2:1, head_dim 32 ≠ hidden/heads)", spec: { layers: 2, hidden: 48, heads: 4, kvHeads: 2, headDim: 32, intermediate: 80, seed: 5 }, pre: "llama-bpe" },
 ];
 
@@ -177,7 +178,7 @@ for (const c of RANDOM_CASES) {
   test(`random ${c.name} → GGUF: loads to the same logits as the model it was written from, and llama.cpp agrees on tokens and greedy output`, async () => {
     const tok = byteLevelTokenizer(90, c.pre);
     const tf = randomTransformer({ ...c.spec, vocab: tok.size });
-    const file = path.join(dir, `${c.pre}.gguf`);
+    const file = path.join(dir, `${c.spec.architecture ?? "llama"}-${c.pre}.gguf`);
     try {
       writeModelGguf(file, tf.config, tf.weights, { type: "F32", tokenizer: tok.entries, name: c.pre });
       const prompt = [5, 77, 100, 258, 3, 9, 260];
