@@ -394,3 +394,201 @@ export function attentionBackward(
     }
   }
 }
+
+// ---------------------------------------------------------------- ggml block-quantized weights
+// Rows of ggml blocks (see src/tensor/ggml-quant.ts); kind is the ggml type id: 2 = Q4_0,
+// 8 = Q8_0, 12 = Q4_K, 14 = Q6_K. Decode (T = 1) reads the blocks directly against x quantized
+// to int8 blocks of 32 (held as i16, quantizeX32) with integer dot products; prefill widens four
+// rows at a time into scratch and reuses tile4. Twin: src/tensor/quant-matmul.ts (decode) and
+// the reference dequantizers (prefill).
+
+// One f16 to f32 exactly (as f16Lo, for one value).
+@inline function f16Scalar(h: i32): f32 {
+  return reinterpret<f32>(((h << 16) >> 3) & 0x8fffe000) * reinterpret<f32>(0x77800000);
+}
+
+@inline function rowBytesQ(kind: i32, cols: i32): usize {
+  if (kind == 8) return <usize>(cols >> 5) * 34;
+  if (kind == 2) return <usize>(cols >> 5) * 18;
+  if (kind == 12) return <usize>(cols >> 8) * 144;
+  return <usize>(cols >> 8) * 210;
+}
+
+// x (n f32, n a multiple of 32) → q (n i16 holding int8 values), per block of 32 the scale
+// d = max|x| / 127 (scales) and d · Σq (sums). Rounding: half to even.
+export function quantizeX32(x: usize, n: i32, q: usize, scales: usize, sums: usize): void {
+  for (let b = 0; b < n; b += 32) {
+    let amax: f32 = 0;
+    for (let i = 0; i < 32; i++) amax = Mathf.max(amax, Mathf.abs(load<f32>(x + (<usize>(b + i) << 2))));
+    const d: f32 = amax / <f32>127;
+    const id: f32 = d != 0 ? <f32>1 / d : 0;
+    let s: i32 = 0;
+    for (let i = 0; i < 32; i++) {
+      const v = <i32>nearest<f32>(load<f32>(x + (<usize>(b + i) << 2)) * id);
+      store<i16>(q + (<usize>(b + i) << 1), <i16>v);
+      s += v;
+    }
+    store<f32>(scales + (<usize>(b >> 5) << 2), d);
+    store<f32>(sums + (<usize>(b >> 5) << 2), d * <f32>s);
+  }
+}
+
+// Σ w·x over 16 int8 weights (lanes of w) and 16 i16 x at xq, as 4 i32 lanes.
+@inline function dot16(w: v128, xq: usize): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), v128.load(xq)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), v128.load(xq, 16)),
+  );
+}
+
+// acc + float(lanes) · factor
+@inline function addScaled(acc: v128, lanes: v128, factor: f32): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(lanes), f32x4.splat(factor)));
+}
+
+// Q4_K: scale and min of sub-block j from the 12 packed bytes at s (ggml's get_scale_min_k4).
+@inline function k4Scale(s: usize, j: i32): i32 {
+  return j < 4 ? load<u8>(s + j) & 63 : (load<u8>(s + j + 4) & 15) | ((load<u8>(s + j - 4) >> 6) << 4);
+}
+@inline function k4Min(s: usize, j: i32): i32 {
+  return j < 4 ? load<u8>(s + j + 4) & 63 : (load<u8>(s + j + 4) >> 4) | ((load<u8>(s + j) >> 6) << 4);
+}
+
+// Q6_K: two groups of 16 codes (−32 … 31) with their int8 scales, against one x block of 32.
+@inline function q6Pair(ga: v128, gb: v128, sc: usize, xo: usize): v128 {
+  return i32x4.add(
+    i32x4.mul(dot16(ga, xo), i32x4.splat(<i32>load<i8>(sc))),
+    i32x4.mul(dot16(gb, xo + 32), i32x4.splat(<i32>load<i8>(sc, 1))),
+  );
+}
+
+// out rows r0 … r1 = W x̂ (+ bias) for x̂ quantized by quantizeX32 (xq, xs, xsum); cols a
+// multiple of the block size.
+export function matvecQ(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32, kind: i32): void {
+  const rowBytes = rowBytesQ(kind, cols);
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), THREE = i8x16.splat(3), K32 = i8x16.splat(32);
+  for (let o = r0; o < r1; o++) {
+    const row = w + <usize>o * rowBytes;
+    let acc = f32x4.splat(0);
+    let minAcc: f32 = 0;
+    if (kind == 8) {
+      for (let xb = 0; xb < cols >> 5; xb++) {
+        const p = row + <usize>xb * 34, xo = xq + (<usize>xb << 6);
+        const sv = i32x4.add(dot16(v128.load(p, 2), xo), dot16(v128.load(p, 18), xo + 32));
+        acc = addScaled(acc, sv, f16Scalar(load<u16>(p)) * load<f32>(xs + (<usize>xb << 2)));
+      }
+    } else if (kind == 2) {
+      for (let xb = 0; xb < cols >> 5; xb++) {
+        const p = row + <usize>xb * 18, xo = xq + (<usize>xb << 6);
+        const v = v128.load(p, 2);
+        const lo = i8x16.sub(v128.and(v, LOW), EIGHT), hi = i8x16.sub(i8x16.shr_u(v, 4), EIGHT);
+        acc = addScaled(acc, i32x4.add(dot16(lo, xo), dot16(hi, xo + 32)), f16Scalar(load<u16>(p)) * load<f32>(xs + (<usize>xb << 2)));
+      }
+    } else if (kind == 12) {
+      for (let blk = 0; blk < cols >> 8; blk++) {
+        const p = row + <usize>blk * 144;
+        const d = f16Scalar(load<u16>(p)), dmin = f16Scalar(load<u16>(p, 2));
+        for (let jp = 0; jp < 4; jp++) {
+          const v0 = v128.load(p + 16 + (<usize>jp << 5)), v1 = v128.load(p + 16 + (<usize>jp << 5), 16);
+          for (let h = 0; h < 2; h++) {
+            const j = 2 * jp + h;
+            const xb = blk * 8 + j, xo = xq + (<usize>xb << 6);
+            const a = h == 0 ? v128.and(v0, LOW) : i8x16.shr_u(v0, 4);
+            const b = h == 0 ? v128.and(v1, LOW) : i8x16.shr_u(v1, 4);
+            acc = addScaled(acc, i32x4.add(dot16(a, xo), dot16(b, xo + 32)), d * <f32>k4Scale(p + 4, j) * load<f32>(xs + (<usize>xb << 2)));
+            minAcc += dmin * <f32>k4Min(p + 4, j) * load<f32>(xsum + (<usize>xb << 2));
+          }
+        }
+      }
+    } else {
+      for (let blk = 0; blk < cols >> 8; blk++) {
+        const p = row + <usize>blk * 210;
+        const d = f16Scalar(load<u16>(p, 208));
+        for (let h = 0; h < 2; h++) {
+          const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+          const L0 = v128.load(ql), L1 = v128.load(ql, 16), L2 = v128.load(ql, 32), L3 = v128.load(ql, 48);
+          const H0 = v128.load(qh), H1 = v128.load(qh, 16);
+          // element e of this half: 4 low bits from ql, 2 high bits from qh (ggml's dequantize_row_q6_K)
+          const g0 = i8x16.sub(v128.or(v128.and(L0, LOW), i8x16.shl(v128.and(H0, THREE), 4)), K32);
+          const g1 = i8x16.sub(v128.or(v128.and(L1, LOW), i8x16.shl(v128.and(H1, THREE), 4)), K32);
+          const g2 = i8x16.sub(v128.or(v128.and(L2, LOW), i8x16.shl(v128.and(i8x16.shr_u(H0, 2), THREE), 4)), K32);
+          const g3 = i8x16.sub(v128.or(v128.and(L3, LOW), i8x16.shl(v128.and(i8x16.shr_u(H1, 2), THREE), 4)), K32);
+          const g4 = i8x16.sub(v128.or(i8x16.shr_u(L0, 4), i8x16.shl(v128.and(i8x16.shr_u(H0, 4), THREE), 4)), K32);
+          const g5 = i8x16.sub(v128.or(i8x16.shr_u(L1, 4), i8x16.shl(v128.and(i8x16.shr_u(H1, 4), THREE), 4)), K32);
+          const g6 = i8x16.sub(v128.or(i8x16.shr_u(L2, 4), i8x16.shl(i8x16.shr_u(H0, 6), 4)), K32);
+          const g7 = i8x16.sub(v128.or(i8x16.shr_u(L3, 4), i8x16.shl(i8x16.shr_u(H1, 6), 4)), K32);
+          const xb = blk * 8 + h * 4;
+          const xo = xq + (<usize>xb << 6), s = xs + (<usize>xb << 2);
+          acc = addScaled(acc, q6Pair(g0, g1, sc, xo), d * load<f32>(s));
+          acc = addScaled(acc, q6Pair(g2, g3, sc + 2, xo + 64), d * load<f32>(s, 4));
+          acc = addScaled(acc, q6Pair(g4, g5, sc + 4, xo + 128), d * load<f32>(s, 8));
+          acc = addScaled(acc, q6Pair(g6, g7, sc + 6, xo + 192), d * load<f32>(s, 12));
+        }
+      }
+    }
+    const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
+    store<f32>(out + (<usize>o << 2), (hsum(acc) - minAcc) + b);
+  }
+}
+
+// Widen n values (a multiple of the block size) of blocks at src into f32 at dst, rounding as
+// the reference dequantizers do.
+export function dequantRowQ(dst: usize, src: usize, n: i32, kind: i32): void {
+  if (kind == 8 || kind == 2) {
+    const bytes: usize = kind == 8 ? 34 : 18;
+    for (let xb = 0; xb < n >> 5; xb++) {
+      const p = src + <usize>xb * bytes, y = dst + (<usize>xb << 7);
+      const d = f16Scalar(load<u16>(p));
+      if (kind == 8) {
+        for (let i = 0; i < 32; i++) store<f32>(y + (<usize>i << 2), d * <f32>load<i8>(p + 2 + i));
+      } else {
+        for (let j = 0; j < 16; j++) {
+          const q = <i32>load<u8>(p + 2 + j);
+          store<f32>(y + (<usize>j << 2), d * <f32>((q & 15) - 8));
+          store<f32>(y + (<usize>(j + 16) << 2), d * <f32>((q >> 4) - 8));
+        }
+      }
+    }
+  } else if (kind == 12) {
+    for (let blk = 0; blk < n >> 8; blk++) {
+      const p = src + <usize>blk * 144, y = dst + (<usize>blk << 10);
+      const d = f16Scalar(load<u16>(p)), dmin = f16Scalar(load<u16>(p, 2));
+      for (let j = 0; j < 8; j++) {
+        const d1 = d * <f32>k4Scale(p + 4, j), m1 = dmin * <f32>k4Min(p + 4, j);
+        const qs = p + 16 + (<usize>(j >> 1) << 5), shift = (j & 1) * 4;
+        for (let l = 0; l < 32; l++) store<f32>(y + (<usize>(j * 32 + l) << 2), d1 * <f32>((<i32>load<u8>(qs + l) >> shift) & 15) - m1);
+      }
+    }
+  } else {
+    for (let blk = 0; blk < n >> 8; blk++) {
+      const p = src + <usize>blk * 210, y = dst + (<usize>blk << 10);
+      const d = f16Scalar(load<u16>(p, 208));
+      for (let e = 0; e < 256; e++) {
+        const half = e >> 7, r = e & 127, l = r & 31, quarter = r >> 5;
+        const ql = <i32>load<u8>(p + (<usize>(half * 64 + l + (quarter & 1) * 32)));
+        const low = quarter < 2 ? ql & 15 : ql >> 4;
+        const high = (<i32>load<u8>(p + 128 + (<usize>(half * 32 + l))) >> (2 * quarter)) & 3;
+        const ds = d * <f32>load<i8>(p + 192 + (<usize>(e >> 4)));
+        store<f32>(y + (<usize>e << 2), ds * <f32>((low | (high << 4)) - 32));
+      }
+    }
+  }
+}
+
+// out (T, outDim) rows r0 … r1 = x (T, inDim) · Wᵀ (+ bias) for block-quantized W (prefill):
+// four rows widened into scratch (4 · inDim f32), then the register-tiled product.
+export function matmulQ(out: usize, x: usize, w: usize, bias: usize, T: i32, inDim: i32, outDim: i32, r0: i32, r1: i32, kind: i32, scratch: usize): void {
+  const rowBytes = rowBytesQ(kind, inDim);
+  let o = r0;
+  for (; o + 4 <= r1; o += 4) {
+    for (let r = 0; r < 4; r++) dequantRowQ(scratch + (<usize>(r * inDim) << 2), w + <usize>(o + r) * rowBytes, inDim, kind);
+    tile4(out, x, scratch, bias, T, inDim, outDim, o);
+  }
+  for (; o < r1; o++) {
+    dequantRowQ(scratch, w + <usize>o * rowBytes, inDim, kind);
+    const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
+    for (let t = 0; t < T; t++) {
+      store<f32>(out + ((<usize>t * <usize>outDim + <usize>o) << 2), dotF32(x + (<usize>t * <usize>inDim << 2), scratch, inDim) + b);
+    }
+  }
+}
