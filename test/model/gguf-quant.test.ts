@@ -12,7 +12,8 @@ import { generate } from "../../src/generate/generate.js";
 import { createFullPrecisionCache } from "../../src/cache/full.js";
 import { loadModel, type LoadedModel } from "../../src/model/checkpoint.js";
 import { encodeGgml, matrixTypeFor, convertToGguf, permuteForGguf, type GgufMatrixType } from "../../src/model/gguf-convert.js";
-import { GGML_TYPE, readGguf, readGgufTensorData, type GgufFile } from "../../src/model/gguf.js";
+import { CheckpointError } from "../../src/errors.js";
+import { GGML_TYPE, ggufTensorBytes, readGguf, readGgufTensorData, writeGguf, type GgufFile } from "../../src/model/gguf.js";
 import { writeSafetensors, type TensorToWrite } from "../../src/model/safetensors.js";
 import { hfNames } from "../../src/model/weights.js";
 import { ggmlTraitsById, quantDtypeOfGgmlType } from "../../src/tensor/ggml-quant.js";
@@ -227,3 +228,30 @@ for (const type of TYPES) {
     }
   });
 }
+
+test("GGUF block tensors: the writer and reader check whole blocks per row and the byte extent", () => {
+  const t = ggmlTraitsById(GGML_TYPE.Q4_K)!;
+  const file = path.join(dir, "blocks.gguf");
+  const md = new Map([["general.alignment", { type: 4, value: 32 }]]);
+  const data = new Uint8Array(2 * 2 * t.blockBytes); // 2 rows of 512
+  writeGguf(file, md, [{ name: "w", dims: [512, 2], type: GGML_TYPE.Q4_K, data }]);
+  const g = readGguf(file);
+  assert.equal(ggufTensorBytes(g.tensors[0]), data.length);
+  const fd = fs.openSync(file, "r");
+  try {
+    assert.equal(readGgufTensorData(fd, g, g.tensors[0], file).length, data.length);
+    assert.throws(() => readGgufTensorData(fd, g, g.tensors[0], file, new Uint8Array(3)), /holds 3/);
+  } finally {
+    fs.closeSync(fd);
+  }
+  assert.throws(() => writeGguf(file, md, [{ name: "w", dims: [500, 2], type: GGML_TYPE.Q4_K, data }]), /whole blocks/);
+  assert.throws(() => writeGguf(file, md, [{ name: "w", dims: [512, 2], type: GGML_TYPE.Q4_K, data: data.subarray(1) }]), /needs 576 bytes/);
+  const bytes = fs.readFileSync(file);
+  const dimAt = bytes.indexOf(Buffer.from("w", "utf8"), 24) + 1 + 4; // name, then the dimension count
+  const patched = Buffer.from(bytes);
+  patched.writeBigUInt64LE(300n, dimAt);
+  fs.writeFileSync(file, patched);
+  assert.throws(() => readGguf(file), (e: unknown) => e instanceof CheckpointError && /blocks of 256 values/.test(e.message));
+  fs.writeFileSync(file, bytes.subarray(0, bytes.length - 10));
+  assert.throws(() => readGguf(file), (e: unknown) => e instanceof CheckpointError && /Q4_K is 576 bytes/.test(e.message) && /past the end/.test(e.message));
+});
