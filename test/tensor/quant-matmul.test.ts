@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ggmlTraitsByName, QUANT_DTYPE_NAMES, type QuantDtype } from "../../src/tensor/ggml-quant.js";
 import * as k from "../../src/tensor/kernels.js";
-import { matmulMatrixPlain, matrixToF32, quantMatrix, type Matrix } from "../../src/tensor/matrix.js";
+import { matmulMatrixPlain, matrixRow, matrixToF32, quantMatrix, type Matrix } from "../../src/tensor/matrix.js";
 import { allocF32, inArena, release } from "../../src/tensor/memory.js";
 import { quantizeActivations } from "../../src/tensor/quant-matmul.js";
 import { configureKernels, kernelThreads, wasm } from "../../src/tensor/wasm.js";
@@ -130,4 +130,25 @@ test("int8 quantization of x: per block of 32, d = max|x| / 127, values round ha
 
 test("worst kernel-vs-twin differences", { skip }, () => {
   for (const [key, d] of worst) console.log(`  ${key}: max relative difference ${d.toExponential(2)}`);
+});
+
+test("the kernels' row widening (prefill) gives the reference dequantizer's floats bit for bit", { skip }, () => {
+  const rt = wasm()!;
+  for (const dtype of DTYPES) {
+    const cols = 1536, rows = 5;
+    const w = randomQuantMatrix(dtype, rows, cols, 3);
+    const got = allocF32(cols);
+    try {
+      const rowBytes = w.data.byteLength / rows;
+      for (let r = 0; r < rows; r++) {
+        rt.ex.dequantRowQ(got.byteOffset, w.data.byteOffset + r * rowBytes, cols, ggmlTraitsByName(QUANT_DTYPE_NAMES[dtype]).id);
+        const want = new Float32Array(cols);
+        matrixRow(w, r, want);
+        assert.deepEqual(new Uint32Array(Float32Array.from(got).buffer), new Uint32Array(want.buffer), `${dtype} row ${r}`);
+      }
+    } finally {
+      release(got);
+      release(w.data);
+    }
+  }
 });

@@ -441,6 +441,11 @@ export function quantizeX32(x: usize, n: i32, q: usize, scales: usize, sums: usi
   );
 }
 
+// The high nibble of each byte (a 16-bit shift and a mask: WebAssembly has no cheap 8-bit shift).
+@inline function nibHi(v: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), i8x16.splat(15));
+}
+
 // acc + float(lanes) · factor
 @inline function addScaled(acc: v128, lanes: v128, factor: f32): v128 {
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(lanes), f32x4.splat(factor)));
@@ -462,91 +467,148 @@ export function quantizeX32(x: usize, n: i32, q: usize, scales: usize, sums: usi
   );
 }
 
+// One row of each block type against x̂: Σ (one f32 accumulator per SIMD lane, summed as hsum).
+@inline function rowQ8_0(row: usize, xq: usize, xs: usize, xsum: usize, cols: i32): f32 {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
+  let acc = f32x4.splat(0);
+  let minAcc: f32 = 0;
+  for (let xb = 0; xb < cols >> 5; xb++) {
+    const p = row + <usize>xb * 34, xo = xq + (<usize>xb << 6);
+    const sv = i32x4.add(dot16(v128.load(p, 2), xo), dot16(v128.load(p, 18), xo + 32));
+    acc = addScaled(acc, sv, f16Scalar(load<u16>(p)) * load<f32>(xs + (<usize>xb << 2)));
+  }
+  return hsum(acc) - minAcc;
+}
+
+@inline function rowQ4_0(row: usize, xq: usize, xs: usize, xsum: usize, cols: i32): f32 {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
+  let acc = f32x4.splat(0);
+  let minAcc: f32 = 0;
+  for (let xb = 0; xb < cols >> 5; xb++) {
+    const p = row + <usize>xb * 18, xo = xq + (<usize>xb << 6);
+    const v = v128.load(p, 2);
+    const lo = i8x16.sub(v128.and(v, LOW), EIGHT), hi = i8x16.sub(nibHi(v), EIGHT);
+    acc = addScaled(acc, i32x4.add(dot16(lo, xo), dot16(hi, xo + 32)), f16Scalar(load<u16>(p)) * load<f32>(xs + (<usize>xb << 2)));
+  }
+  return hsum(acc) - minAcc;
+}
+
+@inline function rowQ4_K(row: usize, xq: usize, xs: usize, xsum: usize, cols: i32): f32 {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
+  let acc = f32x4.splat(0);
+  let minAcc: f32 = 0;
+  for (let blk = 0; blk < cols >> 8; blk++) {
+    const p = row + <usize>blk * 144;
+    const d = f16Scalar(load<u16>(p)), dmin = f16Scalar(load<u16>(p, 2));
+    for (let jp = 0; jp < 4; jp++) {
+      const v0 = v128.load(p + 16 + (<usize>jp << 5)), v1 = v128.load(p + 16 + (<usize>jp << 5), 16);
+      for (let h = 0; h < 2; h++) {
+        const j = 2 * jp + h;
+        const xb = blk * 8 + j, xo = xq + (<usize>xb << 6);
+        const a = h == 0 ? v128.and(v0, LOW) : nibHi(v0);
+        const b = h == 0 ? v128.and(v1, LOW) : nibHi(v1);
+        acc = addScaled(acc, i32x4.add(dot16(a, xo), dot16(b, xo + 32)), d * <f32>k4Scale(p + 4, j) * load<f32>(xs + (<usize>xb << 2)));
+        minAcc += dmin * <f32>k4Min(p + 4, j) * load<f32>(xsum + (<usize>xb << 2));
+      }
+    }
+  }
+  return hsum(acc) - minAcc;
+}
+
+@inline function rowQ6_K(row: usize, xq: usize, xs: usize, xsum: usize, cols: i32): f32 {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
+  let acc = f32x4.splat(0);
+  let minAcc: f32 = 0;
+  for (let blk = 0; blk < cols >> 8; blk++) {
+    const p = row + <usize>blk * 210;
+    const d = f16Scalar(load<u16>(p, 208));
+    for (let h = 0; h < 2; h++) {
+      const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+      const xb = blk * 8 + h * 4;
+      const xo = xq + (<usize>xb << 6), s = xs + (<usize>xb << 2);
+      // element e of this half: 4 low bits from ql, 2 high bits from qh (ggml's dequantize_row_q6_K);
+      // 16-bit shifts then byte masks (WebAssembly has no cheap 8-bit shift); groups built pair by
+      // pair from fresh loads, so few vectors stay live
+      let g0 = i8x16.sub(v128.or(v128.and(v128.load(ql), LOW), v128.and(i16x8.shl(v128.load(qh), 4), HI2)), K32);
+      let g1 = i8x16.sub(v128.or(v128.and(v128.load(ql, 16), LOW), v128.and(i16x8.shl(v128.load(qh, 16), 4), HI2)), K32);
+      acc = addScaled(acc, q6Pair(g0, g1, sc, xo), d * load<f32>(s));
+      g0 = i8x16.sub(v128.or(v128.and(v128.load(ql, 32), LOW), v128.and(i16x8.shl(v128.load(qh), 2), HI2)), K32);
+      g1 = i8x16.sub(v128.or(v128.and(v128.load(ql, 48), LOW), v128.and(i16x8.shl(v128.load(qh, 16), 2), HI2)), K32);
+      acc = addScaled(acc, q6Pair(g0, g1, sc + 2, xo + 64), d * load<f32>(s, 4));
+      g0 = i8x16.sub(v128.or(nibHi(v128.load(ql)), v128.and(v128.load(qh), HI2)), K32);
+      g1 = i8x16.sub(v128.or(nibHi(v128.load(ql, 16)), v128.and(v128.load(qh, 16), HI2)), K32);
+      acc = addScaled(acc, q6Pair(g0, g1, sc + 4, xo + 128), d * load<f32>(s, 8));
+      g0 = i8x16.sub(v128.or(nibHi(v128.load(ql, 32)), v128.and(i16x8.shr_u(v128.load(qh), 2), HI2)), K32);
+      g1 = i8x16.sub(v128.or(nibHi(v128.load(ql, 48)), v128.and(i16x8.shr_u(v128.load(qh, 16), 2), HI2)), K32);
+      acc = addScaled(acc, q6Pair(g0, g1, sc + 6, xo + 192), d * load<f32>(s, 12));
+    }
+  }
+  return hsum(acc) - minAcc;
+}
+
+// A row loop per type, so each loop's body is small (the engine keeps its vectors in registers).
+@inline function rowsQ(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32, kind: i32): void {
+  const rowBytes = rowBytesQ(kind, cols);
+  for (let o = r0; o < r1; o++) {
+    const row = w + <usize>o * rowBytes;
+    let v: f32;
+    if (kind == 8) v = rowQ8_0(row, xq, xs, xsum, cols);
+    else if (kind == 2) v = rowQ4_0(row, xq, xs, xsum, cols);
+    else if (kind == 12) v = rowQ4_K(row, xq, xs, xsum, cols);
+    else v = rowQ6_K(row, xq, xs, xsum, cols);
+    const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
+    store<f32>(out + (<usize>o << 2), v + b);
+  }
+}
+function rowsQ8_0(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32): void {
+  rowsQ(out, xq, xs, xsum, w, bias, cols, r0, r1, 8);
+}
+function rowsQ4_0(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32): void {
+  rowsQ(out, xq, xs, xsum, w, bias, cols, r0, r1, 2);
+}
+function rowsQ4_K(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32): void {
+  rowsQ(out, xq, xs, xsum, w, bias, cols, r0, r1, 12);
+}
+function rowsQ6_K(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32): void {
+  rowsQ(out, xq, xs, xsum, w, bias, cols, r0, r1, 14);
+}
+
 // out rows r0 … r1 = W x̂ (+ bias) for x̂ quantized by quantizeX32 (xq, xs, xsum); cols a
 // multiple of the block size.
 export function matvecQ(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32, kind: i32): void {
-  const rowBytes = rowBytesQ(kind, cols);
-  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), THREE = i8x16.splat(3), K32 = i8x16.splat(32);
-  for (let o = r0; o < r1; o++) {
-    const row = w + <usize>o * rowBytes;
-    let acc = f32x4.splat(0);
-    let minAcc: f32 = 0;
-    if (kind == 8) {
-      for (let xb = 0; xb < cols >> 5; xb++) {
-        const p = row + <usize>xb * 34, xo = xq + (<usize>xb << 6);
-        const sv = i32x4.add(dot16(v128.load(p, 2), xo), dot16(v128.load(p, 18), xo + 32));
-        acc = addScaled(acc, sv, f16Scalar(load<u16>(p)) * load<f32>(xs + (<usize>xb << 2)));
-      }
-    } else if (kind == 2) {
-      for (let xb = 0; xb < cols >> 5; xb++) {
-        const p = row + <usize>xb * 18, xo = xq + (<usize>xb << 6);
-        const v = v128.load(p, 2);
-        const lo = i8x16.sub(v128.and(v, LOW), EIGHT), hi = i8x16.sub(i8x16.shr_u(v, 4), EIGHT);
-        acc = addScaled(acc, i32x4.add(dot16(lo, xo), dot16(hi, xo + 32)), f16Scalar(load<u16>(p)) * load<f32>(xs + (<usize>xb << 2)));
-      }
-    } else if (kind == 12) {
-      for (let blk = 0; blk < cols >> 8; blk++) {
-        const p = row + <usize>blk * 144;
-        const d = f16Scalar(load<u16>(p)), dmin = f16Scalar(load<u16>(p, 2));
-        for (let jp = 0; jp < 4; jp++) {
-          const v0 = v128.load(p + 16 + (<usize>jp << 5)), v1 = v128.load(p + 16 + (<usize>jp << 5), 16);
-          for (let h = 0; h < 2; h++) {
-            const j = 2 * jp + h;
-            const xb = blk * 8 + j, xo = xq + (<usize>xb << 6);
-            const a = h == 0 ? v128.and(v0, LOW) : i8x16.shr_u(v0, 4);
-            const b = h == 0 ? v128.and(v1, LOW) : i8x16.shr_u(v1, 4);
-            acc = addScaled(acc, i32x4.add(dot16(a, xo), dot16(b, xo + 32)), d * <f32>k4Scale(p + 4, j) * load<f32>(xs + (<usize>xb << 2)));
-            minAcc += dmin * <f32>k4Min(p + 4, j) * load<f32>(xsum + (<usize>xb << 2));
-          }
-        }
-      }
-    } else {
-      for (let blk = 0; blk < cols >> 8; blk++) {
-        const p = row + <usize>blk * 210;
-        const d = f16Scalar(load<u16>(p, 208));
-        for (let h = 0; h < 2; h++) {
-          const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
-          const L0 = v128.load(ql), L1 = v128.load(ql, 16), L2 = v128.load(ql, 32), L3 = v128.load(ql, 48);
-          const H0 = v128.load(qh), H1 = v128.load(qh, 16);
-          // element e of this half: 4 low bits from ql, 2 high bits from qh (ggml's dequantize_row_q6_K)
-          const g0 = i8x16.sub(v128.or(v128.and(L0, LOW), i8x16.shl(v128.and(H0, THREE), 4)), K32);
-          const g1 = i8x16.sub(v128.or(v128.and(L1, LOW), i8x16.shl(v128.and(H1, THREE), 4)), K32);
-          const g2 = i8x16.sub(v128.or(v128.and(L2, LOW), i8x16.shl(v128.and(i8x16.shr_u(H0, 2), THREE), 4)), K32);
-          const g3 = i8x16.sub(v128.or(v128.and(L3, LOW), i8x16.shl(v128.and(i8x16.shr_u(H1, 2), THREE), 4)), K32);
-          const g4 = i8x16.sub(v128.or(i8x16.shr_u(L0, 4), i8x16.shl(v128.and(i8x16.shr_u(H0, 4), THREE), 4)), K32);
-          const g5 = i8x16.sub(v128.or(i8x16.shr_u(L1, 4), i8x16.shl(v128.and(i8x16.shr_u(H1, 4), THREE), 4)), K32);
-          const g6 = i8x16.sub(v128.or(i8x16.shr_u(L2, 4), i8x16.shl(i8x16.shr_u(H0, 6), 4)), K32);
-          const g7 = i8x16.sub(v128.or(i8x16.shr_u(L3, 4), i8x16.shl(i8x16.shr_u(H1, 6), 4)), K32);
-          const xb = blk * 8 + h * 4;
-          const xo = xq + (<usize>xb << 6), s = xs + (<usize>xb << 2);
-          acc = addScaled(acc, q6Pair(g0, g1, sc, xo), d * load<f32>(s));
-          acc = addScaled(acc, q6Pair(g2, g3, sc + 2, xo + 64), d * load<f32>(s, 4));
-          acc = addScaled(acc, q6Pair(g4, g5, sc + 4, xo + 128), d * load<f32>(s, 8));
-          acc = addScaled(acc, q6Pair(g6, g7, sc + 6, xo + 192), d * load<f32>(s, 12));
-        }
-      }
-    }
-    const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
-    store<f32>(out + (<usize>o << 2), (hsum(acc) - minAcc) + b);
-  }
+  if (kind == 8) rowsQ8_0(out, xq, xs, xsum, w, bias, cols, r0, r1);
+  else if (kind == 2) rowsQ4_0(out, xq, xs, xsum, w, bias, cols, r0, r1);
+  else if (kind == 12) rowsQ4_K(out, xq, xs, xsum, w, bias, cols, r0, r1);
+  else rowsQ6_K(out, xq, xs, xsum, w, bias, cols, r0, r1);
+}
+
+// 16 int8 codes (lanes of g) → f32 at dst: code · scale − sub (sub = 0: exactly code · scale),
+// rounding as the reference dequantizers do.
+@inline function storeCodes16(dst: usize, g: v128, scale: f32, sub: f32): void {
+  const vs = f32x4.splat(scale), vm = f32x4.splat(sub);
+  const lo = i16x8.extend_low_i8x16_s(g), hi = i16x8.extend_high_i8x16_s(g);
+  v128.store(dst, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), vs), vm));
+  v128.store(dst, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), vs), vm), 16);
+  v128.store(dst, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), vs), vm), 32);
+  v128.store(dst, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), vs), vm), 48);
 }
 
 // Widen n values (a multiple of the block size) of blocks at src into f32 at dst, rounding as
-// the reference dequantizers do.
+// the reference dequantizers do (src/tensor/ggml-quant.ts).
 export function dequantRowQ(dst: usize, src: usize, n: i32, kind: i32): void {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
   if (kind == 8 || kind == 2) {
     const bytes: usize = kind == 8 ? 34 : 18;
     for (let xb = 0; xb < n >> 5; xb++) {
       const p = src + <usize>xb * bytes, y = dst + (<usize>xb << 7);
       const d = f16Scalar(load<u16>(p));
       if (kind == 8) {
-        for (let i = 0; i < 32; i++) store<f32>(y + (<usize>i << 2), d * <f32>load<i8>(p + 2 + i));
+        storeCodes16(y, v128.load(p, 2), d, 0);
+        storeCodes16(y + 64, v128.load(p, 18), d, 0);
       } else {
-        for (let j = 0; j < 16; j++) {
-          const q = <i32>load<u8>(p + 2 + j);
-          store<f32>(y + (<usize>j << 2), d * <f32>((q & 15) - 8));
-          store<f32>(y + (<usize>(j + 16) << 2), d * <f32>((q >> 4) - 8));
-        }
+        const v = v128.load(p, 2);
+        storeCodes16(y, i8x16.sub(v128.and(v, LOW), EIGHT), d, 0);
+        storeCodes16(y + 64, i8x16.sub(nibHi(v), EIGHT), d, 0);
       }
     }
   } else if (kind == 12) {
@@ -555,21 +617,28 @@ export function dequantRowQ(dst: usize, src: usize, n: i32, kind: i32): void {
       const d = f16Scalar(load<u16>(p)), dmin = f16Scalar(load<u16>(p, 2));
       for (let j = 0; j < 8; j++) {
         const d1 = d * <f32>k4Scale(p + 4, j), m1 = dmin * <f32>k4Min(p + 4, j);
-        const qs = p + 16 + (<usize>(j >> 1) << 5), shift = (j & 1) * 4;
-        for (let l = 0; l < 32; l++) store<f32>(y + (<usize>(j * 32 + l) << 2), d1 * <f32>((<i32>load<u8>(qs + l) >> shift) & 15) - m1);
+        const qs = p + 16 + (<usize>(j >> 1) << 5), yj = y + (<usize>j << 7);
+        const v0 = v128.load(qs), v1 = v128.load(qs, 16);
+        storeCodes16(yj, (j & 1) == 0 ? v128.and(v0, LOW) : nibHi(v0), d1, m1);
+        storeCodes16(yj + 64, (j & 1) == 0 ? v128.and(v1, LOW) : nibHi(v1), d1, m1);
       }
     }
   } else {
     for (let blk = 0; blk < n >> 8; blk++) {
       const p = src + <usize>blk * 210, y = dst + (<usize>blk << 10);
       const d = f16Scalar(load<u16>(p, 208));
-      for (let e = 0; e < 256; e++) {
-        const half = e >> 7, r = e & 127, l = r & 31, quarter = r >> 5;
-        const ql = <i32>load<u8>(p + (<usize>(half * 64 + l + (quarter & 1) * 32)));
-        const low = quarter < 2 ? ql & 15 : ql >> 4;
-        const high = (<i32>load<u8>(p + 128 + (<usize>(half * 32 + l))) >> (2 * quarter)) & 3;
-        const ds = d * <f32>load<i8>(p + 192 + (<usize>(e >> 4)));
-        store<f32>(y + (<usize>e << 2), ds * <f32>((low | (high << 4)) - 32));
+      for (let h = 0; h < 2; h++) {
+        const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+        const yh = y + (<usize>h << 9);
+        // the groups of 16 as in rowQ6_K; group g's scale is sc[g]
+        storeCodes16(yh, i8x16.sub(v128.or(v128.and(v128.load(ql), LOW), v128.and(i16x8.shl(v128.load(qh), 4), HI2)), K32), d * <f32>load<i8>(sc), 0);
+        storeCodes16(yh + 64, i8x16.sub(v128.or(v128.and(v128.load(ql, 16), LOW), v128.and(i16x8.shl(v128.load(qh, 16), 4), HI2)), K32), d * <f32>load<i8>(sc, 1), 0);
+        storeCodes16(yh + 128, i8x16.sub(v128.or(v128.and(v128.load(ql, 32), LOW), v128.and(i16x8.shl(v128.load(qh), 2), HI2)), K32), d * <f32>load<i8>(sc, 2), 0);
+        storeCodes16(yh + 192, i8x16.sub(v128.or(v128.and(v128.load(ql, 48), LOW), v128.and(i16x8.shl(v128.load(qh, 16), 2), HI2)), K32), d * <f32>load<i8>(sc, 3), 0);
+        storeCodes16(yh + 256, i8x16.sub(v128.or(nibHi(v128.load(ql)), v128.and(v128.load(qh), HI2)), K32), d * <f32>load<i8>(sc, 4), 0);
+        storeCodes16(yh + 320, i8x16.sub(v128.or(nibHi(v128.load(ql, 16)), v128.and(v128.load(qh, 16), HI2)), K32), d * <f32>load<i8>(sc, 5), 0);
+        storeCodes16(yh + 384, i8x16.sub(v128.or(nibHi(v128.load(ql, 32)), v128.and(i16x8.shr_u(v128.load(qh), 2), HI2)), K32), d * <f32>load<i8>(sc, 6), 0);
+        storeCodes16(yh + 448, i8x16.sub(v128.or(nibHi(v128.load(ql, 48)), v128.and(i16x8.shr_u(v128.load(qh, 16), 2), HI2)), K32), d * <f32>load<i8>(sc, 7), 0);
       }
     }
   }
