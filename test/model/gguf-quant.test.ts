@@ -255,3 +255,7 @@ test("GGUF block tensors: the writer and reader check whole blocks per row and t
   fs.writeFileSync(file, bytes.subarray(0, bytes.length - 10));
   assert.throws(() => readGguf(file), (e: unknown) => e instanceof CheckpointError && /Q4_K is 576 bytes/.test(e.message) && /past the end/.test(e.message));
 });
+
+test("safetensors checkpoints do not load as block types (that would need re-quantizing on load)", () => {
+  assert.throws(() => loadModel(hfDir, { weightsDtype: "q4_k" }), (e: unknown) => e instanceof CheckpointError && /come from GGUF files/.test(e.message));
+});
