@@ -17,7 +17,9 @@ import { GGML_TYPE, ggufTensorBytes, readGguf, readGgufTensorData, writeGguf, ty
 import { writeSafetensors, type TensorToWrite } from "../../src/model/safetensors.js";
 import { hfNames } from "../../src/model/weights.js";
 import { ggmlTraitsById, quantDtypeOfGgmlType } from "../../src/tensor/ggml-quant.js";
+import { readGgufMatrix } from "../../src/model/gguf-matrix.js";
 import { matrixToF32, quantMatrix, type Matrix } from "../../src/tensor/matrix.js";
+import { release } from "../../src/tensor/memory.js";
 import { hfConfig } from "../../src/train/train.js";
 import { randomArray, seededRandom, STORIES_DIR, tempDir } from "../helpers.js";
 
@@ -140,16 +142,41 @@ for (const type of BLOCK_TYPES) {
         const want = encodeGgml(heads ? permuteForGguf(m.data, m.rows, m.cols, heads) : m.data, type);
         const raw = readGgufTensorData(fd, g, t, file);
         assert.ok(Buffer.from(raw).equals(Buffer.from(want)), `${name}: bytes differ`);
-        const deq = matrixToF32(quantMatrix(quantDtypeOfGgmlType(t.type)!, m.rows, m.cols, raw));
+        const qm = quantMatrix(quantDtypeOfGgmlType(t.type)!, m.rows, m.cols, raw);
+        const deq = matrixToF32(qm);
         const ref = new Float32Array(m.rows * m.cols);
         ggmlTraitsById(t.type)!.dequantizeRow(want, ref, ref.length);
         assert.deepEqual(deq, ref);
+        // read straight into the arena: the same matrix
+        const direct = readGgufMatrix(fd, g, t, file);
+        assert.deepEqual([direct.dtype, direct.rows, direct.cols], [qm.dtype, qm.rows, qm.cols]);
+        assert.ok(Buffer.from(direct.data.buffer, direct.data.byteOffset, direct.data.byteLength).equals(Buffer.from(want)));
+        release(qm.data);
+        release(direct.data);
       }
     } finally {
       fs.closeSync(fd);
     }
   });
 }
+
+test("F32 GGUF: readGgufMatrix gives each matrix's float values", () => {
+  const file = files.get("F32")!;
+  const g = readGguf(file);
+  const fd = fs.openSync(file, "r");
+  try {
+    for (const [name, [hf, heads]] of ggufToHf()) {
+      const m = hfMatrices.get(hf)!;
+      const got = readGgufMatrix(fd, g, g.tensors.find((x) => x.name === name)!, file);
+      assert.equal(got.dtype, "f32");
+      assert.deepEqual(got.data, heads ? permuteForGguf(m.data, m.rows, m.cols, heads) : m.data);
+      release(got.data);
+    }
+    assert.throws(() => readGgufMatrix(fd, g, g.tensors.find((x) => x.name === "output_norm.weight")!, file), /expected a matrix/);
+  } finally {
+    fs.closeSync(fd);
+  }
+});
 
 /** Our model from the HF folder with its matrices replaced by the GGUF's blocks. */
 function oursOn(file: string): LoadedModel {
