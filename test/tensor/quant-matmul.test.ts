@@ -26,7 +26,7 @@ function randomQuantMatrix(dtype: QuantDtype, rows: number, cols: number, seed: 
   const rowBytes = (cols / t.blockSize) * t.blockBytes;
   const raw = new Uint8Array(rows * rowBytes);
   for (let r = 0; r < rows; r++) {
-    const x = randomArray(cols, rand, 10 ** (2 * rand() - 1));
+    const x = randomArray(cols, rand, 10 ** (4 * rand() - 3)); // 1e-3 … 10: small rows get f16-subnormal scales
     const row = raw.subarray(r * rowBytes, (r + 1) * rowBytes);
     t.quantizeRow(x, row, cols);
     if (r % 3 === 1) for (let i = 0; i < rowBytes; i++) if (!F16_FIELDS[dtype].includes(i % t.blockBytes)) row[i] = Math.floor(rand() * 256);

@@ -402,9 +402,13 @@ export function attentionBackward(
 // rows at a time into scratch and reuses tile4. Twin: src/tensor/quant-matmul.ts (decode) and
 // the reference dequantizers (prefill).
 
-// One f16 to f32 exactly (as f16Lo, for one value).
+// One f16 to f32 exactly, in integers: no float multiply by a subnormal (a Q6_K scale d is often
+// an f16 subnormal, and x86 takes a slow microcode assist for every subnormal operand).
 @inline function f16Scalar(h: i32): f32 {
-  return reinterpret<f32>(((h << 16) >> 3) & 0x8fffe000) * reinterpret<f32>(0x77800000);
+  const sign = (h & 0x8000) << 16, e = h & 0x7c00;
+  if (e == 0) return reinterpret<f32>(reinterpret<i32>(<f32>(h & 0x3ff) * reinterpret<f32>(0x33800000)) | sign); // m · 2^-24
+  if (e == 0x7c00) return reinterpret<f32>(sign | 0x7f800000 | ((h & 0x3ff) << 13)); // ±∞, NaN
+  return reinterpret<f32>(sign | (((h & 0x7fff) << 13) + 0x38000000)); // rebias the exponent: 15 → 127
 }
 
 @inline function rowBytesQ(kind: i32, cols: i32): usize {
