@@ -20,7 +20,7 @@ import { SafetensorsFile, writeSafetensors } from "../model/safetensors.js";
 import type { Weights } from "../model/weights.js";
 import { assertHadamardSize, fwht } from "../quant/hadamard.js";
 import { f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
-import { matrixToF32, type Matrix } from "../tensor/matrix.js";
+import { isQuantDtype, matrixToF32, type Matrix } from "../tensor/matrix.js";
 
 export type RotateKvOrder = "rotate-first" | "reorder-first";
 export const ROTATEKV_ORDERS: readonly RotateKvOrder[] = ["rotate-first", "reorder-first"];
@@ -73,6 +73,7 @@ export function unrotateKeyRow(row: Float32Array, off: number, n: number, perm: 
 
 /** Rewrite a matrix through float32, keeping its precision. */
 function rewrite(m: Matrix, fn: (f: Float32Array) => void): void {
+  if (isQuantDtype(m.dtype)) throw new UsageError(`RotateKV rewrites weights in place; a ${m.dtype} matrix would have to be re-quantized (load float weights)`);
   const f = m.dtype === "f32" ? (m.data as Float32Array) : Float32Array.from(matrixToF32(m));
   fn(f);
   if (m.dtype === "bf16") f32ToBf16(f, m.data as Uint16Array);

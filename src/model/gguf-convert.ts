@@ -6,7 +6,7 @@
 
 import path from "node:path";
 import { CheckpointError } from "../errors.js";
-import { f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
+import { ggmlTraitsByName, type GgmlTypeName } from "../tensor/ggml-quant.js";
 import { matrixToF32, type Matrix } from "../tensor/matrix.js";
 import { loadTransformer } from "./checkpoint.js";
 import type { ModelConfig } from "./config.js";
@@ -26,25 +26,43 @@ export function permuteForGguf(w: Float32Array, rows: number, cols: number, head
   return out;
 }
 
-function encode(data: Float32Array, type: number): Uint8Array {
-  if (type === GGML_TYPE.F32) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  const half = new Uint16Array(data.length);
-  if (type === GGML_TYPE.F16) f32ToF16(data, half);
-  else f32ToBf16(data, half);
-  return new Uint8Array(half.buffer);
+/** data (rows of `cols` values) in a ggml type: float values, or blocks along each row. */
+export function encodeGgml(data: Float32Array, type: GgmlTypeName): Uint8Array {
+  const t = ggmlTraitsByName(type);
+  const out = new Uint8Array((data.length / t.blockSize) * t.blockBytes);
+  t.quantizeRow(data, out, data.length);
+  return out;
 }
+
+export type GgufMatrixType = "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q6_K";
+
+/**
+ * The type a matrix with rows of `cols` values is written in: the one asked for when its
+ * blocks fit the rows, else Q8_0 (blocks of 32), else F16 — as llama.cpp's quantizer falls back
+ * for rows a 256-value K-block does not divide.
+ */
+export function matrixTypeFor(asked: GgufMatrixType, cols: number): GgufMatrixType {
+  for (const t of [asked, "Q8_0", "F16"] as const) if (cols % ggmlTraitsByName(t).blockSize === 0) return t;
+  return "F16";
+}
+
+/** general.file_type (llama.cpp's LLAMA_FTYPE_*) of a file whose matrices are mostly of this type. */
+const FILE_TYPE: Record<GgufMatrixType, number> = { F32: 0, F16: 1, BF16: 32, Q4_0: 2, Q8_0: 7, Q4_K: 14, Q6_K: 18 };
 
 export interface ToGgufOptions {
   /** A GGUF whose tokenizer.* entries describe the same vocabulary. */
   vocabFrom: string;
-  /** Matrix precision (norms stay F32, as llama.cpp's converter keeps them). */
-  type: "F32" | "F16" | "BF16";
+  /**
+   * Matrix precision (norms stay F32, as llama.cpp's converter keeps them); a block type falls
+   * back per matrix (matrixTypeFor) where its blocks do not fit the rows.
+   */
+  type: GgufMatrixType;
   name?: string;
 }
 
 export interface GgufWriteOptions {
-  /** Matrix precision (norms and biases stay F32, as llama.cpp's converter keeps them). */
-  type: "F32" | "F16" | "BF16";
+  /** Matrix precision (norms and biases stay F32); block types fall back per matrix (matrixTypeFor). */
+  type: GgufMatrixType;
   /** The tokenizer.* entries (e.g. copied from a GGUF with the same vocabulary). */
   tokenizer: Map<string, GgufEntry>;
   name: string;
@@ -76,7 +94,7 @@ export function writeModelGguf(outFile: string, c: ModelConfig, w: Weights, o: G
   const f32 = (v: number): GgufEntry => ({ type: GGUF_TYPE.f32, value: v });
   md.set("general.architecture", { type: GGUF_TYPE.string, value: arch });
   md.set("general.name", { type: GGUF_TYPE.string, value: o.name });
-  md.set("general.file_type", u32(o.type === "F32" ? 0 : o.type === "F16" ? 1 : 32));
+  md.set("general.file_type", u32(FILE_TYPE[o.type]));
   md.set("general.alignment", u32(32));
   md.set(`${arch}.context_length`, u32(c.maxPositionEmbeddings));
   md.set(`${arch}.embedding_length`, u32(c.hiddenSize));
@@ -95,15 +113,15 @@ export function writeModelGguf(outFile: string, c: ModelConfig, w: Weights, o: G
   }
   md.set(`${arch}.vocab_size`, u32(c.vocabSize));
   for (const [k, v] of o.tokenizer) md.set(k, v);
-  const type = GGML_TYPE[o.type];
   const tensors: GgufTensorToWrite[] = [];
   const mat = (name: string, m: Matrix, heads = 0) => {
     let data: Float32Array = Float32Array.from(matrixToF32(m));
     if (heads && arch === "llama") data = permuteForGguf(data, m.rows, m.cols, heads);
-    tensors.push({ name, dims: [m.cols, m.rows], type, data: encode(data, type) });
+    const type = matrixTypeFor(o.type, m.cols);
+    tensors.push({ name, dims: [m.cols, m.rows], type: GGML_TYPE[type], data: encodeGgml(data, type) });
   };
   const vec = (name: string, v: Float32Array | null) => {
-    if (v) tensors.push({ name, dims: [v.length], type: GGML_TYPE.F32, data: encode(Float32Array.from(v), GGML_TYPE.F32) });
+    if (v) tensors.push({ name, dims: [v.length], type: GGML_TYPE.F32, data: encodeGgml(Float32Array.from(v), "F32") });
   };
   mat("token_embd.weight", w.embed);
   w.layers.forEach((l, i) => {

@@ -7,13 +7,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CheckpointError, OutOfMemoryError } from "../errors.js";
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
-import type { Matrix, WeightDtype } from "../tensor/matrix.js";
+import { f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
+import { GGML_TRAITS, ggmlTraitsById, isQuantDtype, type GgmlTypeTraits } from "../tensor/ggml-quant.js";
+import { matrixToF32, type Matrix, type WeightDtype } from "../tensor/matrix.js";
 import { allocF32, allocU16, arenaBytesInUse, currentArena, release } from "../tensor/memory.js";
 import { tokenizerFromGguf } from "../tokenizer/gguf-tokenizer.js";
 import { parseModelConfig, SUPPORTED_ARCHITECTURES, type ModelConfig } from "./config.js";
 import { openForReading, readExactly } from "./files.js";
-import { GGML_TYPE, readGguf, type GgufFile, type GgufTensorInfo } from "./gguf.js";
+import { GGML_TYPE, ggufTensorBytes, readGguf, readGgufTensorData, type GgufFile, type GgufTensorInfo } from "./gguf.js";
+import { readGgufMatrix } from "./gguf-matrix.js";
 import type { TensorSource } from "./weights.js";
 
 /** GGUF general.architecture → the Hugging Face class it is run as. */
@@ -132,12 +134,6 @@ export function ggufTensorName(hf: string): string | null {
   return p ? `blk.${m[1]}.${p}` : null;
 }
 
-const FLOAT_TYPES: Record<number, { dtype: WeightDtype; bytes: number; name: string }> = {
-  [GGML_TYPE.F32]: { dtype: "f32", bytes: 4, name: "F32" },
-  [GGML_TYPE.F16]: { dtype: "f16", bytes: 2, name: "F16" },
-  [GGML_TYPE.BF16]: { dtype: "bf16", bytes: 2, name: "BF16" },
-};
-
 /** Rows of a llama GGUF's q/k matrices, per head, back from interleaved pairs to rotate-half: HF row r of a head ← GGUF row 2r (first half) or 2(r − d/2) + 1. */
 export function ggufRowForHf(r: number, headDim: number): number {
   const h = Math.floor(r / headDim);
@@ -179,31 +175,28 @@ export class GgufTensors implements TensorSource {
   /** Stored type name ("F32", "Q4_K", …). */
   typeName(hf: string): string {
     const t = this.info(hf);
-    return FLOAT_TYPES[t.type]?.name ?? `type ${t.type}`;
+    return ggmlTraitsById(t.type)?.name ?? `type ${t.type}`;
   }
 
-  private floatType(hf: string, t: GgufTensorInfo) {
-    const f = FLOAT_TYPES[t.type];
-    if (!f) throw new CheckpointError(`${this.where(hf)}: ggml type ${t.type} is not supported; supported: F32, F16, BF16`);
-    return f;
+  private traits(hf: string, t: GgufTensorInfo): GgmlTypeTraits {
+    const tr = ggmlTraitsById(t.type);
+    if (!tr) throw new CheckpointError(`${this.where(hf)}: ggml type ${t.type} is not supported; supported: ${GGML_TRAITS.map((x) => x.name).join(", ")}`);
+    return tr;
   }
 
-  private readRaw(t: GgufTensorInfo, dest: Uint8Array): void {
+  private checkOpen(t: GgufTensorInfo): void {
     if (this.fd < 0) throw new CheckpointError(`${this.file}: tensor "${t.name}" read after the file was closed`);
-    readExactly(this.fd, this.file, dest, this.g.dataStart + t.offset, `tensor "${t.name}"`);
   }
 
+  /** A vector (norm, bias) as float32, whatever its stored type. */
   read(hf: string): Float32Array {
     const t = this.info(hf);
-    const f = this.floatType(hf, t);
+    const tr = this.traits(hf, t);
+    this.checkOpen(t);
     const n = t.dims.reduce((a, d) => a * d, 1);
     const out = allocF32(n);
-    if (f.dtype === "f32") this.readRaw(t, new Uint8Array(out.buffer, out.byteOffset, n * 4));
-    else {
-      const raw = new Uint16Array(n);
-      this.readRaw(t, new Uint8Array(raw.buffer));
-      (f.dtype === "f16" ? f16ToF32 : bf16ToF32)(raw, out);
-    }
+    if (t.type === GGML_TYPE.F32) readGgufTensorData(this.fd, this.g, t, this.file, new Uint8Array(out.buffer, out.byteOffset, n * 4));
+    else tr.dequantizeRow(readGgufTensorData(this.fd, this.g, t, this.file), out, n);
     return out;
   }
 
@@ -212,49 +205,45 @@ export class GgufTensors implements TensorSource {
     return this.arch === "llama" && /self_attn\.[qk]_proj\.weight$/.test(hf);
   }
 
+  /**
+   * A matrix as stored (F32/F16/BF16, or ggml blocks kept quantized: rows are whole blocks, so
+   * llama's q/k rows move as bytes), or widened/narrowed to a float `dtype` on request.
+   */
   readMatrix(hf: string, dtype: WeightDtype | "auto"): Matrix {
     const t = this.info(hf);
-    if (t.dims.length !== 2) throw new CheckpointError(`${this.where(hf)}: expected a matrix, got dims ${JSON.stringify(t.dims)}`);
-    const [cols, rows] = t.dims;
-    const f = this.floatType(hf, t);
-    const target = dtype === "auto" ? f.dtype : dtype;
-    const rowBytes = cols * f.bytes;
-    let stored: Float32Array | Uint16Array = f.dtype === "f32" ? allocF32(rows * cols) : allocU16(rows * cols);
-    const bytes = new Uint8Array(stored.buffer, stored.byteOffset, rows * rowBytes);
-    this.readRaw(t, bytes);
+    const tr = this.traits(hf, t);
+    this.checkOpen(t);
+    const m = readGgufMatrix(this.fd, this.g, t, this.file);
     if (this.permutedRows(hf)) {
-      const d = this.config.headDim;
+      const rowBytes = m.data.byteLength / m.rows;
+      const bytes = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
       const copy = bytes.slice();
-      for (let r = 0; r < rows; r++) {
-        const src = ggufRowForHf(r, d) * rowBytes;
+      for (let r = 0; r < m.rows; r++) {
+        const src = ggufRowForHf(r, this.config.headDim) * rowBytes;
         bytes.set(copy.subarray(src, src + rowBytes), r * rowBytes);
       }
     }
-    if (target === f.dtype) return { dtype: target, rows, cols, data: stored };
-    // convert: widen to f32, then narrow if asked
-    let f32: Float32Array;
-    if (f.dtype === "f32") f32 = stored as Float32Array;
-    else {
-      f32 = allocF32(rows * cols);
-      (f.dtype === "f16" ? f16ToF32 : bf16ToF32)(stored as Uint16Array, f32);
-      release(stored);
-    }
-    stored = f32;
-    if (target === "f32") return { dtype: "f32", rows, cols, data: f32 };
-    const half = allocU16(rows * cols);
-    (target === "bf16" ? f32ToBf16 : f32ToF16)(f32, half);
+    if (dtype === "auto" || dtype === m.dtype) return m;
+    if (isQuantDtype(dtype)) throw new CheckpointError(`${this.where(hf)}: stored as ${tr.name}; weights are not re-quantized on load (--weights-dtype auto keeps them as stored)`);
+    // widen to f32 (a plain copy for 16-bit and block types), then narrow if asked
+    const wide = matrixToF32(m);
+    const f32 = allocF32(m.rows * m.cols);
+    f32.set(wide);
+    if (wide !== m.data) release(m.data);
+    if (dtype === "f32") return { dtype: "f32", rows: m.rows, cols: m.cols, data: f32 };
+    const half = allocU16(m.rows * m.cols);
+    (dtype === "bf16" ? f32ToBf16 : f32ToF16)(f32, half);
     release(f32);
-    return { dtype: target, rows, cols, data: half };
+    return { dtype, rows: m.rows, cols: m.cols, data: half };
   }
 
-  /** Bytes a matrix will hold in memory in `dtype` ("auto": as stored). */
+  /** Bytes a tensor will hold in memory (matrices in `dtype`, "auto": as stored; vectors as float32). */
   heldBytes(hf: string, dtype: WeightDtype | "auto"): number {
     const t = this.info(hf);
     const n = t.dims.reduce((a, d) => a * d, 1);
-    const f = this.floatType(hf, t);
     if (t.dims.length !== 2) return n * 4;
-    const target = dtype === "auto" ? f.dtype : dtype;
-    return n * (target === "f32" ? 4 : 2);
+    if (dtype === "auto") return ggufTensorBytes(t) ?? n * 4;
+    return n * (dtype === "f32" ? 4 : 2);
   }
 
   get tensorCount(): number {
@@ -270,7 +259,7 @@ export class GgufTensors implements TensorSource {
   dtypes(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const t of this.g.tensors) {
-      const name = FLOAT_TYPES[t.type]?.name ?? `type ${t.type}`;
+      const name = ggmlTraitsById(t.type)?.name ?? `type ${t.type}`;
       out[name] = (out[name] ?? 0) + 1;
     }
     return out;

@@ -1,5 +1,6 @@
-// GGUF v3, the llama.cpp file format: a minimal reader (metadata and tensor table) and a writer
-// for float tensors — enough to hand llama.cpp the same weights this engine runs.
+// GGUF v3, the llama.cpp file format: a minimal reader (metadata, tensor table, one tensor's
+// bytes) and a writer for float and block-quantized tensors (Q8_0, Q4_0, Q4_K, Q6_K) — enough to
+// hand llama.cpp the same weights this engine runs.
 //   "GGUF" | u32 version | u64 tensors | u64 metadata entries | metadata | tensor infos | pad | data
 // The reader trusts no count: each is checked against the bytes left before anything is
 // allocated, and every tensor must lie, aligned, inside the data section.
@@ -7,11 +8,12 @@
 import fs from "node:fs";
 import { CheckpointError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { ggmlTraitsById } from "../tensor/ggml-quant.js";
 import { openForReading } from "./files.js";
 import { describeFsError } from "../util/fs-errors.js";
 
 export const GGUF_TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
-export const GGML_TYPE = { F32: 0, F16: 1, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
 
 export type GgufValue = number | bigint | boolean | string | GgufArray;
 export interface GgufArray {
@@ -42,9 +44,20 @@ export interface GgufFile {
   fileBytes: number;
 }
 
-/** Bytes per element of the tensor types whose size we know (others are only checked for their offset). */
-const GGML_TYPE_BYTES: Record<number, number> = { [GGML_TYPE.F32]: 4, [GGML_TYPE.F16]: 2, [GGML_TYPE.BF16]: 2 };
-const GGML_TYPE_NAMES: Record<number, string> = { [GGML_TYPE.F32]: "F32", [GGML_TYPE.F16]: "F16", [GGML_TYPE.BF16]: "BF16" };
+/**
+ * Bytes of a tensor of a type whose block layout we know (ggml-quant's traits table: float types
+ * are blocks of one value): null for other types (only their offset is checked), NaN when the row
+ * length is not a whole number of blocks.
+ */
+export function ggufTensorBytes(t: { dims: number[]; type: number }): number | null {
+  const traits = ggmlTraitsById(t.type);
+  if (!traits) return null;
+  const rowLength = t.dims[0] ?? 1;
+  if (rowLength % traits.blockSize !== 0) return NaN;
+  let bytes = (rowLength / traits.blockSize) * traits.blockBytes;
+  for (const d of t.dims.slice(1)) bytes *= d;
+  return bytes;
+}
 /** ggml's GGML_MAX_DIMS. */
 const MAX_DIMS = 4;
 /** Smallest encoding of each value type (a string is at least its 8-byte length, an array its type and count). */
@@ -227,13 +240,41 @@ function checkTensor(r: Reader, t: GgufTensorInfo, alignment: number, dataBytes:
   const where = `tensor "${t.name}"`;
   if (t.offset % alignment !== 0) r.fail(`${where}: offset ${t.offset} is not a multiple of the alignment ${alignment}`);
   if (t.offset > dataBytes) r.fail(`${where}: offset ${t.offset} is past the end of the ${dataBytes}-byte data section (truncated?)`);
-  const elementBytes = GGML_TYPE_BYTES[t.type];
-  if (elementBytes === undefined) return;
-  let bytes = elementBytes;
-  for (const d of t.dims) bytes *= d;
+  const bytes = ggufTensorBytes(t);
+  if (bytes === null) return;
+  const traits = ggmlTraitsById(t.type)!;
+  if (Number.isNaN(bytes)) r.fail(`${where}: a ${traits.name} row holds blocks of ${traits.blockSize} values, but dims ${JSON.stringify(t.dims)} give rows of ${t.dims[0]}`);
   if (t.offset + bytes > dataBytes) {
-    r.fail(`${where}: ${JSON.stringify(t.dims)} × ${GGML_TYPE_NAMES[t.type]} is ${bytes} bytes at offset ${t.offset}, past the end of the ${dataBytes}-byte data section (truncated?)`);
+    r.fail(`${where}: ${JSON.stringify(t.dims)} × ${traits.name} is ${bytes} bytes at offset ${t.offset}, past the end of the ${dataBytes}-byte data section (truncated?)`);
   }
+}
+
+/**
+ * The raw bytes of one tensor of a GGUF file read by readGguf (for block types, the ggml blocks
+ * as stored), read from the open descriptor fd — only that tensor, never the whole file. `into`
+ * (exactly the tensor's size, e.g. arena memory) receives them when given. `file` names the file
+ * in errors.
+ */
+export function readGgufTensorData(fd: number, g: GgufFile, t: GgufTensorInfo, file = "GGUF file", into?: Uint8Array): Uint8Array {
+  const bytes = ggufTensorBytes(t);
+  const where = `${file}: tensor "${t.name}"`;
+  if (bytes === null || Number.isNaN(bytes)) throw new CheckpointError(`${where}: ggml type ${t.type} with dims ${JSON.stringify(t.dims)} has no size this reader knows (known: F32, F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K)`);
+  const start = g.dataStart + t.offset;
+  if (start + bytes > g.fileBytes) throw new CheckpointError(`${where}: bytes ${start} … ${start + bytes} lie past the end of the ${g.fileBytes}-byte file`);
+  const out = into ?? new Uint8Array(bytes);
+  if (out.length !== bytes) throw new CheckpointError(`${where}: is ${bytes} bytes; the buffer given holds ${out.length}`);
+  let done = 0;
+  while (done < bytes) {
+    let got: number;
+    try {
+      got = fs.readSync(fd, out, done, bytes - done, start + done);
+    } catch (e) {
+      throw new CheckpointError(`${where}: cannot read (${describeFsError(e)})`);
+    }
+    if (got === 0) throw new CheckpointError(`${where}: the file shrank while being read (${done} of ${bytes} bytes)`);
+    done += got;
+  }
+  return out;
 }
 
 class Writer {
@@ -310,6 +351,10 @@ function ggufHeader(file: string, metadata: Map<string, GgufEntry>, tensors: { n
   for (const t of tensors) {
     if (names.has(t.name)) throw new CheckpointError(`${file}: two tensors are named "${t.name}"`);
     if (t.dims.length > MAX_DIMS) throw new CheckpointError(`${file}: tensor "${t.name}" has ${t.dims.length} dimensions; at most ${MAX_DIMS}`);
+    const bytes = ggufTensorBytes(t);
+    if (bytes !== null && bytes !== t.byteLength) {
+      throw new CheckpointError(`${file}: tensor "${t.name}" (${JSON.stringify(t.dims)} × ${ggmlTraitsById(t.type)!.name}) needs ${Number.isNaN(bytes) ? "rows of whole blocks" : `${bytes} bytes`}, got ${t.byteLength}`);
+    }
     names.add(t.name);
   }
   const w = new Writer();

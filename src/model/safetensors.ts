@@ -10,6 +10,7 @@ import { CheckpointError } from "../errors.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { parseJsonStrict, preview } from "../util/json.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
+import { isQuantDtype } from "../tensor/ggml-quant.js";
 import type { Matrix, WeightDtype } from "../tensor/matrix.js";
 import { allocF32, allocU16, release } from "../tensor/memory.js";
 import { openForReading, readExactly } from "./files.js";
@@ -222,6 +223,9 @@ export class SafetensorsFile {
     const [rows, cols] = t.shape;
     const stored: WeightDtype | null = t.dtype === "F32" ? "f32" : t.dtype === "F16" ? "f16" : t.dtype === "BF16" ? "bf16" : null;
     const target = dtype === "auto" ? stored : dtype;
+    if (target !== null && isQuantDtype(target)) {
+      throw new CheckpointError(`${this.file}: tensor "${name}": safetensors weights load as f32, f16 or bf16; ${target} matrices come from GGUF files (quantMatrix)`);
+    }
     if (stored === null || target === null) {
       throw new CheckpointError(`${this.file}: tensor "${name}" has dtype ${t.dtype}; supported: ${FLOAT_DTYPES.join(", ")}`);
     }

@@ -4,6 +4,7 @@
 import { UsageError } from "../errors.js";
 import { inArena } from "./memory.js";
 import type { Matrix } from "./matrix.js";
+import { isQuantDtype, quantTraits, type QuantDtype } from "./ggml-quant.js";
 import { matmulMatrixPlain } from "./matrix.js";
 import * as plain from "./ops.js";
 import { KERNEL } from "./slices.js";
@@ -19,6 +20,7 @@ function ok(...views: (ArrayBufferView | null)[]): boolean {
 
 /** out (T, rows) = x (T, cols) · Wᵀ (+ bias). */
 export function matmul(out: Float32Array, x: Float32Array, w: Matrix, bias: Float32Array | null, T: number): void {
+  if (isQuantDtype(w.dtype)) return matmulQuant(out, x, w, bias, T);
   const rt = wasm();
   const wide = w.dtype !== "f32";
   if (!rt || !ok(out, x, w.data, bias) || (wide && w.cols % 16 !== 0)) {
@@ -43,6 +45,34 @@ export function matmul(out: Float32Array, x: Float32Array, w: Matrix, bias: Floa
   if (parallel) rt.pool.run(wide ? KERNEL.matmul16 : KERNEL.matmulF32);
   else if (wide) rt.ex.matmul16(a[0], a[1], a[2], a[3], T, w.cols, w.rows, 0, w.rows, a[7], a[8]);
   else rt.ex.matmulF32(a[0], a[1], a[2], a[3], T, w.cols, w.rows, 0, w.rows);
+}
+
+/**
+ * Block-quantized W (ggml Q8_0/Q4_0/Q4_K/Q6_K). T = 1: x quantized once to int8 blocks (a
+ * shared workspace), then integer dot products straight from the blocks, rows split over the
+ * threads. T > 1: four rows at a time widened into per-thread scratch and tiled over all tokens.
+ */
+function matmulQuant(out: Float32Array, x: Float32Array, w: Matrix, bias: Float32Array | null, T: number): void {
+  const rt = wasm();
+  if (!rt || !ok(out, x, w.data, bias)) return matmulMatrixPlain(out, x, w, bias, T);
+  const kind = quantTraits(w.dtype as QuantDtype).id;
+  const { rows, cols } = w;
+  const a = rt.pool.args;
+  const parallel = rows * cols * T >= PARALLEL_MIN;
+  if (T === 1) {
+    // q (cols i16) | scales (cols/32 f32) | sums (cols/32 f32)
+    const q = workspace(rt, "quant.x", cols * 2 + (cols / 32) * 8);
+    const xs = q + cols * 2, xsum = xs + (cols / 32) * 4;
+    rt.ex.quantizeX32(x.byteOffset, cols, q, xs, xsum);
+    [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]] = [out.byteOffset, q, xs, xsum, w.data.byteOffset, bias ? bias.byteOffset : 0, rows, cols, kind];
+    if (parallel) rt.pool.run(KERNEL.matvecQ);
+    else rt.ex.matvecQ(a[0], q, xs, xsum, a[4], a[5], cols, 0, rows, kind);
+    return;
+  }
+  const s = threadScratch(rt, 4 * cols * 4); // four widened rows per thread
+  [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]] = [out.byteOffset, x.byteOffset, w.data.byteOffset, bias ? bias.byteOffset : 0, T, cols, rows, kind, s.base, s.stride];
+  if (parallel) rt.pool.run(KERNEL.matmulQ);
+  else rt.ex.matmulQ(a[0], a[1], a[2], a[3], T, cols, rows, 0, rows, kind, s.base);
 }
 
 export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): void {

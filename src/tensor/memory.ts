@@ -163,6 +163,13 @@ export function allocU16(n: number): Uint16Array {
   return new Uint16Array(arena.buffer, ptr, n);
 }
 
+export function allocU8(n: number): Uint8Array {
+  ensureStarted();
+  if (!arena || n === 0) return new Uint8Array(n);
+  const ptr = arena.alloc(n); // before taking the buffer: alloc may grow the memory
+  return new Uint8Array(arena.buffer, ptr, n);
+}
+
 export function allocU32(n: number): Uint32Array {
   ensureStarted();
   if (!arena || n === 0) return new Uint32Array(n);

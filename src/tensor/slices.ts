@@ -1,11 +1,16 @@
 // How each multi-threaded kernel is split: thread `index` of `n` runs its slice. Shared by the
 // main thread and the workers (both call the same WebAssembly exports on the same memory).
 
-export const KERNEL = { matmulF32: 1, matmul16: 2, attendFloat: 3, swiglu: 5, matmulNN: 6, matmulTNAcc: 7, attentionBackward: 8, attendTiled: 9, stop: 99 } as const;
+export const KERNEL = { matmulF32: 1, matmul16: 2, attendFloat: 3, swiglu: 5, matmulNN: 6, matmulTNAcc: 7, attentionBackward: 8, attendTiled: 9, matvecQ: 10, matmulQ: 11, stop: 99 } as const;
 
 export interface KernelExports {
   matmulF32(out: number, x: number, w: number, bias: number, T: number, inDim: number, outDim: number, r0: number, r1: number): void;
   matmul16(out: number, x: number, w: number, bias: number, T: number, inDim: number, outDim: number, r0: number, r1: number, kind: number, scratch: number): void;
+  /** Block-quantized weights (kind = ggml type id): decode against x quantized by quantizeX32, and prefill. */
+  quantizeX32(x: number, n: number, q: number, scales: number, sums: number): void;
+  matvecQ(out: number, xq: number, xs: number, xsum: number, w: number, bias: number, cols: number, r0: number, r1: number, kind: number): void;
+  matmulQ(out: number, x: number, w: number, bias: number, T: number, inDim: number, outDim: number, r0: number, r1: number, kind: number, scratch: number): void;
+  dequantRowQ(dst: number, src: number, n: number, kind: number): void;
   rmsnorm(out: number, x: number, weight: number, t0: number, t1: number, n: number, eps: number): void;
   rope(x: number, cos: number, sin: number, T: number, nHeads: number, d: number): void;
   softmax(x: number, n: number): void;
@@ -44,6 +49,16 @@ export function runSlice(ex: KernelExports, kernel: number, a: Float64Array, ind
     case KERNEL.matmul16: {
       const [r0, r1] = part(a[6], index, n, 4);
       if (r1 > r0) ex.matmul16(a[0], a[1], a[2], a[3], a[4], a[5], a[6], r0, r1, a[7], a[8] + index * a[9]);
+      return;
+    }
+    case KERNEL.matvecQ: {
+      const [r0, r1] = part(a[6], index, n, 4);
+      if (r1 > r0) ex.matvecQ(a[0], a[1], a[2], a[3], a[4], a[5], a[7], r0, r1, a[8]);
+      return;
+    }
+    case KERNEL.matmulQ: {
+      const [r0, r1] = part(a[6], index, n, 4);
+      if (r1 > r0) ex.matmulQ(a[0], a[1], a[2], a[3], a[4], a[5], a[6], r0, r1, a[7], a[8] + index * a[9]);
       return;
     }
     case KERNEL.attendFloat: {

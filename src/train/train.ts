@@ -247,7 +247,7 @@ export function saveModel(dir: string, shape: ModelShape, tf: Transformer, extra
   const tensors: TensorToWrite[] = [{ name: "model.embed_tokens.weight", dtype: "F16", shape: [c.vocabSize, c.hiddenSize], data: w.embed.data as Float32Array }];
   w.layers.forEach((l, i) => {
     const n = hfNames(i);
-    const m = (name: string, x: { rows: number; cols: number; data: Float32Array | Uint16Array }) => tensors.push({ name, dtype: "F16", shape: [x.rows, x.cols], data: x.data as Float32Array });
+    const m = (name: string, x: { rows: number; cols: number; data: ArrayBufferView }) => tensors.push({ name, dtype: "F16", shape: [x.rows, x.cols], data: x.data as Float32Array });
     tensors.push({ name: n.attnNorm, dtype: "F16", shape: [c.hiddenSize], data: l.attnNorm });
     m(n.wq, l.wq);
     m(n.wk, l.wk);

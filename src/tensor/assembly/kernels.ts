@@ -505,3 +505,274 @@ export function attentionBackward(
     }
   }
 }
+
+// ---------------------------------------------------------------- ggml block-quantized weights
+// Rows of ggml blocks (see src/tensor/ggml-quant.ts); kind is the ggml type id: 2 = Q4_0,
+// 8 = Q8_0, 12 = Q4_K, 14 = Q6_K. Decode (T = 1) reads the blocks directly against x quantized
+// to int8 blocks of 32 (held as i16, quantizeX32) with integer dot products; prefill widens four
+// rows at a time into scratch and reuses tile4. Twin: src/tensor/quant-matmul.ts (decode) and
+// the reference dequantizers (prefill).
+
+// One f16 to f32 exactly, in integers: no float multiply by a subnormal (a Q6_K scale d is often
+// an f16 subnormal, and x86 takes a slow microcode assist for every subnormal operand).
+@inline function f16Scalar(h: i32): f32 {
+  const sign = (h & 0x8000) << 16, e = h & 0x7c00;
+  if (e == 0) return reinterpret<f32>(reinterpret<i32>(<f32>(h & 0x3ff) * reinterpret<f32>(0x33800000)) | sign); // m · 2^-24
+  if (e == 0x7c00) return reinterpret<f32>(sign | 0x7f800000 | ((h & 0x3ff) << 13)); // ±∞, NaN
+  return reinterpret<f32>(sign | (((h & 0x7fff) << 13) + 0x38000000)); // rebias the exponent: 15 → 127
+}
+
+@inline function rowBytesQ(kind: i32, cols: i32): usize {
+  if (kind == 8) return <usize>(cols >> 5) * 34;
+  if (kind == 2) return <usize>(cols >> 5) * 18;
+  if (kind == 12) return <usize>(cols >> 8) * 144;
+  return <usize>(cols >> 8) * 210;
+}
+
+// x (n f32, n a multiple of 32) → q (n i16 holding int8 values), per block of 32 the scale
+// d = max|x| / 127 (scales) and d · Σq (sums). Rounding: half to even.
+export function quantizeX32(x: usize, n: i32, q: usize, scales: usize, sums: usize): void {
+  for (let b = 0; b < n; b += 32) {
+    let amax: f32 = 0;
+    for (let i = 0; i < 32; i++) amax = Mathf.max(amax, Mathf.abs(load<f32>(x + (<usize>(b + i) << 2))));
+    const d: f32 = amax / <f32>127;
+    const id: f32 = d != 0 ? <f32>1 / d : 0;
+    let s: i32 = 0;
+    for (let i = 0; i < 32; i++) {
+      const v = <i32>nearest<f32>(load<f32>(x + (<usize>(b + i) << 2)) * id);
+      store<i16>(q + (<usize>(b + i) << 1), <i16>v);
+      s += v;
+    }
+    store<f32>(scales + (<usize>(b >> 5) << 2), d);
+    store<f32>(sums + (<usize>(b >> 5) << 2), d * <f32>s);
+  }
+}
+
+// Σ w·x over 16 int8 weights (lanes of w) and 16 i16 x at xq, as 4 i32 lanes.
+@inline function dot16(w: v128, xq: usize): v128 {
+  return i32x4.add(
+    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), v128.load(xq)),
+    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), v128.load(xq, 16)),
+  );
+}
+
+// The high nibble of each byte (a 16-bit shift and a mask: WebAssembly has no cheap 8-bit shift).
+@inline function nibHi(v: v128): v128 {
+  return v128.and(i16x8.shr_u(v, 4), i8x16.splat(15));
+}
+
+// acc + float(lanes) · factor
+@inline function addScaled(acc: v128, lanes: v128, factor: f32): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(lanes), f32x4.splat(factor)));
+}
+
+// Q4_K: scale and min of sub-block j from the 12 packed bytes at s (ggml's get_scale_min_k4).
+@inline function k4Scale(s: usize, j: i32): i32 {
+  return j < 4 ? load<u8>(s + j) & 63 : (load<u8>(s + j + 4) & 15) | ((load<u8>(s + j - 4) >> 6) << 4);
+}
+@inline function k4Min(s: usize, j: i32): i32 {
+  return j < 4 ? load<u8>(s + j + 4) & 63 : (load<u8>(s + j + 4) >> 4) | ((load<u8>(s + j) >> 6) << 4);
+}
+
+// Q6_K: two groups of 16 codes (−32 … 31) with their int8 scales, against one x block of 32.
+@inline function q6Pair(ga: v128, gb: v128, sc: usize, xo: usize): v128 {
+  return i32x4.add(
+    i32x4.mul(dot16(ga, xo), i32x4.splat(<i32>load<i8>(sc))),
+    i32x4.mul(dot16(gb, xo + 32), i32x4.splat(<i32>load<i8>(sc, 1))),
+  );
+}
+
+// One row of each block type against x̂: Σ (one f32 accumulator per SIMD lane, summed as hsum).
+@inline function rowQ8_0(row: usize, xq: usize, xs: usize, xsum: usize, cols: i32): f32 {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
+  let acc = f32x4.splat(0);
+  let minAcc: f32 = 0;
+  for (let xb = 0; xb < cols >> 5; xb++) {
+    const p = row + <usize>xb * 34, xo = xq + (<usize>xb << 6);
+    const sv = i32x4.add(dot16(v128.load(p, 2), xo), dot16(v128.load(p, 18), xo + 32));
+    acc = addScaled(acc, sv, f16Scalar(load<u16>(p)) * load<f32>(xs + (<usize>xb << 2)));
+  }
+  return hsum(acc) - minAcc;
+}
+
+@inline function rowQ4_0(row: usize, xq: usize, xs: usize, xsum: usize, cols: i32): f32 {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
+  let acc = f32x4.splat(0);
+  let minAcc: f32 = 0;
+  for (let xb = 0; xb < cols >> 5; xb++) {
+    const p = row + <usize>xb * 18, xo = xq + (<usize>xb << 6);
+    const v = v128.load(p, 2);
+    const lo = i8x16.sub(v128.and(v, LOW), EIGHT), hi = i8x16.sub(nibHi(v), EIGHT);
+    acc = addScaled(acc, i32x4.add(dot16(lo, xo), dot16(hi, xo + 32)), f16Scalar(load<u16>(p)) * load<f32>(xs + (<usize>xb << 2)));
+  }
+  return hsum(acc) - minAcc;
+}
+
+@inline function rowQ4_K(row: usize, xq: usize, xs: usize, xsum: usize, cols: i32): f32 {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
+  let acc = f32x4.splat(0);
+  let minAcc: f32 = 0;
+  for (let blk = 0; blk < cols >> 8; blk++) {
+    const p = row + <usize>blk * 144;
+    const d = f16Scalar(load<u16>(p)), dmin = f16Scalar(load<u16>(p, 2));
+    for (let jp = 0; jp < 4; jp++) {
+      const v0 = v128.load(p + 16 + (<usize>jp << 5)), v1 = v128.load(p + 16 + (<usize>jp << 5), 16);
+      for (let h = 0; h < 2; h++) {
+        const j = 2 * jp + h;
+        const xb = blk * 8 + j, xo = xq + (<usize>xb << 6);
+        const a = h == 0 ? v128.and(v0, LOW) : nibHi(v0);
+        const b = h == 0 ? v128.and(v1, LOW) : nibHi(v1);
+        acc = addScaled(acc, i32x4.add(dot16(a, xo), dot16(b, xo + 32)), d * <f32>k4Scale(p + 4, j) * load<f32>(xs + (<usize>xb << 2)));
+        minAcc += dmin * <f32>k4Min(p + 4, j) * load<f32>(xsum + (<usize>xb << 2));
+      }
+    }
+  }
+  return hsum(acc) - minAcc;
+}
+
+@inline function rowQ6_K(row: usize, xq: usize, xs: usize, xsum: usize, cols: i32): f32 {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
+  let acc = f32x4.splat(0);
+  let minAcc: f32 = 0;
+  for (let blk = 0; blk < cols >> 8; blk++) {
+    const p = row + <usize>blk * 210;
+    const d = f16Scalar(load<u16>(p, 208));
+    for (let h = 0; h < 2; h++) {
+      const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+      const xb = blk * 8 + h * 4;
+      const xo = xq + (<usize>xb << 6), s = xs + (<usize>xb << 2);
+      // element e of this half: 4 low bits from ql, 2 high bits from qh (ggml's dequantize_row_q6_K);
+      // 16-bit shifts then byte masks (WebAssembly has no cheap 8-bit shift); groups built pair by
+      // pair from fresh loads, so few vectors stay live
+      let g0 = i8x16.sub(v128.or(v128.and(v128.load(ql), LOW), v128.and(i16x8.shl(v128.load(qh), 4), HI2)), K32);
+      let g1 = i8x16.sub(v128.or(v128.and(v128.load(ql, 16), LOW), v128.and(i16x8.shl(v128.load(qh, 16), 4), HI2)), K32);
+      acc = addScaled(acc, q6Pair(g0, g1, sc, xo), d * load<f32>(s));
+      g0 = i8x16.sub(v128.or(v128.and(v128.load(ql, 32), LOW), v128.and(i16x8.shl(v128.load(qh), 2), HI2)), K32);
+      g1 = i8x16.sub(v128.or(v128.and(v128.load(ql, 48), LOW), v128.and(i16x8.shl(v128.load(qh, 16), 2), HI2)), K32);
+      acc = addScaled(acc, q6Pair(g0, g1, sc + 2, xo + 64), d * load<f32>(s, 4));
+      g0 = i8x16.sub(v128.or(nibHi(v128.load(ql)), v128.and(v128.load(qh), HI2)), K32);
+      g1 = i8x16.sub(v128.or(nibHi(v128.load(ql, 16)), v128.and(v128.load(qh, 16), HI2)), K32);
+      acc = addScaled(acc, q6Pair(g0, g1, sc + 4, xo + 128), d * load<f32>(s, 8));
+      g0 = i8x16.sub(v128.or(nibHi(v128.load(ql, 32)), v128.and(i16x8.shr_u(v128.load(qh), 2), HI2)), K32);
+      g1 = i8x16.sub(v128.or(nibHi(v128.load(ql, 48)), v128.and(i16x8.shr_u(v128.load(qh, 16), 2), HI2)), K32);
+      acc = addScaled(acc, q6Pair(g0, g1, sc + 6, xo + 192), d * load<f32>(s, 12));
+    }
+  }
+  return hsum(acc) - minAcc;
+}
+
+// A row loop per type, so each loop's body is small (the engine keeps its vectors in registers).
+@inline function rowsQ(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32, kind: i32): void {
+  const rowBytes = rowBytesQ(kind, cols);
+  for (let o = r0; o < r1; o++) {
+    const row = w + <usize>o * rowBytes;
+    let v: f32;
+    if (kind == 8) v = rowQ8_0(row, xq, xs, xsum, cols);
+    else if (kind == 2) v = rowQ4_0(row, xq, xs, xsum, cols);
+    else if (kind == 12) v = rowQ4_K(row, xq, xs, xsum, cols);
+    else v = rowQ6_K(row, xq, xs, xsum, cols);
+    const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
+    store<f32>(out + (<usize>o << 2), v + b);
+  }
+}
+function rowsQ8_0(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32): void {
+  rowsQ(out, xq, xs, xsum, w, bias, cols, r0, r1, 8);
+}
+function rowsQ4_0(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32): void {
+  rowsQ(out, xq, xs, xsum, w, bias, cols, r0, r1, 2);
+}
+function rowsQ4_K(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32): void {
+  rowsQ(out, xq, xs, xsum, w, bias, cols, r0, r1, 12);
+}
+function rowsQ6_K(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32): void {
+  rowsQ(out, xq, xs, xsum, w, bias, cols, r0, r1, 14);
+}
+
+// out rows r0 … r1 = W x̂ (+ bias) for x̂ quantized by quantizeX32 (xq, xs, xsum); cols a
+// multiple of the block size.
+export function matvecQ(out: usize, xq: usize, xs: usize, xsum: usize, w: usize, bias: usize, cols: i32, r0: i32, r1: i32, kind: i32): void {
+  if (kind == 8) rowsQ8_0(out, xq, xs, xsum, w, bias, cols, r0, r1);
+  else if (kind == 2) rowsQ4_0(out, xq, xs, xsum, w, bias, cols, r0, r1);
+  else if (kind == 12) rowsQ4_K(out, xq, xs, xsum, w, bias, cols, r0, r1);
+  else rowsQ6_K(out, xq, xs, xsum, w, bias, cols, r0, r1);
+}
+
+// 16 int8 codes (lanes of g) → f32 at dst: code · scale − sub (sub = 0: exactly code · scale),
+// rounding as the reference dequantizers do.
+@inline function storeCodes16(dst: usize, g: v128, scale: f32, sub: f32): void {
+  const vs = f32x4.splat(scale), vm = f32x4.splat(sub);
+  const lo = i16x8.extend_low_i8x16_s(g), hi = i16x8.extend_high_i8x16_s(g);
+  v128.store(dst, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), vs), vm));
+  v128.store(dst, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), vs), vm), 16);
+  v128.store(dst, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), vs), vm), 32);
+  v128.store(dst, f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), vs), vm), 48);
+}
+
+// Widen n values (a multiple of the block size) of blocks at src into f32 at dst, rounding as
+// the reference dequantizers do (src/tensor/ggml-quant.ts).
+export function dequantRowQ(dst: usize, src: usize, n: i32, kind: i32): void {
+  const LOW = i8x16.splat(15), EIGHT = i8x16.splat(8), HI2 = i8x16.splat(0x30), K32 = i8x16.splat(32);
+  if (kind == 8 || kind == 2) {
+    const bytes: usize = kind == 8 ? 34 : 18;
+    for (let xb = 0; xb < n >> 5; xb++) {
+      const p = src + <usize>xb * bytes, y = dst + (<usize>xb << 7);
+      const d = f16Scalar(load<u16>(p));
+      if (kind == 8) {
+        storeCodes16(y, v128.load(p, 2), d, 0);
+        storeCodes16(y + 64, v128.load(p, 18), d, 0);
+      } else {
+        const v = v128.load(p, 2);
+        storeCodes16(y, i8x16.sub(v128.and(v, LOW), EIGHT), d, 0);
+        storeCodes16(y + 64, i8x16.sub(nibHi(v), EIGHT), d, 0);
+      }
+    }
+  } else if (kind == 12) {
+    for (let blk = 0; blk < n >> 8; blk++) {
+      const p = src + <usize>blk * 144, y = dst + (<usize>blk << 10);
+      const d = f16Scalar(load<u16>(p)), dmin = f16Scalar(load<u16>(p, 2));
+      for (let j = 0; j < 8; j++) {
+        const d1 = d * <f32>k4Scale(p + 4, j), m1 = dmin * <f32>k4Min(p + 4, j);
+        const qs = p + 16 + (<usize>(j >> 1) << 5), yj = y + (<usize>j << 7);
+        const v0 = v128.load(qs), v1 = v128.load(qs, 16);
+        storeCodes16(yj, (j & 1) == 0 ? v128.and(v0, LOW) : nibHi(v0), d1, m1);
+        storeCodes16(yj + 64, (j & 1) == 0 ? v128.and(v1, LOW) : nibHi(v1), d1, m1);
+      }
+    }
+  } else {
+    for (let blk = 0; blk < n >> 8; blk++) {
+      const p = src + <usize>blk * 210, y = dst + (<usize>blk << 10);
+      const d = f16Scalar(load<u16>(p, 208));
+      for (let h = 0; h < 2; h++) {
+        const ql = p + (<usize>h << 6), qh = p + 128 + (<usize>h << 5), sc = p + 192 + (<usize>h << 3);
+        const yh = y + (<usize>h << 9);
+        // the groups of 16 as in rowQ6_K; group g's scale is sc[g]
+        storeCodes16(yh, i8x16.sub(v128.or(v128.and(v128.load(ql), LOW), v128.and(i16x8.shl(v128.load(qh), 4), HI2)), K32), d * <f32>load<i8>(sc), 0);
+        storeCodes16(yh + 64, i8x16.sub(v128.or(v128.and(v128.load(ql, 16), LOW), v128.and(i16x8.shl(v128.load(qh, 16), 4), HI2)), K32), d * <f32>load<i8>(sc, 1), 0);
+        storeCodes16(yh + 128, i8x16.sub(v128.or(v128.and(v128.load(ql, 32), LOW), v128.and(i16x8.shl(v128.load(qh), 2), HI2)), K32), d * <f32>load<i8>(sc, 2), 0);
+        storeCodes16(yh + 192, i8x16.sub(v128.or(v128.and(v128.load(ql, 48), LOW), v128.and(i16x8.shl(v128.load(qh, 16), 2), HI2)), K32), d * <f32>load<i8>(sc, 3), 0);
+        storeCodes16(yh + 256, i8x16.sub(v128.or(nibHi(v128.load(ql)), v128.and(v128.load(qh), HI2)), K32), d * <f32>load<i8>(sc, 4), 0);
+        storeCodes16(yh + 320, i8x16.sub(v128.or(nibHi(v128.load(ql, 16)), v128.and(v128.load(qh, 16), HI2)), K32), d * <f32>load<i8>(sc, 5), 0);
+        storeCodes16(yh + 384, i8x16.sub(v128.or(nibHi(v128.load(ql, 32)), v128.and(i16x8.shr_u(v128.load(qh), 2), HI2)), K32), d * <f32>load<i8>(sc, 6), 0);
+        storeCodes16(yh + 448, i8x16.sub(v128.or(nibHi(v128.load(ql, 48)), v128.and(i16x8.shr_u(v128.load(qh, 16), 2), HI2)), K32), d * <f32>load<i8>(sc, 7), 0);
+      }
+    }
+  }
+}
+
+// out (T, outDim) rows r0 … r1 = x (T, inDim) · Wᵀ (+ bias) for block-quantized W (prefill):
+// four rows widened into scratch (4 · inDim f32), then the register-tiled product.
+export function matmulQ(out: usize, x: usize, w: usize, bias: usize, T: i32, inDim: i32, outDim: i32, r0: i32, r1: i32, kind: i32, scratch: usize): void {
+  const rowBytes = rowBytesQ(kind, inDim);
+  let o = r0;
+  for (; o + 4 <= r1; o += 4) {
+    for (let r = 0; r < 4; r++) dequantRowQ(scratch + (<usize>(r * inDim) << 2), w + <usize>(o + r) * rowBytes, inDim, kind);
+    tile4(out, x, scratch, bias, T, inDim, outDim, o);
+  }
+  for (; o < r1; o++) {
+    dequantRowQ(scratch, w + <usize>o * rowBytes, inDim, kind);
+    const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
+    for (let t = 0; t < T; t++) {
+      store<f32>(out + ((<usize>t * <usize>outDim + <usize>o) << 2), dotF32(x + (<usize>t * <usize>inDim << 2), scratch, inDim) + b);
+    }
+  }
+}
