@@ -5,7 +5,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { GGML_TYPE, GGUF_TYPE, writeGgufStreamed, type GgufEntry, type GgufTensorStream } from "../src/model/gguf.js";
-import { convertToGguf } from "../src/model/gguf-convert.js";
+import { convertToGguf, encodeGgml, matrixTypeFor, type GgufMatrixType } from "../src/model/gguf-convert.js";
+import { ggmlTraitsByName } from "../src/tensor/ggml-quant.js";
 import { f32ToBf16, f32ToF16 } from "../src/tensor/dtype.js";
 import { writeSafetensors, type TensorToWrite } from "../src/model/safetensors.js";
 import { hfNames } from "../src/model/weights.js";
@@ -165,8 +166,16 @@ function fillerVocab(n: number): Map<string, GgufEntry> {
  * disk in slices (never the whole file in memory), cached in .bench-cache/. Both engines load
  * this same file.
  */
-export function bigBenchGguf(s: BenchModelSpec & { vocab: number }, name: string): string {
-  const file = path.join(REPO_ROOT, ".bench-cache", `${name}-${s.dtype.toLowerCase()}.gguf`);
+export type BenchWeights = "BF16" | "F16" | "Q8_0" | "Q4_K_M";
+
+/** The type of each matrix: one type, or llama.cpp's Q4_K_M recipe (Q6_K for attn_v, ffn_down and the output head, Q4_K elsewhere). */
+function matrixType(w: BenchWeights, name: string): GgufMatrixType {
+  if (w !== "Q4_K_M") return w;
+  return /attn_v|ffn_down|^output\./.test(name) ? "Q6_K" : "Q4_K";
+}
+
+export function bigBenchGguf(s: BenchModelSpec & { vocab: number }, name: string, weights: BenchWeights = s.dtype === "F32" ? "F16" : s.dtype): string {
+  const file = path.join(REPO_ROOT, ".bench-cache", `${name}-${weights.toLowerCase()}.gguf`);
   if (fs.existsSync(file)) return file;
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const u32 = (v: number): GgufEntry => ({ type: GGUF_TYPE.u32, value: v });
@@ -188,25 +197,21 @@ export function bigBenchGguf(s: BenchModelSpec & { vocab: number }, name: string
     ["llama.vocab_size", u32(s.vocab)],
     ...fillerVocab(s.vocab),
   ]);
-  const type = GGML_TYPE[s.dtype];
-  const elem = s.dtype === "F32" ? 4 : 2;
   let seed = 1;
   const tensors: GgufTensorStream[] = [];
   const mat = (n: string, rows: number, cols: number) => {
     const mySeed = seed++;
+    const type = matrixTypeFor(matrixType(weights, n), cols);
+    const traits = ggmlTraitsByName(type);
     tensors.push({
-      name: n, dims: [cols, rows], type, byteLength: rows * cols * elem,
+      name: n, dims: [cols, rows], type: GGML_TYPE[type], byteLength: rows * (cols / traits.blockSize) * traits.blockBytes,
       *chunks() {
-        const total = rows * cols;
+        // whole rows at a time (blocks run along rows), about 4M values a slice
+        const rowsPer = Math.max(1, Math.floor((1 << 22) / cols));
         let sub = mySeed * 1000;
-        for (let at = 0; at < total; at += 1 << 22) {
-          const x = randomTensor(Math.min(1 << 22, total - at), 1 / Math.sqrt(cols), sub++);
-          if (s.dtype === "F32") yield new Uint8Array(x.buffer);
-          else {
-            const out = new Uint16Array(x.length);
-            (s.dtype === "BF16" ? f32ToBf16 : f32ToF16)(x, out);
-            yield new Uint8Array(out.buffer);
-          }
+        for (let r = 0; r < rows; r += rowsPer) {
+          const x = randomTensor(Math.min(rowsPer, rows - r) * cols, 1 / Math.sqrt(cols), sub++);
+          yield encodeGgml(x, type);
         }
       },
     });

@@ -2,7 +2,7 @@
 // resident memory, prefill of a prompt and decode speed — this engine against llama.cpp
 // (node-llama-cpp) on the same file, same threads, same run. Random weights (speed and memory do
 // not depend on their values), streamed to .bench-cache/ once.
-// Usage: node dist/bench/models.js [--shapes 1.5b] [--threads 1,2] [--prompt 512] [--decode 16]
+// Usage: node dist/bench/models.js [--shapes 1.5b] [--weights BF16,Q8_0,Q4_K_M] [--threads 1,2] [--prompt 512] [--decode 16]
 //        [--json FILE] [--write-readme]
 //   1.5b: DeepSeek-R1-Distill-Qwen-1.5B's shape (as llama, bf16, 3.55 GB)
 
@@ -13,7 +13,7 @@ import { loadModel } from "../src/model/checkpoint.js";
 import { configureKernels, relaxedSimd } from "../src/tensor/wasm.js";
 import { writeFileAtomic } from "../src/util/atomic.js";
 import { median } from "./common.js";
-import { bigBenchGguf, R1_DISTILL_1_5B, type BenchModelSpec } from "./model.js";
+import { bigBenchGguf, R1_DISTILL_1_5B, type BenchModelSpec, type BenchWeights } from "./model.js";
 import { writeReadmeSection } from "./readme.js";
 
 const SHAPES: Record<string, { name: string; spec: BenchModelSpec & { vocab: number } }> = {
@@ -23,6 +23,7 @@ const SHAPES: Record<string, { name: string; spec: BenchModelSpec & { vocab: num
 const { values: opt } = parseArgs({
   options: {
     shapes: { type: "string", default: "1.5b" },
+    weights: { type: "string", default: "BF16,Q8_0,Q4_K_M" },
     threads: { type: "string", default: "1,2" },
     prompt: { type: "string", default: "512" },
     decode: { type: "string", default: "16" },
@@ -38,6 +39,7 @@ const gib = (b: number) => b / 2 ** 30;
 
 interface Row {
   shape: string;
+  weights: string;
   engine: "pm-kvq" | "llama.cpp";
   threads: number;
   loadS: number;
@@ -48,11 +50,13 @@ interface Row {
 const rows: Row[] = [];
 const ids = (n: number) => Array.from({ length: n }, (_, i) => 300 + ((i * 7919) % 5000));
 
-for (const key of opt.shapes!.split(",")) {
+const WEIGHTS: BenchWeights[] = ["BF16", "F16", "Q8_0", "Q4_K_M"];
+for (const key of opt.shapes!.split(",")) for (const weights of opt.weights!.split(",") as BenchWeights[]) {
   const shape = SHAPES[key];
   if (!shape) throw new Error(`unknown shape ${key}; known: ${Object.keys(SHAPES).join(", ")}`);
-  log(`${key}: building or reusing the GGUF …`);
-  const file = bigBenchGguf(shape.spec, shape.name);
+  if (!WEIGHTS.includes(weights)) throw new Error(`unknown weights ${weights}; known: ${WEIGHTS.join(", ")}`);
+  log(`${key} ${weights}: building or reusing the GGUF …`);
+  const file = bigBenchGguf(shape.spec, shape.name, weights);
   // ours
   const rss0 = process.memoryUsage().rss;
   const t0 = performance.now();
@@ -74,8 +78,8 @@ for (const key of opt.shapes!.split(",")) {
       times.push(performance.now() - s);
     }
     const decodeTokPerS = 1000 / median(times);
-    rows.push({ shape: key, engine: "pm-kvq", threads, loadS, rssGiB, prefillTokPerS, decodeTokPerS });
-    log(`pm-kvq ${key} threads ${threads}: prefill ${prefillTokPerS.toFixed(1)} tok/s, decode ${decodeTokPerS.toFixed(2)} tok/s`);
+    rows.push({ shape: key, weights, engine: "pm-kvq", threads, loadS, rssGiB, prefillTokPerS, decodeTokPerS });
+    log(`pm-kvq ${key} ${weights} threads ${threads}: prefill ${prefillTokPerS.toFixed(1)} tok/s, decode ${decodeTokPerS.toFixed(2)} tok/s`);
   }
   model.dispose();
   // llama.cpp on the same file
@@ -98,8 +102,8 @@ for (const key of opt.shapes!.split(",")) {
       times.push(performance.now() - s);
     }
     const decodeTokPerS = 1000 / median(times);
-    rows.push({ shape: key, engine: "llama.cpp", threads, loadS: lLoadS, rssGiB: lRss, prefillTokPerS, decodeTokPerS });
-    log(`llama.cpp ${key} threads ${threads}: prefill ${prefillTokPerS.toFixed(1)} tok/s, decode ${decodeTokPerS.toFixed(2)} tok/s`);
+    rows.push({ shape: key, weights, engine: "llama.cpp", threads, loadS: lLoadS, rssGiB: lRss, prefillTokPerS, decodeTokPerS });
+    log(`llama.cpp ${key} ${weights} threads ${threads}: prefill ${prefillTokPerS.toFixed(1)} tok/s, decode ${decodeTokPerS.toFixed(2)} tok/s`);
     await ctx.dispose();
   }
   await lm.dispose();
@@ -107,13 +111,13 @@ for (const key of opt.shapes!.split(",")) {
 }
 
 const lines = [
-  `| shape | threads | engine | load s | resident GiB | prefill ${promptLen} tok/s | vs llama.cpp | decode tok/s | vs llama.cpp |`,
-  "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+  `| shape | weights | threads | engine | load s | resident GiB | prefill ${promptLen} tok/s | vs llama.cpp | decode tok/s | vs llama.cpp |`,
+  "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
 ];
 for (const r of rows) {
-  const peer = rows.find((p) => p.engine === "llama.cpp" && p.shape === r.shape && p.threads === r.threads);
+  const peer = rows.find((p) => p.engine === "llama.cpp" && p.shape === r.shape && p.weights === r.weights && p.threads === r.threads);
   const ratio = (a: number, b?: number) => (r.engine === "pm-kvq" && b ? `${(a / b).toFixed(2)}×` : "");
-  lines.push(`| ${r.shape} | ${r.threads} | ${r.engine} | ${r.loadS.toFixed(1)} | ${r.rssGiB.toFixed(2)} | ${r.prefillTokPerS.toFixed(1)} | ${ratio(r.prefillTokPerS, peer?.prefillTokPerS)} | ${r.decodeTokPerS.toFixed(2)} | ${ratio(r.decodeTokPerS, peer?.decodeTokPerS)} |`);
+  lines.push(`| ${r.shape} | ${r.weights} | ${r.threads} | ${r.engine} | ${r.loadS.toFixed(1)} | ${r.rssGiB.toFixed(2)} | ${r.prefillTokPerS.toFixed(1)} | ${ratio(r.prefillTokPerS, peer?.prefillTokPerS)} | ${r.decodeTokPerS.toFixed(2)} | ${ratio(r.decodeTokPerS, peer?.decodeTokPerS)} |`);
 }
 const table = lines.join("\n");
 process.stdout.write(table + "\n");
