@@ -49,7 +49,7 @@ export async function runChat(flags: ChatFlags): Promise<void> {
   }
   const spec = cacheSpecFromFlags(flags, model.config);
   applyModelTransforms(flags, model, spec);
-  using cache = createCache(model.config, spec);
+  using cache = createCache(model.config, spec, model.transformer.placement);
   const session = new ChatSession(model, cache, flags.system, context.limit);
   const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
   let traceStep = 0;

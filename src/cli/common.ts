@@ -29,11 +29,13 @@ export function progressBar(show: boolean, format: string): cliProgress.SingleBa
   return new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic);
 }
 
-export function loadModelWithProgress(dir: string, verbose: boolean, weightsDtype: WeightDtype | "auto" = "auto"): LoadedModel {
+/** kvTokens: the context the run will hold (its KV cache is planned into memory before the weights are read). */
+export function loadModelWithProgress(dir: string, verbose: boolean, weightsDtype: WeightDtype | "auto" = "auto", kvTokens?: number): LoadedModel {
   const bar = progressBar(verbose, "loading {bar} {value}/{total} tensors");
   let started = false;
   const model = loadModel(dir, {
     weightsDtype,
+    kvTokens,
     onTensor: (_name, done, total) => {
       if (!bar) return;
       if (!started) {
