@@ -9,7 +9,8 @@ import { attendFloat } from "./attention.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
 /** Capacity grows in steps of this many tokens, so spare capacity stays small. */
-const GROW_TOKENS = 256;
+/** Storage grows in steps of this many tokens (placement.ts reserves memory by it). */
+export const GROW_TOKENS = 256;
 
 export type KvDtype = "f32" | "f16";
 

@@ -11,7 +11,7 @@ import { readJsonFile } from "../util/atomic.js";
 import { preview } from "../util/json.js";
 import { parseModelConfig, tokenIdList, type ModelConfig } from "./config.js";
 import { Transformer } from "./forward.js";
-import { planPlacement, processMemoryBudget, runStateBytes, singlePlacement, type Placement } from "./placement.js";
+import { kvReserveBytes, planPlacement, processMemoryBudget, runStateBytes, singlePlacement, type Placement } from "./placement.js";
 import { SafetensorsFile } from "./safetensors.js";
 import type { Matrix, WeightDtype } from "../tensor/matrix.js";
 import { hfNames, loadWeights, releaseWeights, weightBytes, type TensorSource } from "./weights.js";
@@ -51,7 +51,7 @@ export interface LoadOptions {
   weightsDtype?: WeightDtype | "auto";
   /** Called after each tensor is read (progress). */
   onTensor?: (name: string, done: number, total: number) => void;
-  /** Tokens of context the run will hold: the KV cache reserved per block (float32 keys and values unless kvBytesPerBlock says). */
+  /** Tokens of context the run will hold: the KV cache reserved per block (a float32 cache, growth included, unless kvBytesPerBlock says). */
   kvTokens?: number;
   /** KV cache bytes per block the run will hold (overrides the float32 estimate from kvTokens). */
   kvBytesPerBlock?: number;
@@ -262,7 +262,7 @@ function planMemory(dir: string, c: ModelConfig, tensors: CheckpointTensors, opt
   const headBytes = bytesOf("model.norm.weight") + (tied ? 0 : bytesOf("lm_head.weight"));
   const blockBytes = Array.from({ length: c.numLayers }, (_, l) => Object.values(hfNames(l)).reduce((a, name) => a + bytesOf(name), 0));
   const kvTokens = opts.kvTokens ?? 0;
-  const kvPerBlock = opts.kvBytesPerBlock ?? kvTokens * 2 * c.numKvHeads * c.headDim * 4;
+  const kvPerBlock = opts.kvBytesPerBlock ?? kvReserveBytes(c, kvTokens);
   const needs = {
     embedBytes,
     headBytes,

@@ -5,6 +5,7 @@
 // sizes before any weight is read, so a model that cannot fit is refused up front.
 
 import os from "node:os";
+import { GROW_TOKENS } from "../cache/full.js";
 import { OutOfMemoryError } from "../errors.js";
 import type { ModelConfig } from "./config.js";
 
@@ -66,6 +67,17 @@ export function runStateBytes(c: ModelConfig, tokens: number): number {
   const kv = c.numKvHeads * c.headDim;
   const floats = tokens * (3 * c.hiddenSize + 2 * q + 3 * kv + 2 * c.intermediateSize + c.headDim) + c.vocabSize;
   return floats * 4 + 13 * 64; // each buffer rounded up to the arena's alignment
+}
+
+/**
+ * Bytes one block's float32 KV cache takes at its peak for `tokens` tokens: storage grows in
+ * steps of GROW_TOKENS, and while it grows the old and the new buffers are both held.
+ */
+export function kvReserveBytes(c: ModelConfig, tokens: number): number {
+  if (tokens <= 0) return 0;
+  const cap = Math.ceil(tokens / GROW_TOKENS) * GROW_TOKENS;
+  const kv = 2 * c.numKvHeads * c.headDim * 4; // K and V rows, float32
+  return (cap + Math.max(0, cap - GROW_TOKENS)) * kv;
 }
 
 /**
