@@ -96,6 +96,10 @@ export function matmulF32(out: usize, x: usize, w: usize, bias: usize, T: i32, i
 // The same for 16-bit weights (kind 1 = bf16, 2 = f16); inDim a multiple of 16. With T > 1
 // each row is widened once into scratch (inDim f32) and used for every token.
 export function matmul16(out: usize, x: usize, w: usize, bias: usize, T: i32, inDim: i32, outDim: i32, r0: i32, r1: i32, kind: i32, scratch: usize): void {
+  if (T == 1 && kind == 1) {
+    matvecBf16(out, x, w, bias, inDim, r0, r1, scratch);
+    return;
+  }
   for (let o = r0; o < r1; o++) {
     const row = w + (<usize>o * <usize>inDim << 1);
     const b: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
@@ -129,6 +133,58 @@ export function matmul16(out: usize, x: usize, w: usize, bias: usize, T: i32, in
         store<f32>(out + ((<usize>t * <usize>outDim + <usize>o) << 2), dotF32(x + (<usize>t * <usize>inDim << 2), scratch, inDim) + b);
       }
     }
+  }
+}
+
+// One token times bf16 rows r0 … r1 (decode: the product that reads every weight once, so its
+// ops per weight set the speed). x is first deinterleaved in groups of 8 into scratch,
+// [x0 x2 x4 x6 | x1 x3 x5 x7], so a 32-bit lane holding bf16 pair (2k, 2k+1) widens to the even
+// value by one shift and to the odd one by one mask; four rows share each x load.
+function matvecBf16(out: usize, x: usize, w: usize, bias: usize, inDim: i32, r0: i32, r1: i32, scratch: usize): void {
+  for (let i = 0; i < inDim; i += 8) {
+    const p = x + (<usize>i << 2);
+    const v0 = v128.load(p), v1 = v128.load(p, 16);
+    const q = scratch + (<usize>i << 2);
+    v128.store(q, i32x4.shuffle(v0, v1, 0, 2, 4, 6));
+    v128.store(q, i32x4.shuffle(v0, v1, 1, 3, 5, 7), 16);
+  }
+  const mask = i32x4.splat(0xffff0000);
+  const rs = <usize>inDim << 1;
+  let o = r0;
+  for (; o + 4 <= r1; o += 4) {
+    const w0 = w + <usize>o * rs, w1 = w0 + rs, w2 = w1 + rs, w3 = w2 + rs;
+    let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
+    let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
+    for (let i = 0; i < inDim; i += 8) {
+      const q = scratch + (<usize>i << 2);
+      const xe = v128.load(q), xo = v128.load(q, 16);
+      const off = <usize>i << 1;
+      const a0 = v128.load(w0 + off), a1 = v128.load(w1 + off), a2 = v128.load(w2 + off), a3 = v128.load(w3 + off);
+      e0 = f32x4.add(e0, f32x4.mul(xe, i32x4.shl(a0, 16)));
+      d0 = f32x4.add(d0, f32x4.mul(xo, v128.and(a0, mask)));
+      e1 = f32x4.add(e1, f32x4.mul(xe, i32x4.shl(a1, 16)));
+      d1 = f32x4.add(d1, f32x4.mul(xo, v128.and(a1, mask)));
+      e2 = f32x4.add(e2, f32x4.mul(xe, i32x4.shl(a2, 16)));
+      d2 = f32x4.add(d2, f32x4.mul(xo, v128.and(a2, mask)));
+      e3 = f32x4.add(e3, f32x4.mul(xe, i32x4.shl(a3, 16)));
+      d3 = f32x4.add(d3, f32x4.mul(xo, v128.and(a3, mask)));
+    }
+    const po = out + (<usize>o << 2);
+    store<f32>(po, hsum(f32x4.add(e0, d0)) + (bias ? load<f32>(bias + (<usize>o << 2)) : 0));
+    store<f32>(po, hsum(f32x4.add(e1, d1)) + (bias ? load<f32>(bias + (<usize>(o + 1) << 2)) : 0), 4);
+    store<f32>(po, hsum(f32x4.add(e2, d2)) + (bias ? load<f32>(bias + (<usize>(o + 2) << 2)) : 0), 8);
+    store<f32>(po, hsum(f32x4.add(e3, d3)) + (bias ? load<f32>(bias + (<usize>(o + 3) << 2)) : 0), 12);
+  }
+  for (; o < r1; o++) {
+    const w0 = w + <usize>o * rs;
+    let e0 = f32x4.splat(0), d0 = f32x4.splat(0);
+    for (let i = 0; i < inDim; i += 8) {
+      const q = scratch + (<usize>i << 2);
+      const a0 = v128.load(w0 + (<usize>i << 1));
+      e0 = f32x4.add(e0, f32x4.mul(v128.load(q), i32x4.shl(a0, 16)));
+      d0 = f32x4.add(d0, f32x4.mul(v128.load(q, 16), v128.and(a0, mask)));
+    }
+    store<f32>(out + (<usize>o << 2), hsum(f32x4.add(e0, d0)) + (bias ? load<f32>(bias + (<usize>o << 2)) : 0));
   }
 }
 
