@@ -42,7 +42,7 @@ export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Co
 export async function runChat(flags: ChatFlags): Promise<void> {
   checkCacheFlags(flags);
   // KV cache planned into memory: --context-limit when given, else one reply's worth (a longer chat may run out, loudly)
-  using model = loadModelWithProgress(flags.model, true, flags.weightsDtype, flags.contextLimit ?? flags.maxNewTokens);
+  using model = loadModelWithProgress(flags.model, true, flags.weightsDtype, { kvTokens: flags.contextLimit ?? flags.maxNewTokens });
   const context = resolveContextLimit(model.config, flags.contextLimit);
   if (context.warning) process.stderr.write(context.warning + "\n");
   if (!model.tokenizer.hasChatTemplate) {

@@ -59,7 +59,7 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
   if (flags.system !== undefined && !flags.chat) throw new UsageError("--system needs --chat");
   checkCacheFlags(flags);
   // the prompt's bytes bound its tokens: the KV cache planned into memory is at most this context
-  using model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype, flags.maxNewTokens + Buffer.byteLength(text) + 1);
+  using model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype, { kvTokens: flags.maxNewTokens + Buffer.byteLength(text) + 1, chunkTokens: flags.prefillChunk });
   const context = resolveContextLimit(model.config, flags.contextLimit);
   if (context.warning) process.stderr.write(context.warning + "\n");
   const spec = cacheSpecFromFlags(flags, model.config);

@@ -278,7 +278,8 @@ function planMemory(dir: string, c: ModelConfig, tensors: CheckpointTensors, opt
     if (total > os.totalmem()) throw new OutOfMemoryError(`${dir}: the weights and KV cache need ${(total / 2 ** 30).toFixed(2)} GiB, more than this machine's ${(os.totalmem() / 2 ** 30).toFixed(2)} GiB of memory`);
     return singlePlacement(c.numLayers);
   }
-  const what = `${dir} (${(params / 1e9).toFixed(2)}B parameters held as ${heldAs || "f32"})`;
+  const count = params >= 1e8 ? `${(params / 1e9).toFixed(2)}B` : `${(params / 1e6).toFixed(2)}M`;
+  const what = `${dir} (${count} parameters held as ${heldAs || "f32"})`;
   return planPlacement(what, needs, {
     existingFree: arenas.map((a) => a.freeBytes),
     capacity: arenas[0].capacityBytes,
