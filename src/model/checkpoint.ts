@@ -262,19 +262,21 @@ function planMemory(dir: string, c: ModelConfig, tensors: CheckpointTensors, opt
   const headBytes = bytesOf("model.norm.weight") + (tied ? 0 : bytesOf("lm_head.weight"));
   const blockBytes = Array.from({ length: c.numLayers }, (_, l) => Object.values(hfNames(l)).reduce((a, name) => a + bytesOf(name), 0));
   const kvTokens = opts.kvTokens ?? 0;
-  const kvPerBlock = opts.kvBytesPerBlock ?? kvReserveBytes(c, kvTokens);
+  const kvPerBlock = opts.kvBytesPerBlock ?? kvReserveBytes(c, kvTokens).peak;
+  const kvHeldPerBlock = opts.kvBytesPerBlock ?? kvReserveBytes(c, kvTokens).held;
   const needs = {
     embedBytes,
     headBytes,
     tied,
     blockBytes,
     kvBytes: blockBytes.map(() => kvPerBlock),
+    kvHeldBytes: blockBytes.map(() => kvHeldPerBlock),
     scratchBytes: runStateBytes(c, opts.chunkTokens ?? 128),
     kvTokens,
   };
   const arenas = arenaList();
   if (arenas.length === 0) {
-    const total = embedBytes + headBytes + blockBytes.reduce((a, b) => a + b, 0) + kvPerBlock * c.numLayers;
+    const total = embedBytes + headBytes + blockBytes.reduce((a, b) => a + b, 0) + kvHeldPerBlock * c.numLayers;
     if (total > os.totalmem()) throw new OutOfMemoryError(`${dir}: the weights and KV cache need ${(total / 2 ** 30).toFixed(2)} GiB, more than this machine's ${(os.totalmem() / 2 ** 30).toFixed(2)} GiB of memory`);
     return singlePlacement(c.numLayers);
   }

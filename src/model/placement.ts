@@ -35,8 +35,10 @@ export interface PlacementNeeds {
   tied: boolean;
   /** Weights of each block. */
   blockBytes: number[];
-  /** KV cache storage of each block for the run's context. */
+  /** KV cache storage of each block for the run's context, at its peak (room kept beside the block). */
   kvBytes: number[];
+  /** The same once grown (what the machine's memory must hold for all blocks at once); default kvBytes. */
+  kvHeldBytes?: number[];
   /** Forward scratch (one RunState) of each arena that computes. */
   scratchBytes: number;
   /** Tokens the KV reservation is for (for the message). */
@@ -70,14 +72,14 @@ export function runStateBytes(c: ModelConfig, tokens: number): number {
 }
 
 /**
- * Bytes one block's float32 KV cache takes at its peak for `tokens` tokens: storage grows in
- * steps of GROW_TOKENS, and while it grows the old and the new buffers are both held.
+ * Bytes one block's float32 KV cache holds for `tokens` tokens (storage grows in steps of
+ * GROW_TOKENS), and at its peak: while it grows, the old and the new buffers are both held.
  */
-export function kvReserveBytes(c: ModelConfig, tokens: number): number {
-  if (tokens <= 0) return 0;
+export function kvReserveBytes(c: ModelConfig, tokens: number): { held: number; peak: number } {
+  if (tokens <= 0) return { held: 0, peak: 0 };
   const cap = Math.ceil(tokens / GROW_TOKENS) * GROW_TOKENS;
   const kv = 2 * c.numKvHeads * c.headDim * 4; // K and V rows, float32
-  return (cap + Math.max(0, cap - GROW_TOKENS)) * kv;
+  return { held: cap * kv, peak: (cap + Math.max(0, cap - GROW_TOKENS)) * kv };
 }
 
 /**
@@ -112,7 +114,9 @@ export function planPlacement(what: string, n: PlacementNeeds, room: ArenaRoom):
   const blockArena = n.blockBytes.map((b, l) => place(b + n.kvBytes[l], true, `block ${l} (weights ${gib(b)} + KV cache ${gib(n.kvBytes[l])})`));
   const headArena = n.tied ? embedArena : place(n.headBytes, true, "the output head");
   const weights = n.embedBytes + n.headBytes + n.blockBytes.reduce((a, b) => a + b, 0);
-  const kv = n.kvBytes.reduce((a, b) => a + b, 0);
+  // the blocks grow one at a time: all hold their grown storage, one arena's worth of growth on top
+  const kvHeld = n.kvHeldBytes ?? n.kvBytes;
+  const kv = kvHeld.reduce((a, b) => a + b, 0) + Math.max(0, ...n.kvBytes.map((b, l) => b - kvHeld[l])) * Math.max(1, used.length);
   const scratch = computes.size * n.scratchBytes;
   const total = weights + kv + scratch;
   if (total > room.budget) {
