@@ -75,18 +75,31 @@ export const R1_DISTILL_1_5B: BenchModelSpec & { vocab: number } = {
   layers: 28, hidden: 1536, heads: 12, kvHeads: 2, headDim: 128, intermediate: 8960, maxPositions: 131072, dtype: "BF16", vocab: 151936,
 };
 
+/** A big bench model's shape: a vocabulary, and the RoPE settings of config.json when not the default. */
+export type BigBenchModelSpec = BenchModelSpec & { vocab: number; ropeTheta?: number; ropeScaling?: Record<string, unknown> };
+
+/**
+ * DeepSeek-R1-Distill-Llama-8B's shape (Llama 3.1 8B: untied lm_head, llama3 RoPE scaling),
+ * bf16, 16.06 GB — past one 4 GiB WebAssembly memory.
+ */
+export const R1_DISTILL_LLAMA_8B: BigBenchModelSpec = {
+  layers: 32, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, intermediate: 14336, maxPositions: 131072, dtype: "BF16", vocab: 128256,
+  ropeTheta: 500000, ropeScaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+};
+
 /**
  * A random-weight model of a large shape as a Hugging Face folder (no GGUF), written tensor by
  * tensor (never the whole file in memory), cached in .bench-cache/.
  */
-export function bigBenchModel(s: BenchModelSpec & { vocab: number } = R1_DISTILL_1_5B): string {
-  const name = `llama-${s.layers}x${s.hidden}-h${s.heads}kv${s.kvHeads}d${s.headDim}-ff${s.intermediate}-v${s.vocab}-${s.dtype.toLowerCase()}`;
+export function bigBenchModel(s: BigBenchModelSpec = R1_DISTILL_1_5B): string {
+  const rope = s.ropeTheta === undefined ? "" : `-rope${s.ropeTheta}${s.ropeScaling ? "-scaled" : ""}`;
+  const name = `llama-${s.layers}x${s.hidden}-h${s.heads}kv${s.kvHeads}d${s.headDim}-ff${s.intermediate}-v${s.vocab}${rope}-${s.dtype.toLowerCase()}`;
   const dir = path.join(REPO_ROOT, ".bench-cache", name);
   const file = path.join(dir, "model.safetensors");
   if (fs.existsSync(file)) return dir;
   fs.mkdirSync(dir, { recursive: true });
   const torchDtype = s.dtype === "F32" ? "float32" : s.dtype === "F16" ? "float16" : "bfloat16";
-  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...hfConfig(s, s.vocab), torch_dtype: torchDtype, max_position_embeddings: s.maxPositions }, null, 1));
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...hfConfig(s, s.vocab), torch_dtype: torchDtype, max_position_embeddings: s.maxPositions, rope_theta: s.ropeTheta ?? 10000, rope_scaling: s.ropeScaling ?? null }, null, 1));
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join(STORIES, f), path.join(dir, f));
   fs.writeFileSync(path.join(dir, "generation_config.json"), JSON.stringify({ bos_token_id: 1, eos_token_id: 2 }));
   const list: { name: string; shape: number[]; scale: number }[] = [];

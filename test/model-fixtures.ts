@@ -3,9 +3,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { parseModelConfig, type ModelConfig } from "../src/model/config.js";
+import { writeSafetensors, type TensorToWrite } from "../src/model/safetensors.js";
 import { Transformer } from "../src/model/forward.js";
 import { f32Matrix } from "../src/tensor/matrix.js";
-import { writeSafetensors, type TensorToWrite } from "../src/model/safetensors.js";
 import { hfNames, type LayerWeights, type Weights } from "../src/model/weights.js";
 import { randomArray, seededRandom, STORIES_DIR } from "./helpers.js";
 
@@ -98,6 +98,45 @@ export function writeRandomModelFolder(s: RandomModelSpec, dir: string): string 
   add("model.norm.weight", [w.finalNorm.length], w.finalNorm);
   add("lm_head.weight", [w.lmHead.rows, w.lmHead.cols], w.lmHead.data as Float32Array);
   writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
+  for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join(STORIES_DIR, f), path.join(dir, f));
+  return dir;
+}
+
+/**
+ * A random-weight Hugging Face folder (config.json, model.safetensors, stories260K's tokenizer)
+ * in `dtype`; untied lm_head unless `tied`. For tests that load through checkpoint.ts.
+ */
+export function writeRandomModelDir(dir: string, s: RandomModelSpec & { dtype?: "F32" | "BF16" | "F16"; tied?: boolean }): string {
+  const rand = seededRandom(s.seed ?? 1);
+  const dtype = s.dtype ?? "BF16";
+  const tensors: TensorToWrite[] = [];
+  const mat = (name: string, rows: number, cols: number) => tensors.push({ name, dtype, shape: [rows, cols], data: randomArray(rows * cols, rand, 1.7 / Math.sqrt(cols)) });
+  const norm = (name: string, n: number) => tensors.push({ name, dtype: "F32", shape: [n], data: Float32Array.from(randomArray(n, rand, 0.1), (v) => 1 + v) });
+  const q = s.heads * s.headDim;
+  const kv = s.kvHeads * s.headDim;
+  tensors.push({ name: "model.embed_tokens.weight", dtype, shape: [s.vocab, s.hidden], data: randomArray(s.vocab * s.hidden, rand, 1) });
+  for (let l = 0; l < s.layers; l++) {
+    const n = hfNames(l);
+    norm(n.attnNorm, s.hidden);
+    mat(n.wq, q, s.hidden);
+    mat(n.wk, kv, s.hidden);
+    mat(n.wv, kv, s.hidden);
+    mat(n.wo, s.hidden, q);
+    norm(n.ffnNorm, s.hidden);
+    mat(n.wGate, s.intermediate, s.hidden);
+    mat(n.wUp, s.intermediate, s.hidden);
+    mat(n.wDown, s.hidden, s.intermediate);
+  }
+  norm("model.norm.weight", s.hidden);
+  if (!s.tied) mat("lm_head.weight", s.vocab, s.hidden);
+  fs.mkdirSync(dir, { recursive: true });
+  const config = {
+    architectures: [s.architecture ?? "LlamaForCausalLM"], hidden_size: s.hidden, intermediate_size: s.intermediate, num_hidden_layers: s.layers,
+    num_attention_heads: s.heads, num_key_value_heads: s.kvHeads, head_dim: s.headDim, vocab_size: s.vocab, max_position_embeddings: 4096,
+    rope_theta: 10000, rms_norm_eps: 1e-5, tie_word_embeddings: s.tied ?? false, bos_token_id: 1, eos_token_id: 2,
+  };
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
+  writeSafetensors(path.join(dir, "model.safetensors"), tensors);
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(path.join(STORIES_DIR, f), path.join(dir, f));
   return dir;
 }

@@ -6,6 +6,8 @@ import { foldRotateKv, validateRotateKv } from "../calib/rotatekv.js";
 import { UsageError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Transformer } from "../model/forward.js";
+import type { Placement } from "../model/placement.js";
+import { withLayerArenas } from "../tensor/memory.js";
 import { RopeTable, ropeInvFreq } from "../model/rope.js";
 import { isBitWidth } from "../quant/quantizer.js";
 import { MB } from "./budgets.js";
@@ -153,7 +155,17 @@ export function cacheSettings(config: ModelConfig, spec: CacheSpec): Record<stri
   return out;
 }
 
-export function createCache(config: ModelConfig, spec: CacheSpec): KvCache {
+/**
+ * The cache a spec asks for. For a model in several WebAssembly memories pass its placement
+ * (transformer.placement): each layer's storage is then made in the memory of its block.
+ */
+export function createCache(config: ModelConfig, spec: CacheSpec, placement?: Placement): KvCache {
+  const cache = withLayerArenas(placement?.blockArena ?? null, () => buildCache(config, spec));
+  cache.placement = placement ?? null;
+  return cache;
+}
+
+function buildCache(config: ModelConfig, spec: CacheSpec): KvCache {
   const groupSize = spec.groupSize ?? Math.min(128, config.headDim);
   if (!Number.isInteger(groupSize) || groupSize < 1 || config.headDim % groupSize !== 0) {
     throw new UsageError(`--group-size ${groupSize} must divide head_dim ${config.headDim}`);

@@ -3,13 +3,14 @@
 
 import { attendTiledKernel } from "../tensor/kernels.js";
 import { floatSegment } from "../tensor/tiled-attention.js";
-import { allocF32, allocU16, release } from "../tensor/memory.js";
+import { allocF32, allocU16, release, perLayer } from "../tensor/memory.js";
 import { f16ToF32, f32ToF16 } from "../tensor/dtype.js";
 import { attendFloat } from "./attention.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
 /** Capacity grows in steps of this many tokens, so spare capacity stays small. */
-const GROW_TOKENS = 256;
+/** Storage grows in steps of this many tokens (placement.ts reserves memory by it). */
+export const GROW_TOKENS = 256;
 
 export type KvDtype = "f32" | "f16";
 
@@ -112,5 +113,5 @@ export class FullPrecisionLayerCache implements LayerKvCache {
 }
 
 export function createFullPrecisionCache(shape: KvShape, numLayers: number, dtype: KvDtype = "f32"): KvCache {
-  return new KvCache(dtype === "f32" ? "original" : "original-f16", Array.from({ length: numLayers }, () => new FullPrecisionLayerCache(shape, dtype)));
+  return new KvCache(dtype === "f32" ? "original" : "original-f16", perLayer(numLayers, () => new FullPrecisionLayerCache(shape, dtype)));
 }

@@ -24,6 +24,7 @@ import { packedWeightedSum } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
 import type { StepOrder } from "./pending.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { perLayer } from "../tensor/memory.js";
 
 export interface KiviOptions {
   kBits: number;
@@ -338,5 +339,5 @@ export class KiviLayerCache implements LayerKvCache {
 
 export function createKiviCache(shape: KvShape, numLayers: number, opts: KiviOptions): KvCache {
   validateKiviOptions(opts, shape.headDim);
-  return new KvCache(`kivi-k${opts.kBits}v${opts.vBits}`, Array.from({ length: numLayers }, () => new KiviLayerCache(shape, opts)));
+  return new KvCache(`kivi-k${opts.kBits}v${opts.vBits}`, perLayer(numLayers, () => new KiviLayerCache(shape, opts)));
 }

@@ -36,6 +36,7 @@ import { softmax } from "../tensor/ops.js";
 import { packedScores, packedWeightedSum } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { perLayer } from "../tensor/memory.js";
 
 export interface MikvOptions {
   kBits: number;
@@ -292,5 +293,5 @@ export class MikvLayerCache implements LayerKvCache {
 
 export function createMikvCache(shape: KvShape, numLayers: number, opts: MikvOptions): KvCache {
   validateMikvOptions(opts, shape.headDim);
-  return new KvCache(`mikv-k${opts.kBits}v${opts.vBits}`, Array.from({ length: numLayers }, () => new MikvLayerCache(shape, opts)));
+  return new KvCache(`mikv-k${opts.kBits}v${opts.vBits}`, perLayer(numLayers, () => new MikvLayerCache(shape, opts)));
 }

@@ -15,6 +15,7 @@ import { PackedAttention } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
 import { PendingTokens, type StepOrder } from "./pending.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { perLayer } from "../tensor/memory.js";
 
 export type ProgressiveBackend = "real" | "fake";
 
@@ -355,5 +356,5 @@ export type ProgressiveLayerCache = RealProgressiveLayerCache | FakeProgressiveL
 export function createProgressiveCache(shape: KvShape, budgetsBytes: number[], opts: ProgressiveOptions): KvCache {
   validateProgressiveOptions(opts, shape.headDim);
   const Layer = opts.backend === "real" ? RealProgressiveLayerCache : FakeProgressiveLayerCache;
-  return new KvCache(`pm-kvq/${opts.backend}`, budgetsBytes.map((b, i) => new Layer(shape, opts, b, i)));
+  return new KvCache(`pm-kvq/${opts.backend}`, perLayer(budgetsBytes.length, (i) => new Layer(shape, opts, budgetsBytes[i], i)));
 }

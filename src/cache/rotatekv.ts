@@ -18,6 +18,7 @@ import { rotateKeyRow, unrotateKeyRow } from "../calib/rotatekv.js";
 import type { RopeTable } from "../model/rope.js";
 import { PackedTokenStore } from "./packed-store.js";
 import { KvCache, type AppendContext, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { perLayer } from "../tensor/memory.js";
 
 export type PivotRule = "elements" | "tokens";
 export const PIVOT_RULES: readonly PivotRule[] = ["elements", "tokens"];
@@ -252,6 +253,6 @@ export class RotateKvLayerCache implements LayerKvCache {
 export function createRotateKvCache(shape: KvShape, numLayers: number, opts: RotateKvOptions, rope: RopeTable): KvCache {
   return new KvCache(
     `rotatekv-k${opts.kBits}v${opts.vBits}`,
-    Array.from({ length: numLayers }, (_, l) => new RotateKvLayerCache(shape, opts, l, rope)),
+    perLayer(numLayers, (l) => new RotateKvLayerCache(shape, opts, l, rope)),
   );
 }

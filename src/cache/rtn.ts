@@ -8,6 +8,7 @@ import { PackedAttention } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
 import { PendingTokens, type StepOrder } from "./pending.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { perLayer } from "../tensor/memory.js";
 
 export interface RtnOptions {
   kBits: number;
@@ -103,5 +104,5 @@ export class RtnLayerCache implements LayerKvCache {
 }
 
 export function createRtnCache(shape: KvShape, numLayers: number, opts: RtnOptions): KvCache {
-  return new KvCache(`rtn-k${opts.kBits}v${opts.vBits}`, Array.from({ length: numLayers }, () => new RtnLayerCache(shape, opts)));
+  return new KvCache(`rtn-k${opts.kBits}v${opts.vBits}`, perLayer(numLayers, () => new RtnLayerCache(shape, opts)));
 }

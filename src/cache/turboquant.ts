@@ -20,6 +20,7 @@ import { lloydMaxNormal, nearestLevel } from "../quant/lloyd-max.js";
 import { f16Bits, f16Value } from "../tensor/dtype.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 import { Rng } from "../generate/rng.js";
+import { perLayer } from "../tensor/memory.js";
 
 export interface TurboQuantOptions {
   kBits: number;
@@ -270,5 +271,5 @@ export class TurboQuantLayerCache implements LayerKvCache {
 }
 
 export function createTurboQuantCache(shape: KvShape, numLayers: number, opts: TurboQuantOptions): KvCache {
-  return new KvCache("turboquant", Array.from({ length: numLayers }, () => new TurboQuantLayerCache(shape, opts)));
+  return new KvCache("turboquant", perLayer(numLayers, () => new TurboQuantLayerCache(shape, opts)));
 }

@@ -3,6 +3,8 @@
 // attend. A cache that stores quantized codes can therefore compute attention straight
 // from its own storage.
 
+import type { Placement } from "../model/placement.js";
+
 /** Memory figures of one block's cache (the names are part of the JSON output contract). */
 export interface KvBlockStats {
   /** Bit-width of the body (16 or 32 for a float cache, as stored). */
@@ -76,6 +78,9 @@ export interface LayerKvCache {
  * …`) gives it back to the kernel arena; `generate` disposes the caches it creates itself.
  */
 export class KvCache {
+  /** The model placement its layers' storage was made for (createCache); null: the current arena. */
+  placement: Placement | null = null;
+
   constructor(readonly method: string, readonly layers: LayerKvCache[]) {}
 
   dispose(): void {

@@ -41,7 +41,8 @@ export function chatCommand(run: (flags: ChatFlags) => void | Promise<void>): Co
 
 export async function runChat(flags: ChatFlags): Promise<void> {
   checkCacheFlags(flags);
-  using model = loadModelWithProgress(flags.model, true, flags.weightsDtype);
+  // KV cache planned into memory: --context-limit when given, else one reply's worth (a longer chat may run out, loudly)
+  using model = loadModelWithProgress(flags.model, true, flags.weightsDtype, { kvTokens: flags.contextLimit ?? flags.maxNewTokens });
   const context = resolveContextLimit(model.config, flags.contextLimit);
   if (context.warning) process.stderr.write(context.warning + "\n");
   if (!model.tokenizer.hasChatTemplate) {
@@ -49,7 +50,7 @@ export async function runChat(flags: ChatFlags): Promise<void> {
   }
   const spec = cacheSpecFromFlags(flags, model.config);
   applyModelTransforms(flags, model, spec);
-  using cache = createCache(model.config, spec);
+  using cache = createCache(model.config, spec, model.transformer.placement);
   const session = new ChatSession(model, cache, flags.system, context.limit);
   const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
   let traceStep = 0;

@@ -29,11 +29,13 @@ export function progressBar(show: boolean, format: string): cliProgress.SingleBa
   return new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic);
 }
 
-export function loadModelWithProgress(dir: string, verbose: boolean, weightsDtype: WeightDtype | "auto" = "auto"): LoadedModel {
+/** plan: the context the run will hold and its longest forward chunk (its KV cache and scratch are planned into memory before the weights are read). */
+export function loadModelWithProgress(dir: string, verbose: boolean, weightsDtype: WeightDtype | "auto" = "auto", plan: { kvTokens?: number; chunkTokens?: number } = {}): LoadedModel {
   const bar = progressBar(verbose, "loading {bar} {value}/{total} tensors");
   let started = false;
   const model = loadModel(dir, {
     weightsDtype,
+    ...plan,
     onTensor: (_name, done, total) => {
       if (!bar) return;
       if (!started) {

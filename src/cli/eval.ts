@@ -77,7 +77,8 @@ export async function runEvalCommand(flags: EvalFlags): Promise<void> {
   // the lock first: a second run into the same file stops before loading anything
   using _lock = lockOutput(output, `--output ${output}`, { onTakeover: notice });
   if (code) await checkRunner(code.sandbox); // a runner that cannot work fails now, not after the generation
-  using model = loadModelWithProgress(flags.model, true, flags.weightsDtype);
+  // KV cache planned into memory: --context-limit when given, else the answer plus a 2048-token question (a longer one may run out, loudly)
+  using model = loadModelWithProgress(flags.model, true, flags.weightsDtype, { kvTokens: flags.contextLimit ?? flags.maxNewTokens + 2048, chunkTokens: flags.prefillChunk });
   const context = resolveContextLimit(model.config, flags.contextLimit);
   if (context.warning) notice(context.warning);
   const spec = cacheSpecFromFlags(flags, model.config);

@@ -58,12 +58,13 @@ export async function runGenerate(flags: GenerateFlags): Promise<void> {
   }
   if (flags.system !== undefined && !flags.chat) throw new UsageError("--system needs --chat");
   checkCacheFlags(flags);
-  using model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype);
+  // the prompt's bytes bound its tokens: the KV cache planned into memory is at most this context
+  using model = loadModelWithProgress(flags.model, !flags.json, flags.weightsDtype, { kvTokens: flags.maxNewTokens + Buffer.byteLength(text) + 1, chunkTokens: flags.prefillChunk });
   const context = resolveContextLimit(model.config, flags.contextLimit);
   if (context.warning) process.stderr.write(context.warning + "\n");
   const spec = cacheSpecFromFlags(flags, model.config);
   applyModelTransforms(flags, model, spec);
-  using cache = createCache(model.config, spec);
+  using cache = createCache(model.config, spec, model.transformer.placement);
   const trace = flags.kvTrace ? new KvTraceWriter(flags.kvTrace) : null;
   const messages = [...(flags.system ? [{ role: "system" as const, content: flags.system }] : []), { role: "user" as const, content: text }];
   const prompt = flags.chat ? { messages } : text;

@@ -130,7 +130,7 @@ export function runEval(model: LoadedModel, o: EvalOptions): EvalResult {
         continue;
       }
       const seed = o.seed + i;
-      using cache = createCache(model.config, o.cache);
+      using cache = createCache(model.config, o.cache, model.transformer.placement);
       const r = generate(model, prompts[pi], {
         maxNewTokens: o.maxNewTokens,
         temperature: o.temperature,

@@ -144,7 +144,7 @@ export function promptIds(model: LoadedModel, prompt: string): number[] {
  * of 128 as generate prefills, then token by token); null when its budget cannot hold it.
  */
 export function peakHeldOnSequence(model: LoadedModel, prompt: number[], rest: number[], spec: CacheSpec): number | null {
-  using cache = createCache(model.config, spec);
+  using cache = createCache(model.config, spec, model.transformer.placement);
   const tf = model.transformer;
   let peak = 0;
   try {
@@ -415,7 +415,7 @@ export function runFrontier(o: FrontierOptions): FrontierResult {
 function answer(model: LoadedModel, seed: number, task: LookupSumOptions, d: SettingDef, sid: string, maxLen: number): AnswerRecord {
   const p = generateProblem(seed, task);
   const ids = promptIds(model, p.prompt);
-  using cache = createCache(model.config, d.spec);
+  using cache = createCache(model.config, d.spec, model.transformer.placement);
   let peak = 0;
   const r = generate(model, ids, {
     maxNewTokens: maxLen - ids.length,

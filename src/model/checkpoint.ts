@@ -5,14 +5,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CheckpointError, OutOfMemoryError } from "../errors.js";
-import { currentArena, arenaBytesInUse } from "../tensor/memory.js";
+import { arenaBytesInUse, arenaList } from "../tensor/memory.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { readJsonFile } from "../util/atomic.js";
 import { preview } from "../util/json.js";
 import { parseModelConfig, tokenIdList, type ModelConfig } from "./config.js";
 import { Transformer } from "./forward.js";
+import { kvReserveBytes, planPlacement, processMemoryBudget, runStateBytes, singlePlacement, type Placement } from "./placement.js";
 import { SafetensorsFile } from "./safetensors.js";
-import { checkGgufMemoryFits, ggufModelFile, ggufTensorName, GgufTensors, openGgufModel, tokenizerFromGguf } from "./gguf-model.js";
+import { ggufModelFile, ggufTensorName, GgufTensors, openGgufModel, tokenizerFromGguf } from "./gguf-model.js";
 import type { Matrix, WeightDtype } from "../tensor/matrix.js";
 import { hfNames, loadWeights, releaseWeights, weightBytes, type TensorSource } from "./weights.js";
 
@@ -51,6 +52,12 @@ export interface LoadOptions {
   weightsDtype?: WeightDtype | "auto";
   /** Called after each tensor is read (progress). */
   onTensor?: (name: string, done: number, total: number) => void;
+  /** Tokens of context the run will hold: the KV cache reserved per block (a float32 cache, growth included, unless kvBytesPerBlock says). */
+  kvTokens?: number;
+  /** KV cache bytes per block the run will hold (overrides the float32 estimate from kvTokens). */
+  kvBytesPerBlock?: number;
+  /** Most tokens per forward pass (the scratch each memory holds; default 128, generate's --prefill-chunk default). */
+  chunkTokens?: number;
 }
 
 /** The safetensors files of a folder: one model.safetensors, or an index and its shards. */
@@ -197,13 +204,13 @@ export function loadTransformer(dir: string, opts: LoadOptions = {}): LoadedTran
       throw new CheckpointError(`${dir}: config.json num_hidden_layers is ${config.numLayers}, but the checkpoint has no tensor "${last}" (block ${config.numLayers - 1}); config and weights disagree`);
     }
     const warnings = checkTensorNames(dir, config, tensors);
-    checkMemoryFits(dir, config, tensors, opts.weightsDtype ?? "auto");
+    const placement = planMemory(dir, config, safetensorsSizes(tensors, opts.weightsDtype ?? "auto"), opts);
     let done = 0;
     const total = tensors.tensorCount;
-    const weights = loadWeights(config, tensors, opts.weightsDtype ?? "auto", (name) => opts.onTensor?.(name, ++done, total));
+    const weights = loadWeights(config, tensors, opts.weightsDtype ?? "auto", (name) => opts.onTensor?.(name, ++done, total), placement);
     let transformer: Transformer;
     try {
-      transformer = new Transformer(config, weights);
+      transformer = new Transformer(config, weights, placement);
     } catch (e) {
       releaseWeights(weights);
       throw e;
@@ -229,12 +236,21 @@ function loadGgufTransformer(file: string, opts: LoadOptions): LoadedTransformer
     const unused = tensors.unused(expected);
     const warnings = unused.length ? [`${file}: ${unused.length} tensor${unused.length > 1 ? "s" : ""} not used by ${config.architecture}: ${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", …" : ""}`] : [];
     const dtype = opts.weightsDtype ?? "auto";
-    checkGgufMemoryFits(file, tensors, [...expected].filter((n) => !(n === "lm_head.weight" && config.tieWordEmbeddings)), dtype);
+    const sizes: TensorSizes = {
+      heldAs: "",
+      size(name) {
+        if (!tensors.has(name)) return null;
+        const elements = tensors.shape(name).reduce((a, d) => a * d, 1);
+        if (tensors.shape(name).length === 2) sizes.heldAs ||= dtype === "auto" ? tensors.typeName(name).toLowerCase() : dtype;
+        return { elements, bytes: tensors.heldBytes(name, dtype) };
+      },
+    };
+    const placement = planMemory(file, config, sizes, opts);
     let done = 0;
-    const weights = loadWeights(config, tensors, dtype, (name) => opts.onTensor?.(name, ++done, tensors.tensorCount));
+    const weights = loadWeights(config, tensors, dtype, (name) => opts.onTensor?.(name, ++done, tensors.tensorCount), placement);
     let transformer: Transformer;
     try {
-      transformer = new Transformer(config, weights);
+      transformer = new Transformer(config, weights, placement);
     } catch (e) {
       releaseWeights(weights);
       throw e;
@@ -276,36 +292,71 @@ function checkTensorNames(dir: string, c: ModelConfig, tensors: CheckpointTensor
 
 const HELD_BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, F32: 4, F16: 2, BF16: 2 };
 
-/** Refuse, before reading anything, weights that the memory they would live in cannot hold. */
-function checkMemoryFits(dir: string, c: ModelConfig, tensors: CheckpointTensors, dtype: WeightDtype | "auto"): void {
-  let bytes = 0;
-  let params = 0;
-  let heldAs = "";
-  for (const name of expectedTensors(c)) {
-    if (!tensors.has(name) || (name === "lm_head.weight" && c.tieWordEmbeddings)) continue;
-    const shape = tensors.shape(name);
-    const n = shape.reduce((a, d) => a * d, 1);
-    params += n;
-    if (shape.length === 2) {
+/**
+ * Where each part of the model will live, planned from the tensor sizes before anything is read:
+ * refuses (OutOfMemoryError, with the numbers) weights + KV cache + scratch that the memory
+ * cannot hold. With WebAssembly the parts go to arenas of at most 4 GiB each (placement.ts).
+ */
+/** Elements and held bytes of a tensor, or null when the checkpoint lacks it; and what matrices are held as. */
+interface TensorSizes {
+  size(name: string): { elements: number; bytes: number } | null;
+  heldAs: string;
+}
+
+function safetensorsSizes(tensors: CheckpointTensors, dtype: WeightDtype | "auto"): TensorSizes {
+  const sizes: TensorSizes = {
+    heldAs: "",
+    size(name) {
+      if (!tensors.has(name)) return null;
+      const shape = tensors.shape(name);
+      const n = shape.reduce((a, d) => a * d, 1);
+      if (shape.length !== 2) return { elements: n, bytes: n * 4 };
       const held = dtype === "auto" ? tensors.dtype(name) : dtype;
-      heldAs ||= held.toLowerCase();
-      bytes += n * (HELD_BYTES[held] ?? 4);
-    } else bytes += n * 4;
+      sizes.heldAs ||= held.toLowerCase();
+      return { elements: n, bytes: n * (HELD_BYTES[held] ?? 4) };
+    },
+  };
+  return sizes;
+}
+
+function planMemory(dir: string, c: ModelConfig, sizes: TensorSizes, opts: LoadOptions): Placement {
+  let params = 0;
+  const bytesOf = (name: string): number => {
+    const s = sizes.size(name);
+    if (!s) return 0;
+    params += s.elements;
+    return s.bytes;
+  };
+  const tied = c.tieWordEmbeddings;
+  const embedBytes = bytesOf("model.embed_tokens.weight");
+  const headBytes = bytesOf("model.norm.weight") + (tied ? 0 : bytesOf("lm_head.weight"));
+  const blockBytes = Array.from({ length: c.numLayers }, (_, l) => Object.values(hfNames(l)).reduce((a, name) => a + bytesOf(name), 0));
+  const kvTokens = opts.kvTokens ?? 0;
+  const kvPerBlock = opts.kvBytesPerBlock ?? kvReserveBytes(c, kvTokens).peak;
+  const kvHeldPerBlock = opts.kvBytesPerBlock ?? kvReserveBytes(c, kvTokens).held;
+  const needs = {
+    embedBytes,
+    headBytes,
+    tied,
+    blockBytes,
+    kvBytes: blockBytes.map(() => kvPerBlock),
+    kvHeldBytes: blockBytes.map(() => kvHeldPerBlock),
+    scratchBytes: runStateBytes(c, opts.chunkTokens ?? 128),
+    kvTokens,
+  };
+  const arenas = arenaList();
+  if (arenas.length === 0) {
+    const total = embedBytes + headBytes + blockBytes.reduce((a, b) => a + b, 0) + kvHeldPerBlock * c.numLayers;
+    if (total > os.totalmem()) throw new OutOfMemoryError(`${dir}: the weights and KV cache need ${(total / 2 ** 30).toFixed(2)} GiB, more than this machine's ${(os.totalmem() / 2 ** 30).toFixed(2)} GiB of memory`);
+    return singlePlacement(c.numLayers);
   }
-  const arena = currentArena() ?? (arenaBytesInUse(), currentArena());
-  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
-  const perParam = HELD_BYTES[heldAs] ?? 4;
-  if (arena) {
-    if (bytes > arena.freeBytes) {
-      throw new OutOfMemoryError(
-        `${dir}: the weights need ${gib(bytes)} (${(params / 1e9).toFixed(2)}B parameters held as ${heldAs || "f32"}), but the WebAssembly memory ` +
-          `holds at most ${gib(arena.maxBytes)} (${gib(arena.freeBytes)} free): at ${perParam * 8} bits about ${(arena.freeBytes / perParam / 1e9).toFixed(1)}B parameters fit; ` +
-          `PMKVQ_KERNELS=ts loads into ordinary memory instead (much slower)`,
-      );
-    }
-  } else if (bytes > os.totalmem()) {
-    throw new OutOfMemoryError(`${dir}: the weights need ${gib(bytes)}, more than this machine's ${gib(os.totalmem())} of memory`);
-  }
+  const count = params >= 1e8 ? `${(params / 1e9).toFixed(2)}B` : `${(params / 1e6).toFixed(2)}M`;
+  const what = `${dir} (${count} parameters held as ${sizes.heldAs || "f32"})`;
+  return planPlacement(what, needs, {
+    existingFree: arenas.map((a) => a.freeBytes),
+    capacity: arenas[0].capacityBytes,
+    budget: processMemoryBudget() - arenaBytesInUse(),
+  });
 }
 
 /** Load a Hugging Face model folder (LlamaForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM). */

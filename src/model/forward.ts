@@ -5,7 +5,8 @@ import { UsageError } from "../errors.js";
 import type { KvCache } from "../cache/types.js";
 import { matmulMatrix, matrixRow, type Matrix } from "../tensor/matrix.js";
 import { addInPlace, headRmsnorm, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
-import { allocF32, release } from "../tensor/memory.js";
+import { allocF32, arenaOf, release, withArena } from "../tensor/memory.js";
+import { placementArenas, singlePlacement, type Placement } from "./placement.js";
 import { releaseWeights } from "./weights.js";
 import type { ModelConfig } from "./config.js";
 import { ropeInvFreq, ropeTables } from "./rope.js";
@@ -13,7 +14,7 @@ import type { Weights } from "./weights.js";
 
 export type LogitsMode = "last" | "all" | "none";
 
-/** Scratch buffers for a chunk of up to `tokens` tokens. */
+/** Scratch buffers for a chunk of up to `tokens` tokens (one per arena the model computes in). */
 class RunState {
   readonly x: Float32Array; // (T, dim) residual stream
   readonly xb: Float32Array; // (T, dim) normed input of a sublayer
@@ -79,23 +80,31 @@ export function newProfile(): ForwardProfile {
 
 export class Transformer {
   readonly invFreq: Float64Array;
-  private state: RunState | null = null;
+  /** Scratch per arena index (one entry for a model in one memory). */
+  private states = new Map<number, RunState>();
+  /** Which arena each part lives in; caches for this model are made with it (createCache). */
+  readonly placement: Placement;
   private disposed = false;
   /** Transforms folded into the weights since load (rep scales, rotations), for run settings. */
   readonly transforms: string[] = [];
   /** When set, forward() adds its time per part here (off by default: a clock read per product). */
   profile: ForwardProfile | null = null;
 
-  constructor(readonly config: ModelConfig, readonly weights: Weights) {
+  constructor(readonly config: ModelConfig, readonly weights: Weights, placement?: Placement) {
     this.invFreq = ropeInvFreq(config);
+    this.placement = placement ?? singlePlacement(config.numLayers, arenaOf(weights.embed.data)?.index ?? 0);
+  }
+
+  /** Does the model span more than one WebAssembly memory? */
+  get multiMemory(): boolean {
+    return placementArenas(this.placement).length > 1;
   }
 
   /** Give the weights and scratch back to the kernel arena; the model cannot run after. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.state?.release();
-    this.state = null;
+    this.releaseScratch();
     releaseWeights(this.weights);
   }
 
@@ -109,16 +118,31 @@ export class Transformer {
 
   /** Give the forward scratch (sized for the largest chunk seen) back; the next forward takes what it needs. */
   releaseScratch(): void {
-    this.state?.release();
-    this.state = null;
+    for (const s of this.states.values()) s.release();
+    this.states.clear();
   }
 
-  private stateFor(T: number): RunState {
-    if (!this.state || this.state.tokens < T) {
-      this.state?.release();
-      this.state = new RunState(T, this.config);
+  /** The scratch in arena `arena` for chunks of T tokens (allocated in that arena). */
+  private stateFor(arena: number, T: number): RunState {
+    let s = this.states.get(arena);
+    if (!s || s.tokens < T) {
+      s?.release();
+      this.states.delete(arena);
+      s = withArena(arena, () => new RunState(T, this.config));
+      this.states.set(arena, s);
     }
-    return this.state;
+    return s;
+  }
+
+  /** Carry the chunk's residual stream and RoPE tables from one arena's scratch to another's. */
+  private crossTo(arena: number, from: RunState, T: number): RunState {
+    const to = this.stateFor(arena, T);
+    const dim = this.config.hiddenSize;
+    const half = (T * this.config.headDim) / 2;
+    to.x.set(from.x.subarray(0, T * dim));
+    to.cos.set(from.cos.subarray(0, half));
+    to.sin.set(from.sin.subarray(0, half));
+    return to;
   }
 
   /**
@@ -133,7 +157,12 @@ export class Transformer {
     if (this.disposed) throw new UsageError("this model was disposed; load it again");
     if (T === 0) throw new UsageError("forward: no tokens");
     if (positions.length !== T) throw new UsageError(`forward: ${T} tokens but ${positions.length} positions`);
-    const s = this.stateFor(T);
+    const place = this.placement;
+    if (this.multiMemory && cache.placement !== place) {
+      throw new UsageError("this model spans several WebAssembly memories: make its cache with createCache(config, spec, transformer.placement), so each block's KV cache lives beside the block");
+    }
+    let arena = place.embedArena;
+    let s = this.stateFor(arena, T);
     const prof = this.profile;
     const t0 = prof ? performance.now() : 0;
     let timed = 0; // ms of the parts measured on their own
@@ -159,6 +188,11 @@ export class Transformer {
 
     for (let l = 0; l < c.numLayers; l++) {
       const lw = w.layers[l];
+      // a block computes in its own arena: carry the residual stream over where a range starts
+      if (place.blockArena[l] !== arena) {
+        arena = place.blockArena[l];
+        s = this.crossTo(arena, s, T);
+      }
       // attention: norm, q/k/v projections, (Qwen3) per-head norm of q and k, RoPE on q and k
       rmsnorm(s.xb, s.x, lw.attnNorm, T, dim, c.rmsNormEps);
       mm(s.q, s.xb, lw.wq, lw.bq, T);
@@ -172,20 +206,23 @@ export class Transformer {
       rope(s.q, s.cos, s.sin, T, c.numHeads, d);
       rope(s.k, s.cos, s.sin, T, c.numKvHeads, d);
       hooks?.onKv?.(l, s.k, s.v, T);
-      // the cache stores K/V and computes attention from what it holds
-      if (prof) {
-        const a = performance.now();
-        layerCache.append(layerCache.keysBeforeRope ? s.kPre : s.k, s.v, T, { positions, hidden: s.x, hiddenSize: dim });
-        const b = performance.now();
-        layerCache.attend(s.q, T, s.att);
-        const e = performance.now();
-        prof.appendMs += b - a;
-        prof.attendMs += e - b;
-        timed += e - a;
-      } else {
-        layerCache.append(layerCache.keysBeforeRope ? s.kPre : s.k, s.v, T, { positions, hidden: s.x, hiddenSize: dim });
-        layerCache.attend(s.q, T, s.att);
-      }
+      // the cache stores K/V and computes attention from what it holds (growing in the block's arena)
+      const st = s;
+      withArena(arena, () => {
+        if (prof) {
+          const a = performance.now();
+          layerCache.append(layerCache.keysBeforeRope ? st.kPre : st.k, st.v, T, { positions, hidden: st.x, hiddenSize: dim });
+          const b = performance.now();
+          layerCache.attend(st.q, T, st.att);
+          const e = performance.now();
+          prof.appendMs += b - a;
+          prof.attendMs += e - b;
+          timed += e - a;
+        } else {
+          layerCache.append(layerCache.keysBeforeRope ? st.kPre : st.k, st.v, T, { positions, hidden: st.x, hiddenSize: dim });
+          layerCache.attend(st.q, T, st.att);
+        }
+      });
       mm(s.proj, s.att, lw.wo, lw.bo, T);
       addInPlace(s.x, s.proj, T * dim);
       // SwiGLU MLP
@@ -201,11 +238,15 @@ export class Transformer {
       if (prof) this.closeProfile(prof, t0, timed);
       return new Float32Array(0);
     }
+    if (place.headArena !== arena) {
+      arena = place.headArena;
+      s = this.crossTo(arena, s, T);
+    }
     const first = mode === "last" ? T - 1 : 0;
     const rows = T - first;
     if (s.logits.length < rows * c.vocabSize) {
       release(s.logits);
-      s.logits = allocF32(rows * c.vocabSize);
+      s.logits = withArena(arena, () => allocF32(rows * c.vocabSize));
     }
     rmsnorm(s.xb, s.x.subarray(first * dim), w.finalNorm, rows, dim, c.rmsNormEps);
     mm(s.logits, s.xb, w.lmHead, null, rows);

@@ -4,13 +4,12 @@
 // `--model file.gguf`, or a folder holding one .gguf and no config.json.
 
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { CheckpointError, OutOfMemoryError } from "../errors.js";
+import { CheckpointError } from "../errors.js";
 import { f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
 import { GGML_TRAITS, ggmlTraitsById, isQuantDtype, type GgmlTypeTraits } from "../tensor/ggml-quant.js";
 import { matrixToF32, type Matrix, type WeightDtype } from "../tensor/matrix.js";
-import { allocF32, allocU16, arenaBytesInUse, currentArena, release } from "../tensor/memory.js";
+import { allocF32, allocU16, release } from "../tensor/memory.js";
 import { tokenizerFromGguf } from "../tokenizer/gguf-tokenizer.js";
 import { parseModelConfig, SUPPORTED_ARCHITECTURES, type ModelConfig } from "./config.js";
 import { openForReading, readExactly } from "./files.js";
@@ -276,18 +275,6 @@ export function openGgufModel(file: string): { g: GgufFile; config: ModelConfig;
   const g = readGguf(file);
   const config = configFromGguf(g, file);
   return { g, config, arch: String(meta(g, "general.architecture")) };
-}
-
-/** Refuse, before reading anything, weights that the memory they would live in cannot hold. */
-export function checkGgufMemoryFits(file: string, tensors: GgufTensors, names: Iterable<string>, dtype: WeightDtype | "auto"): void {
-  let bytes = 0;
-  for (const n of names) if (tensors.has(n)) bytes += tensors.heldBytes(n, dtype);
-  const arena = currentArena() ?? (arenaBytesInUse(), currentArena());
-  const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (arena && bytes > arena.freeBytes) {
-    throw new OutOfMemoryError(`${file}: the weights need ${gib(bytes)} in memory, but the WebAssembly memory holds at most ${gib(arena.maxBytes)} (${gib(arena.freeBytes)} free); PMKVQ_KERNELS=ts loads into ordinary memory instead (much slower)`);
-  }
-  if (!arena && bytes > os.totalmem()) throw new OutOfMemoryError(`${file}: the weights need ${gib(bytes)}, more than this machine's ${gib(os.totalmem())}`);
 }
 
 export { tokenizerFromGguf };

@@ -3,7 +3,8 @@
 
 import { CheckpointError } from "../errors.js";
 import { matrixBytes, type Matrix, type WeightDtype } from "../tensor/matrix.js";
-import { release } from "../tensor/memory.js";
+import { release, withArena } from "../tensor/memory.js";
+import type { Placement } from "./placement.js";
 import type { ModelConfig } from "./config.js";
 
 export interface LayerWeights {
@@ -68,18 +69,20 @@ export function hfNames(layer: number) {
   };
 }
 
-export function loadWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "auto" = "auto", onTensor?: (name: string) => void): Weights {
+/** Read the weights, each part into the arena `placement` names (default: the current one). */
+export function loadWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "auto" = "auto", onTensor?: (name: string) => void, placement?: Placement): Weights {
   // what has been read so far, given back if a later tensor fails
   const taken: ArrayBufferView[] = [];
   try {
-    return readWeights(c, src, dtype, taken, onTensor);
+    return readWeights(c, src, dtype, taken, onTensor, placement);
   } catch (e) {
     for (const v of taken) release(v);
     throw e;
   }
 }
 
-function readWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "auto", taken: ArrayBufferView[], onTensor?: (name: string) => void): Weights {
+function readWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "auto", taken: ArrayBufferView[], onTensor?: (name: string) => void, placement?: Placement): Weights {
+  const into = <T>(arena: number | undefined, fn: () => T): T => (arena === undefined ? fn() : withArena(arena, fn));
   const check = (name: string, shape: number[]): void => {
     if (!src.has(name)) throw new CheckpointError(`${src.where(name)}: the checkpoint has no tensor "${name}" (expected shape ${JSON.stringify(shape)})`);
     const got = src.shape(name);
@@ -110,11 +113,11 @@ function readWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "au
   const { hiddenSize: dim, headDim, numHeads, numKvHeads, intermediateSize: inter, vocabSize } = c;
   const qDim = numHeads * headDim;
   const kvDim = numKvHeads * headDim;
-  const embed = mat("model.embed_tokens.weight", vocabSize, dim);
+  const embed = into(placement?.embedArena, () => mat("model.embed_tokens.weight", vocabSize, dim));
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.numLayers; l++) {
     const n = hfNames(l);
-    layers.push({
+    layers.push(into(placement?.blockArena[l], () => ({
       attnNorm: get(n.attnNorm, [dim]),
       wq: mat(n.wq, qDim, dim),
       wk: mat(n.wk, kvDim, dim),
@@ -130,14 +133,16 @@ function readWeights(c: ModelConfig, src: TensorSource, dtype: WeightDtype | "au
       wGate: mat(n.wGate, inter, dim),
       wUp: mat(n.wUp, inter, dim),
       wDown: mat(n.wDown, dim, inter),
-    });
+    })));
   }
-  const finalNorm = get("model.norm.weight", [dim]);
-  let lmHead: Matrix;
-  if (src.has("lm_head.weight") && !c.tieWordEmbeddings) lmHead = mat("lm_head.weight", vocabSize, dim);
-  else if (c.tieWordEmbeddings) lmHead = embed;
-  else throw new CheckpointError(`checkpoint has no tensor "lm_head.weight" and config.json does not set tie_word_embeddings`);
-  return { embed, layers, finalNorm, lmHead };
+  return into(placement?.headArena, () => {
+    const finalNorm = get("model.norm.weight", [dim]);
+    let lmHead: Matrix;
+    if (src.has("lm_head.weight") && !c.tieWordEmbeddings) lmHead = mat("lm_head.weight", vocabSize, dim);
+    else if (c.tieWordEmbeddings) lmHead = embed;
+    else throw new CheckpointError(`checkpoint has no tensor "lm_head.weight" and config.json does not set tie_word_embeddings`);
+    return { embed, layers, finalNorm, lmHead };
+  });
 }
 
 /** Bytes held by the weights (a tied head is counted once). */

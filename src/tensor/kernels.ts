@@ -1,29 +1,25 @@
 // Kernel dispatch: the WebAssembly SIMD kernels (multi-threaded where it pays) when every
-// buffer lives in the shared arena and the shapes suit them, else the plain-TypeScript twins.
+// buffer lives in one shared arena (the kernels then run on that arena's instance) and the
+// shapes suit them, else the plain-TypeScript twins.
 
 import { UsageError } from "../errors.js";
-import { inArena } from "./memory.js";
 import type { Matrix } from "./matrix.js";
 import { isQuantDtype, quantTraits, type QuantDtype } from "./ggml-quant.js";
 import { matmulMatrixPlain } from "./matrix.js";
 import * as plain from "./ops.js";
 import { KERNEL } from "./slices.js";
-import { threadScratch, wasm, workspace } from "./wasm.js";
+import { runtimeOf, threadScratch, workspace } from "./wasm.js";
 import { decodeThreads, intPathFits, mergeStates, PREFILL_MIN_QUERIES, QUERY_BLOCK, SEG_PACKED, tilePermutation, type TiledSegment } from "./tiled-attention.js";
 
 /** Work (multiply-adds) below which waking the workers costs more than it saves. */
 const PARALLEL_MIN = 1 << 16;
 
-function ok(...views: (ArrayBufferView | null)[]): boolean {
-  return views.every((v) => v === null || inArena(v));
-}
-
 /** out (T, rows) = x (T, cols) · Wᵀ (+ bias). */
 export function matmul(out: Float32Array, x: Float32Array, w: Matrix, bias: Float32Array | null, T: number): void {
   if (isQuantDtype(w.dtype)) return matmulQuant(out, x, w, bias, T);
-  const rt = wasm();
+  const rt = runtimeOf(out, x, w.data, bias);
   const wide = w.dtype !== "f32";
-  if (!rt || !ok(out, x, w.data, bias) || (wide && w.cols % 16 !== 0)) {
+  if (!rt || (wide && w.cols % 16 !== 0)) {
     matmulMatrixPlain(out, x, w, bias, T);
     return;
   }
@@ -53,8 +49,8 @@ export function matmul(out: Float32Array, x: Float32Array, w: Matrix, bias: Floa
  * threads. T > 1: four rows at a time widened into per-thread scratch and tiled over all tokens.
  */
 function matmulQuant(out: Float32Array, x: Float32Array, w: Matrix, bias: Float32Array | null, T: number): void {
-  const rt = wasm();
-  if (!rt || !ok(out, x, w.data, bias)) return matmulMatrixPlain(out, x, w, bias, T);
+  const rt = runtimeOf(out, x, w.data, bias);
+  if (!rt) return matmulMatrixPlain(out, x, w, bias, T);
   const kind = quantTraits(w.dtype as QuantDtype).id;
   const { rows, cols } = w;
   const a = rt.pool.args;
@@ -76,8 +72,8 @@ function matmulQuant(out: Float32Array, x: Float32Array, w: Matrix, bias: Float3
 }
 
 export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): void {
-  const rt = wasm();
-  if (!rt || !ok(out, x, weight)) return plain.rmsnorm(out, x, weight, T, n, eps);
+  const rt = runtimeOf(out, x, weight);
+  if (!rt) return plain.rmsnorm(out, x, weight, T, n, eps);
   rt.ex.rmsnorm(out.byteOffset, x.byteOffset, weight.byteOffset, 0, T, n, eps);
 }
 
@@ -97,20 +93,20 @@ export function headRmsnorm(x: Float32Array, weight: Float32Array, T: number, nH
 }
 
 export function rope(x: Float32Array, cos: Float32Array, sin: Float32Array, T: number, nHeads: number, d: number): void {
-  const rt = wasm();
-  if (!rt || !ok(x, cos, sin)) return plain.rope(x, cos, sin, T, nHeads, d);
+  const rt = runtimeOf(x, cos, sin);
+  if (!rt) return plain.rope(x, cos, sin, T, nHeads, d);
   rt.ex.rope(x.byteOffset, cos.byteOffset, sin.byteOffset, T, nHeads, d);
 }
 
 export function softmax(x: Float32Array, off: number, n: number): void {
-  const rt = wasm();
-  if (!rt || !ok(x)) return plain.softmax(x, off, n);
+  const rt = runtimeOf(x);
+  if (!rt) return plain.softmax(x, off, n);
   rt.ex.softmax(x.byteOffset + off * 4, n);
 }
 
 export function swiglu(gate: Float32Array, up: Float32Array, n: number): void {
-  const rt = wasm();
-  if (!rt || !ok(gate, up)) return plain.swiglu(gate, up, n);
+  const rt = runtimeOf(gate, up);
+  if (!rt) return plain.swiglu(gate, up, n);
   if (n >= PARALLEL_MIN / 8) {
     const a = rt.pool.args;
     a[0] = gate.byteOffset;
@@ -121,8 +117,8 @@ export function swiglu(gate: Float32Array, up: Float32Array, n: number): void {
 }
 
 export function addInPlace(x: Float32Array, y: Float32Array, n: number): void {
-  const rt = wasm();
-  if (!rt || !ok(x, y)) return plain.addInPlace(x, y, n);
+  const rt = runtimeOf(x, y);
+  if (!rt) return plain.addInPlace(x, y, n);
   rt.ex.addInPlace(x.byteOffset, y.byteOffset, n);
 }
 
@@ -134,9 +130,9 @@ export function attendFloatKernel(
   out: Float32Array, queries: Float32Array, T: number, keys: Float32Array | Uint16Array, values: Float32Array | Uint16Array, L: number,
   shape: { numHeads: number; numKvHeads: number; headDim: number },
 ): boolean {
-  const rt = wasm();
+  const rt = runtimeOf(out, queries, keys, values);
   const f16 = keys instanceof Uint16Array;
-  if (!rt || !ok(out, queries, keys, values) || shape.headDim % 16 !== 0) return false;
+  if (!rt || shape.headDim % 16 !== 0) return false;
   const group = shape.numHeads / shape.numKvHeads;
   const scores = threadScratch(rt, (group * L + shape.headDim) * 4);
   const a = rt.pool.args;
@@ -161,8 +157,8 @@ export function attendFloatKernel(
 
 /** out (T, n) = x (T, k) · W (k, n); W as float32 rows. Plain twin: ops.matmulNN. */
 export function matmulNN(out: Float32Array, x: Float32Array, w: Float32Array, T: number, k: number, n: number): void {
-  const rt = wasm();
-  if (!rt || !ok(out, x, w)) return plain.matmulNN(out, x, w, T, k, n);
+  const rt = runtimeOf(out, x, w);
+  if (!rt) return plain.matmulNN(out, x, w, T, k, n);
   const a = rt.pool.args;
   a[0] = out.byteOffset;
   a[1] = x.byteOffset;
@@ -176,8 +172,8 @@ export function matmulNN(out: Float32Array, x: Float32Array, w: Float32Array, T:
 
 /** out (m, n) += aᵀ · b for a (T, m), b (T, n). Plain twin: ops.matmulTNAcc. */
 export function matmulTNAcc(out: Float32Array, a: Float32Array, b: Float32Array, T: number, m: number, n: number): void {
-  const rt = wasm();
-  if (!rt || !ok(out, a, b)) return plain.matmulTNAcc(out, a, b, T, m, n);
+  const rt = runtimeOf(out, a, b);
+  if (!rt) return plain.matmulTNAcc(out, a, b, T, m, n);
   const g = rt.pool.args;
   g[0] = out.byteOffset;
   g[1] = a.byteOffset;
@@ -194,8 +190,8 @@ export function attentionBackwardKernel(
   dq: Float32Array, dk: Float32Array, dv: Float32Array, dOut: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
   T: number, c: { numHeads: number; numKvHeads: number; headDim: number },
 ): boolean {
-  const rt = wasm();
-  if (!rt || !ok(dq, dk, dv, dOut, q, k, v) || c.headDim % 16 !== 0) return false;
+  const rt = runtimeOf(dq, dk, dv, dOut, q, k, v);
+  if (!rt || c.headDim % 16 !== 0) return false;
   const s = threadScratch(rt, T * 4);
   const a = rt.pool.args;
   [dq, dk, dv, dOut, q, k, v].forEach((x, i) => (a[i] = x.byteOffset));
@@ -230,13 +226,13 @@ export function attendTiledKernel(
   out: Float32Array, queries: Float32Array, T: number, segK: TiledSegment[], segV: TiledSegment[],
   shape: { numHeads: number; numKvHeads: number; headDim: number }, G: number,
 ): boolean {
-  const rt = wasm();
+  const rt = runtimeOf(out, queries);
   const { numHeads: H, numKvHeads: KVH, headDim: d } = shape;
-  if (!rt || !ok(out, queries) || d % 8 !== 0 || G % 8 !== 0 || d % G !== 0 || segK.length !== segV.length || segK.length > 8) return false;
+  if (!rt || d % 8 !== 0 || G % 8 !== 0 || d % G !== 0 || segK.length !== segV.length || segK.length > 8) return false;
   let bitsMask = 0;
   for (const s of [...segK, ...segV]) {
     if (s.length === 0) continue;
-    if (!ok(s.data, s.scales, s.zeros)) return false;
+    if (runtimeOf(out, s.data, s.scales, s.zeros) !== rt) return false;
     if (s.kind === SEG_PACKED) {
       if (!intPathFits(s.bits, G)) return false;
       bitsMask |= 1 << bitsIndex(s.bits);

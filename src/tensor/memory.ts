@@ -1,7 +1,10 @@
-// Buffers for the hot data (weights, activations, KV caches) live in one shared WebAssembly
-// memory, so WebAssembly kernels and worker threads read them in place. A first-fit free list
-// hands out 64-byte aligned blocks; views are plain typed arrays (shared memory never detaches
-// them on growth). When WebAssembly is off, the same calls return ordinary typed arrays.
+// Buffers for the hot data (weights, activations, KV caches) live in shared WebAssembly
+// memories (arenas), so WebAssembly kernels and worker threads read them in place. A 32-bit
+// memory holds at most 4 GiB, so a bigger model spans several arenas: allocations go to the
+// *current* arena (withArena scopes it), and a kernel runs on the instance of the arena its
+// buffers live in. A first-fit free list hands out 64-byte aligned blocks; views are plain
+// typed arrays (shared memory never detaches them on growth). When WebAssembly is off, the
+// same calls return ordinary typed arrays.
 
 import { OutOfMemoryError } from "../errors.js";
 
@@ -12,9 +15,18 @@ export const WASM_MEMORY_LIMIT_BYTES = 65536 * PAGE;
 /** The first page stays unused (the kernel module's own statics). */
 const BASE = PAGE;
 
+/** The arena each memory buffer belongs to (a grown memory hands out a new buffer object). */
+const owners = new WeakMap<ArrayBufferLike, Arena>();
+
+/** PMKVQ_MEMORY_MAX_MIB caps each arena (a testing knob: a tiny model then spans several). */
+export function arenaMaxPages(): number {
+  const mib = Number(process.env.PMKVQ_MEMORY_MAX_MIB);
+  if (!Number.isFinite(mib) || mib <= 0) return 65536;
+  return Math.max(2, Math.min(65536, Math.floor(mib * 16)));
+}
+
 export class Arena {
   readonly memory: WebAssembly.Memory;
-  private readonly buffers = new WeakSet<ArrayBufferLike>();
   private free: { ptr: number; size: number }[] = [];
   private readonly sizes = new Map<number, number>();
   private top = BASE;
@@ -24,10 +36,19 @@ export class Arena {
   /** The most this arena can ever hold. */
   readonly maxBytes: number;
 
-  constructor(initialPages = 16, maximumPages = 65536) {
+  /** Position in the list of arenas (kernel instances and pool jobs name an arena by it). */
+  index = 0;
+
+  constructor(initialPages = 16, maximumPages = arenaMaxPages()) {
+    initialPages = Math.min(initialPages, maximumPages);
     this.memory = new WebAssembly.Memory({ initial: initialPages, maximum: maximumPages, shared: true });
-    this.buffers.add(this.memory.buffer);
+    owners.set(this.memory.buffer, this);
     this.maxBytes = maximumPages * PAGE;
+  }
+
+  /** Bytes this arena can hold for buffers at most (the first page is the kernels'). */
+  get capacityBytes(): number {
+    return this.maxBytes - BASE;
   }
 
   /** Bytes that can still be handed out: never-used space plus freed blocks (fragmentation aside). */
@@ -37,13 +58,13 @@ export class Arena {
 
   get buffer(): SharedArrayBuffer {
     const b = this.memory.buffer as unknown as SharedArrayBuffer;
-    this.buffers.add(b);
+    if (!owners.has(b)) owners.set(b, this);
     return b;
   }
 
   /** Is this view inside the arena's memory? */
   owns(view: ArrayBufferView): boolean {
-    return this.buffers.has(view.buffer);
+    return owners.get(view.buffer) === this;
   }
 
   alloc(bytes: number): number {
@@ -114,17 +135,25 @@ export class Arena {
   }
 }
 
+let arenas: Arena[] = [];
 let arena: Arena | null = null;
 let starter: (() => void) | null = null;
+let onAdded: ((a: Arena) => void) | null = null;
 
-/** Turn the shared arena on (done by the WebAssembly runtime when it starts). */
+/** Turn the shared arenas on with a first one (done by the WebAssembly runtime when it starts). */
 export function useArena(a: Arena | null): void {
   arena = a;
+  arenas = a ? [a] : [];
 }
 
 /** The runtime registers how to start itself, so the first allocation already lands in the arena. */
 export function setArenaStarter(fn: () => void): void {
   starter = fn;
+}
+
+/** The runtime registers what to do with a new arena (instantiate the kernels on it, tell the workers). */
+export function setArenaAdder(fn: (a: Arena) => void): void {
+  onAdded = fn;
 }
 
 function ensureStarted(): void {
@@ -135,14 +164,74 @@ function ensureStarted(): void {
   }
 }
 
+/** The arena allocations go to now (null with the plain TypeScript kernels). */
 export function currentArena(): Arena | null {
+  ensureStarted();
   return arena;
 }
 
-/** Bytes of the kernel arena handed out right now (0 with the plain TypeScript kernels) — measured, for leak checks and reports. */
+/** Every arena of this process, in order (empty with the plain TypeScript kernels). */
+export function arenaList(): readonly Arena[] {
+  ensureStarted();
+  return arenas;
+}
+
+/** Arena `index`, made (with any before it) when it does not exist yet. Null without WebAssembly. */
+export function arenaAt(index: number): Arena | null {
+  ensureStarted();
+  if (arenas.length === 0) return null;
+  while (arenas.length <= index) {
+    const a = new Arena();
+    a.index = arenas.length;
+    arenas.push(a);
+    onAdded?.(a);
+  }
+  return arenas[index];
+}
+
+/** Run fn with allocations going to arena `index` (made if needed); a plain call without WebAssembly. */
+export function withArena<T>(index: number, fn: () => T): T {
+  const a = arenaAt(index);
+  if (!a || a === arena) return fn();
+  const before = arena;
+  arena = a;
+  try {
+    return fn();
+  } finally {
+    arena = before;
+  }
+}
+
+let layerArenas: readonly number[] | null = null;
+
+/** Run fn (which builds per-layer storage with perLayer) with layer l's storage going to arena arenas[l]. */
+export function withLayerArenas<T>(arenas: readonly number[] | null, fn: () => T): T {
+  const before = layerArenas;
+  layerArenas = arenas;
+  try {
+    return fn();
+  } finally {
+    layerArenas = before;
+  }
+}
+
+/** One object per layer, each made with allocations going to its layer's arena (see withLayerArenas). */
+export function perLayer<T>(n: number, make: (layer: number) => T): T[] {
+  const arenas = layerArenas;
+  return Array.from({ length: n }, (_, l) => (arenas ? withArena(arenas[l], () => make(l)) : make(l)));
+}
+
+/** The arena a view lives in, or null for ordinary memory. */
+export function arenaOf(view: ArrayBufferView): Arena | null {
+  return owners.get(view.buffer) ?? null;
+}
+
+/** Bytes of the kernel arenas handed out right now, all arenas together (0 with the plain TypeScript kernels) — for leak checks and reports. */
 export function arenaBytesInUse(): number {
   ensureStarted();
-  return arena?.inUse ?? 0;
+  let n = 0;
+  for (const a of arenas) n += a.inUse;
+  return n;
 }
 
 function formatGiB(n: number): string {
@@ -179,12 +268,13 @@ export function allocU32(n: number): Uint32Array {
 
 /** Give a buffer back (a no-op for ordinary typed arrays). The view must not be used after. */
 export function release(view: ArrayBufferView | null | undefined): void {
-  if (view && arena && arena.owns(view) && view.byteLength > 0) arena.release(view.byteOffset);
+  if (!view || view.byteLength === 0) return;
+  owners.get(view.buffer)?.release(view.byteOffset);
 }
 
 /** Is the view in WebAssembly memory (so kernels can read it in place)? */
 export function inArena(view: ArrayBufferView): boolean {
-  return arena !== null && arena.owns(view);
+  return owners.has(view.buffer);
 }
 
 /** Buffers that live for one computation: allocate through it, give them all back at the end. */

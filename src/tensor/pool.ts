@@ -1,6 +1,8 @@
-// Worker threads that share the kernels' memory. A job is posted through a control block in
-// that memory: [generation, kernel, threads, done] then 32 f64 arguments. The main thread
-// bumps the generation, runs slice 0 itself, and waits until every worker has counted in.
+// Worker threads that share the kernels' memories. A job is posted through a control block in
+// the first memory: [generation, kernel, threads, done, memory] then 32 f64 arguments (byte
+// offsets inside the memory the job names). Every worker holds one kernel instance per memory.
+// The main thread bumps the generation, runs slice 0 itself, and waits until every worker has
+// counted in.
 
 import { Worker } from "node:worker_threads";
 import { KERNEL, runSlice, type KernelExports } from "./slices.js";
@@ -14,30 +16,34 @@ export class ThreadPool {
   private readonly ctrl: Int32Array;
   readonly args: Float64Array;
 
-  constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, private readonly ex: KernelExports, ctrlPtr: number, readonly threads: number) {
-    this.ctrl = new Int32Array(memory.buffer as SharedArrayBuffer, ctrlPtr, 16);
-    this.args = new Float64Array(memory.buffer as SharedArrayBuffer, ctrlPtr + 64, 32);
+  /** memories[0] holds the control block at ctrlPtr; exs[i] is this thread's instance on memories[i]. */
+  constructor(module: WebAssembly.Module, memories: WebAssembly.Memory[], private readonly exs: KernelExports[], ctrlPtr: number, readonly threads: number) {
+    const buf = memories[0].buffer as SharedArrayBuffer;
+    this.ctrl = new Int32Array(buf, ctrlPtr, 16);
+    this.args = new Float64Array(buf, ctrlPtr + 64, 32);
     for (let i = 1; i < threads; i++) {
-      const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: { module, memory, ctrlPtr, index: i, generation: Atomics.load(this.ctrl, 0) } });
+      const w = new Worker(new URL("./worker.js", import.meta.url), { workerData: { module, memories, ctrlPtr, index: i, generation: Atomics.load(this.ctrl, 0) } });
       w.unref();
       this.workers.push(w);
     }
   }
 
-  /** Run a kernel over all threads (args already written to this.args). */
-  run(kernel: number): void {
+  /** Run a kernel over all threads on memory `memory` (args already written to this.args). */
+  run(kernel: number, memory = 0): void {
     const n = this.threads;
+    const ex = this.exs[memory];
     if (n === 1) {
-      runSlice(this.ex, kernel, this.args, 0, 1);
+      runSlice(ex, kernel, this.args, 0, 1);
       return;
     }
     const ctrl = this.ctrl;
     ctrl[1] = kernel;
     ctrl[2] = n;
+    ctrl[4] = memory;
     Atomics.store(ctrl, 3, 0);
     Atomics.add(ctrl, 0, 1);
     Atomics.notify(ctrl, 0);
-    runSlice(this.ex, kernel, this.args, 0, n);
+    runSlice(ex, kernel, this.args, 0, n);
     const want = this.workers.length;
     let spins = 0;
     const t0 = performance.now();

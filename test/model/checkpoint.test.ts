@@ -1,6 +1,6 @@
 // Model folders that cannot be right are refused with a message naming the file: config and
 // weights that disagree on the number of blocks, null JSON files, a checkpoint too large for
-// the WebAssembly memory (refused before a byte of weights is read); tensors the model does not
+// the WebAssembly memories (refused before a byte of weights is read); tensors the model does not
 // use are a warning.
 
 import assert from "node:assert/strict";
@@ -85,26 +85,24 @@ test("generation_config.json's top_k is read; a bad one is refused naming the fi
   }
 });
 
-test("a checkpoint too large for the WebAssembly memory is refused before any weight is read, saying what fits", () => {
+/** A sparse Llama checkpoint (bf16, no data on disk) of the given shape: headers only, reads would be zeros. */
+function sparseCheckpoint(o: { hidden: number; inter: number; layers: number; vocab: number }): string {
   const dir = tempDir("pmkvq-huge-");
-  // an 8B-like shape in bf16: 2 × 300000 × 4096 embedding and head alone are 4.9 GB
-  const c = { architectures: ["LlamaForCausalLM"], hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 1, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: 300000, max_position_embeddings: 4096, rms_norm_eps: 1e-5, torch_dtype: "bfloat16" };
+  const { hidden: h, inter, layers, vocab } = o;
+  const c = { architectures: ["LlamaForCausalLM"], hidden_size: h, intermediate_size: inter, num_hidden_layers: layers, num_attention_heads: 32, num_key_value_heads: 8, vocab_size: vocab, max_position_embeddings: 4096, rms_norm_eps: 1e-5, torch_dtype: "bfloat16" };
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(c));
   const n = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
-  const names: [string, number[]][] = [
-    ["model.embed_tokens.weight", [300000, 4096]],
-    ["model.layers.0.input_layernorm.weight", [4096]],
-    ["model.layers.0.self_attn.q_proj.weight", [4096, 4096]],
-    ["model.layers.0.self_attn.k_proj.weight", [1024, 4096]],
-    ["model.layers.0.self_attn.v_proj.weight", [1024, 4096]],
-    ["model.layers.0.self_attn.o_proj.weight", [4096, 4096]],
-    ["model.layers.0.post_attention_layernorm.weight", [4096]],
-    ["model.layers.0.mlp.gate_proj.weight", [11008, 4096]],
-    ["model.layers.0.mlp.up_proj.weight", [11008, 4096]],
-    ["model.layers.0.mlp.down_proj.weight", [4096, 11008]],
-    ["model.norm.weight", [4096]],
-    ["lm_head.weight", [300000, 4096]],
-  ];
+  const kv = (h / 32) * 8;
+  const names: [string, number[]][] = [["model.embed_tokens.weight", [vocab, h]]];
+  for (let l = 0; l < layers; l++) {
+    const p = `model.layers.${l}.`;
+    names.push(
+      [p + "input_layernorm.weight", [h]], [p + "self_attn.q_proj.weight", [h, h]], [p + "self_attn.k_proj.weight", [kv, h]], [p + "self_attn.v_proj.weight", [kv, h]],
+      [p + "self_attn.o_proj.weight", [h, h]], [p + "post_attention_layernorm.weight", [h]], [p + "mlp.gate_proj.weight", [inter, h]], [p + "mlp.up_proj.weight", [inter, h]],
+      [p + "mlp.down_proj.weight", [h, inter]],
+    );
+  }
+  names.push(["model.norm.weight", [h]], ["lm_head.weight", [vocab, h]]);
   const header: Record<string, unknown> = {};
   let offset = 0;
   for (const [name, shape] of names) {
@@ -117,15 +115,36 @@ test("a checkpoint too large for the WebAssembly memory is refused before any we
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
   fs.writeFileSync(file, Buffer.concat([len, Buffer.from(json)]));
-  fs.truncateSync(file, 8 + json.length + offset); // sparse: 5 GB that take no disk
+  fs.truncateSync(file, 8 + json.length + offset); // sparse: gigabytes that take no disk
+  return dir;
+}
+
+test("a tensor larger than one WebAssembly memory is refused before any weight is read, saying the sizes", () => {
+  // 600000 × 4096 bf16: the embedding alone is 4.6 GiB, more than a 32-bit memory holds
+  const dir = sparseCheckpoint({ hidden: 4096, inter: 11008, layers: 1, vocab: 600000 });
   const before = arenaBytesInUse();
   const t0 = performance.now();
   assert.throws(() => loadModel(dir), (e: unknown) => {
     assert.ok(e instanceof OutOfMemoryError, String(e));
-    assert.match(e.message, /the weights need 4\.9\d GiB \(2\.\d\dB parameters held as bf16\), but the WebAssembly memory holds at most 4\.00 GiB/);
-    assert.match(e.message, /about 2\.\dB parameters fit/);
+    assert.match(e.message, /\(5\.\d\dB parameters held as bf16\)/);
+    assert.match(e.message, /the embedding needs 4\.58 GiB, more than one WebAssembly memory holds \(\d\.\d\d GiB usable of 4\.00 GiB\)/);
     return true;
   });
-  assert.ok(performance.now() - t0 < 2000, "refused without reading 5 GB");
+  assert.ok(performance.now() - t0 < 2000, "refused without reading the weights");
+  assert.equal(arenaBytesInUse(), before);
+});
+
+test("a model past this machine's memory is refused before any weight is read, with weights + KV cache vs what is there", () => {
+  // 400 blocks of 8192 × 28672: about 1.4 TB in bf16, past any machine this runs on
+  const dir = sparseCheckpoint({ hidden: 8192, inter: 28672, layers: 400, vocab: 32000 });
+  const before = arenaBytesInUse();
+  const t0 = performance.now();
+  assert.throws(() => loadModel(dir, { kvTokens: 256 }), (e: unknown) => {
+    assert.ok(e instanceof OutOfMemoryError, String(e));
+    // KV per block: 256 tokens (one growth step) × (K + V) × 2048 floats × 4 bytes = 4 MiB; × 400 = 1.56 GiB
+    assert.match(e.message, /weights \d+\.\d\d GiB \+ KV cache 1\.56 GiB \(for 256 tokens\) \+ forward scratch [\d.]+ [GM]iB = \d+\.\d\d GiB, but this process can hold \d+\.\d\d GiB in WebAssembly memories/);
+    return true;
+  });
+  assert.ok(performance.now() - t0 < 3000, "refused without reading the weights");
   assert.equal(arenaBytesInUse(), before);
 });
