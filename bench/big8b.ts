@@ -80,17 +80,23 @@ for (const m of memories) log(`  memory ${m.memory}: ${m.parts} (${m.inUseGiB.to
 
 // a decode step reads every matrix once, except the embedding (one row)
 const stepBytes = model.weightBytes - matrixBytes(model.transformer.weights.embed);
+/** Index of the largest logit (a loop: spreading 128k values as arguments overflows the stack). */
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
 const rows: { threads: number; decodeTokPerS: number; boundTokPerS: number; ofBound: number; bandwidthGBs: number }[] = [];
 for (const threads of threadCounts) {
   configureKernels({ threads });
   using cache = createCache(model.config, { method: "original" }, place);
   const tf = model.transformer;
   let logits = tf.forward(PROMPT, PROMPT.map((_, i) => i), cache);
-  let next = logits.indexOf(Math.max(...logits));
+  let next = argmax(logits);
   let pos = PROMPT.length;
   const step = () => {
     logits = tf.forward([next], [pos++], cache);
-    next = logits.indexOf(Math.max(...logits));
+    next = argmax(logits);
   };
   step(); // warm-up
   const s0 = performance.now();
