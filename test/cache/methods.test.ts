@@ -27,9 +27,13 @@ for (const method of METHODS.filter((m) => m !== "turboquant")) {
     const r = generate(model, ref.prompt_ids, { maxNewTokens: 64, cache });
     assert.deepEqual(r.ids, ref.greedy_ids);
     assert.equal(r.kv.blocks.length, 5);
+    const tokens = ref.prompt_ids.length + 63;
+    const kvHidden = model.config.numKvHeads * model.config.headDim;
     for (const b of r.kv.blocks) {
-      assert.equal(b.sinkTokens + b.bodyTokens + b.windowTokens, ref.prompt_ids.length + 63);
-      assert.ok(b.heldBytes > 0 && b.codeBytes > 0);
+      assert.equal(b.sinkTokens + b.bodyTokens + b.windowTokens, tokens);
+      // every token's K and V at 16 bits (or more) are held: at least 2 × tokens × kv_hidden × 2 bytes
+      assert.ok(b.codeBytes >= 2 * tokens * kvHidden * 2, `${b.codeBytes} code bytes for ${tokens} tokens`);
+      assert.ok(b.heldBytes >= b.codeBytes, `${b.heldBytes} held < ${b.codeBytes} code bytes`);
     }
     assert.equal(r.kv.totalHeldBytes, r.kv.blocks.reduce((a, b) => a + b.heldBytes, 0));
   });

@@ -19,7 +19,16 @@ test("pmkvq demo --quick on two problems: table, verdicts, results.json, frontie
   const keys: string[] = res.settings.map((m: { key: string }) => m.key);
   assert.deepEqual(keys.slice(0, 8), ["original", "rtn-4", "rtn-2", "kivi-4", "kivi-2", "turboquant-4", "turboquant-3", "turboquant-2"]);
   assert.ok(keys.slice(8).length >= 4 && keys.slice(8).every((k) => k.startsWith("pm-kvq W=32 ")), keys.join());
-  for (const m of res.settings) assert.ok(m.accuracy >= 0 && m.accuracy <= 100 && m.heldBytes > 0 && m.reservedBytes >= m.heldMaxBytes && m.tokensPerS > 0, m.key);
+  const problems = res.settings[0].problems;
+  assert.ok(problems > 0);
+  for (const m of res.settings) {
+    // accuracy is the share of correct answers over the same problems for every setting
+    assert.equal(m.problems, problems, m.key);
+    assert.ok(Number.isInteger(m.correct) && m.correct >= 0 && m.correct <= problems, m.key);
+    assert.ok(Math.abs(m.accuracy - (100 * m.correct) / problems) < 1e-9, `${m.key}: accuracy ${m.accuracy} for ${m.correct}/${problems}`);
+    assert.ok(m.heldBytes > 0 && m.heldMaxBytes >= m.heldBytes && m.reservedBytes >= m.heldMaxBytes && m.tokensPerS > 0, m.key);
+  }
+  assert.equal(res.settings.find((m: { key: string }) => m.key === "original").accuracy, 100, "the full-precision cache answers every held-out problem (the default model is trained to)");
   const full = res.settings.find((m: { key: string }) => m.key === "original");
   const pm = res.settings.filter((m: { method: string }) => m.method === "pm-kvq");
   assert.ok(Math.min(...pm.map((m: { reservedBytes: number }) => m.reservedBytes)) < full.reservedBytes / 4, "pm-kvq's smallest allocation reserves far less than full precision");

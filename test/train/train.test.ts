@@ -2,7 +2,6 @@
 // and a saved model that loads through the normal path.
 
 import assert from "node:assert/strict";
-import path from "node:path";
 import { test } from "node:test";
 import { createFullPrecisionCache } from "../../src/cache/full.js";
 import { loadModel } from "../../src/model/checkpoint.js";
@@ -44,5 +43,4 @@ test("a short run learns the short task, and the saved model reproduces its logi
   const a = Float32Array.from(r.transformer.forward(ids, ids.map((_, i) => i), createFullPrecisionCache(r.config, r.config.numLayers), "all"));
   const b = Float32Array.from(loaded.transformer.forward(ids, ids.map((_, i) => i), createFullPrecisionCache(loaded.config, loaded.config.numLayers), "all"));
   assert.ok(maxRelDiff(b, a) < 2e-2, `f16 weights change logits by ${maxRelDiff(b, a)}`);
-  assert.ok(path.basename(dir).length > 0);
 });
