@@ -100,7 +100,7 @@ test("refused: nonexistent file path", () => {
   assertCheckpointError(() => new SafetensorsFile(file), file, ["cannot open"]);
 });
 
-// Known bug: overlap is only checked against the previous tensor by offset, so an empty tensor in between hides it.
+// Regression test (fixed): overlap used to be checked only against the previous tensor by offset, so an empty tensor in between hid it.
 test("refused: overlap hidden behind a zero-length tensor", () => {
   const file = writeTemp(rawSafetensors({ a: w("F32", [10], [0, 40]), e: w("F32", [0], [8, 8]), c: w("F32", [2], [12, 20]) }, 40));
   assertCheckpointError(() => readSafetensorsHeader(file), file, ["overlaps", 'tensor "a"']);
@@ -249,7 +249,7 @@ test("tensors stored out of order (offsets not sorted) read correctly", () => {
   }
 });
 
-// Known bug: padding counts UTF-16 units, not UTF-8 bytes, so non-ASCII headers leave the data unaligned.
+// Regression test (fixed): padding used to count UTF-16 units, not UTF-8 bytes, so non-ASCII headers left the data unaligned.
 test("encodeSafetensors aligns the data section to 8 bytes with a non-ASCII header", () => {
   const bytes = encodeSafetensors([{ name: "x", dtype: "F32", shape: [1], data: new Float32Array([1]) }], { note: "é" });
   assert.equal(Number(bytes.readBigUInt64LE(0)) % 8, 0);

@@ -132,7 +132,7 @@ test("numberToF16Bits and f32ToF16 match round-half-to-even on 20000 random f32 
   }
 });
 
-// Known bug: the number is rounded to float32 first, then to f16 (double rounding).
+// Fixed bug, kept as a regression test: the number used to be rounded to float32 first, then to f16 (double rounding).
 const DOUBLE_ROUNDING: [string, number, number][] = [
   ["1 + 2^-11 + 2^-30 (above the tie, needs more than f32 precision)", 1 + 2 ** -11 + 2 ** -30, 0x3c01],
   ["65519.999 (below the overflow tie)", 65519.999, 0x7bff],
