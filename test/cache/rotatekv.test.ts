@@ -46,6 +46,11 @@ for (const [kHadDim, order] of [[32, "rotate-first"], [8, "rotate-first"], [8, "
     const undone = maxRelDiff(allLogits(model.transformer, createFullPrecisionCache(c, c.numLayers)), before);
     assert.ok(undone > 1e-2, `folded weights with a plain cache change logits by ${undone}`);
     t.diagnostic(`max relative logit change: ${rel.toExponential(2)}`);
+    // and with one pivot the 2-bit codes do run: the logits move (the equality above is not vacuous)
+    const quantized = createRotateKvCache(c, c.numLayers, { ...transform, kBits: 2, vBits: 2, groupSize: 8, nPivotTokens: 1, pivotRule: "tokens" }, new RopeTable(model.transformer.invFreq));
+    const moved = maxRelDiff(allLogits(model.transformer, quantized), before);
+    assert.ok(moved > 1e-3, `2-bit RotateKV with one pivot changed logits by only ${moved}`);
+    t.diagnostic(`2-bit codes with one pivot: max relative logit change ${moved.toExponential(2)}`);
   });
 }
 
