@@ -12,7 +12,8 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { foldRepScales, readRepScales } from "../src/calib/rep-scales.js";
-import { keyChannelMeans, reorderAscending, reorderFromMeans, rotatedKeyChannelMeans, type RotateKvOrder } from "../src/calib/rotatekv.js";
+import { keyChannelMeans, reorderAscending, reorderFromMeans, rotatedKeyChannelMeans } from "../src/calib/rotatekv.js";
+import type { RotateKvOrder } from "../src/quant/rotation.js";
 import { buildCalibrationSamples, interpolatedPositions, readCalibrationDocuments } from "../src/calib/data.js";
 import { prepareModelForMethod, type CacheSpec } from "../src/cache/factory.js";
 import { DEFAULT_MODEL_DIR, trainedTask } from "../src/demo/demo.js";

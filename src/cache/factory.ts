@@ -2,7 +2,7 @@
 // folds into the model (RotateKV's rotations).
 
 import crypto from "node:crypto";
-import { foldRotateKv, validateRotateKv } from "../calib/rotatekv.js";
+import { foldRotateKv, validateRotateKv } from "../model/fold-rotatekv.js";
 import { UsageError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Transformer } from "../model/forward.js";
@@ -13,7 +13,7 @@ import { isBitWidth } from "../quant/quantizer.js";
 import { MB } from "./budgets.js";
 import { createFullPrecisionCache, type KvDtype } from "./full.js";
 import { createKiviCache } from "./kivi.js";
-import type { RotateKvOrder } from "../calib/rotatekv.js";
+import type { RotateKvOrder } from "../quant/rotation.js";
 import type { StepOrder } from "./pending.js";
 import { createMikvCache, MIKV_DEFAULT_SINK_TOKENS } from "./mikv.js";
 import { createProgressiveCache, defaultProgressiveOptions, type ProgressiveOptions } from "./progressive.js";

@@ -13,8 +13,7 @@
 // o_proj fold undoes the value rotation.
 
 import { UsageError } from "../errors.js";
-import type { RotateKvTransform } from "../calib/rotatekv.js";
-import { rotateKeyRow, unrotateKeyRow } from "../calib/rotatekv.js";
+import { rotateKeyRow, unrotateKeyRow, type RotateKvTransform } from "../quant/rotation.js";
 import type { RopeTable } from "../model/rope.js";
 import { PackedTokenStore } from "./packed-store.js";
 import { KvCache, type AppendContext, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";

@@ -1,15 +1,8 @@
-// RotateKV's transforms (spec §7, §10), folded into the weights:
-//   keys   before RoPE, with H_B the normalised Walsh–Hadamard on each block of B = k-had-dim
-//          channels and P a channel permutation from calibration, either
-//            "rotate-first" (the original's, default): k' = P · H_B · k — P sorts the rotated
-//              channels by ascending signed mean over the calibration tokens;
-//            "reorder-first" (this project's first version): k' = H_B · P · k — P deals the raw
-//              channels by descending mean |k| round-robin over the Hadamard blocks;
-//          folded into k_proj (rows and bias); the cache undoes it before applying RoPE. With a
-//          per-head k_norm after k_proj (Qwen3) the rotation would not survive the norm, so it is
-//          not folded: the cache applies it to each arriving key (cache/rotatekv.ts).
-//   values v' = H_d · v per KV head, folded into v_proj; o_proj's input columns take H_d per query
-//          head, so o_proj(attention(v')) = o_proj(attention(v)).
+// RotateKV's calibration (spec §7, §10): the channel permutation P from the calibration keys —
+// "rotate-first" (the original's, default): the rotated channels (H_B·k) by ascending signed mean;
+// "reorder-first" (this project's first version): raw channels by descending mean |k| dealt
+// round-robin over the Hadamard blocks — and its file. The rotation itself is quant/rotation.ts,
+// its folding into the weights model/fold-rotatekv.ts, the cache that undoes it cache/rotatekv.ts.
 
 import fs from "node:fs";
 import { createFullPrecisionCache } from "../cache/full.js";
@@ -17,103 +10,8 @@ import { UsageError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Transformer } from "../model/forward.js";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.js";
-import type { Weights } from "../model/weights.js";
-import { assertHadamardSize, fwht } from "../quant/hadamard.js";
-import { f32ToBf16, f32ToF16 } from "../tensor/dtype.js";
-import { isQuantDtype, matrixToF32, type Matrix } from "../tensor/matrix.js";
-
-export type RotateKvOrder = "rotate-first" | "reorder-first";
-export const ROTATEKV_ORDERS: readonly RotateKvOrder[] = ["rotate-first", "reorder-first"];
-
-export interface RotateKvTransform {
-  /** Hadamard block size over kv_hidden (default: kv_hidden itself). */
-  kHadDim: number;
-  /** Per block a permutation of kv_hidden channels: position i of k' reads channel perm[i] (of H_B·k, or of k); null = identity. */
-  reorder: Int32Array[] | null;
-  /** Which comes first; default "rotate-first" (the original's). */
-  order?: RotateKvOrder;
-}
-
-export function validateRotateKv(c: ModelConfig, t: RotateKvTransform): void {
-  const kvHidden = c.numKvHeads * c.headDim;
-  assertHadamardSize(t.kHadDim, "--k-had-dim");
-  if (kvHidden % t.kHadDim !== 0) throw new UsageError(`--k-had-dim ${t.kHadDim} must divide kv_hidden ${kvHidden}`);
-  assertHadamardSize(c.headDim, "head_dim (for the V/O Hadamard)");
-  if (t.reorder && t.reorder.length !== c.numLayers) throw new UsageError(`reorder indices for ${t.reorder.length} blocks, the model has ${c.numLayers}`);
-}
-
-/** k' = P·H_B·k (rotate-first) or H_B·P·k (reorder-first) for one kv_hidden row, in place via scratch. */
-export function rotateKeyRow(row: Float32Array, off: number, n: number, perm: Int32Array | null, B: number, scratch: Float32Array, order: RotateKvOrder = "rotate-first"): void {
-  if (order === "rotate-first") {
-    for (let b = 0; b < n; b += B) fwht(row, off + b, B);
-    if (!perm) return;
-    for (let i = 0; i < n; i++) scratch[i] = row[off + perm[i]];
-    row.set(scratch.subarray(0, n), off);
-    return;
-  }
-  for (let i = 0; i < n; i++) scratch[i] = row[off + (perm ? perm[i] : i)];
-  for (let b = 0; b < n; b += B) fwht(scratch, b, B);
-  row.set(scratch.subarray(0, n), off);
-}
-
-/** The inverse: k = H_B·Pᵀ·k' (rotate-first) or Pᵀ·H_B·k' (reorder-first); H_B is its own inverse. */
-export function unrotateKeyRow(row: Float32Array, off: number, n: number, perm: Int32Array | null, B: number, scratch: Float32Array, order: RotateKvOrder = "rotate-first"): void {
-  if (order === "rotate-first") {
-    if (perm) {
-      for (let i = 0; i < n; i++) scratch[perm[i]] = row[off + i];
-      row.set(scratch.subarray(0, n), off);
-    }
-    for (let b = 0; b < n; b += B) fwht(row, off + b, B);
-    return;
-  }
-  scratch.set(row.subarray(off, off + n));
-  for (let b = 0; b < n; b += B) fwht(scratch, b, B);
-  for (let i = 0; i < n; i++) row[off + (perm ? perm[i] : i)] = scratch[i];
-}
-
-/** Rewrite a matrix through float32, keeping its precision. */
-function rewrite(m: Matrix, fn: (f: Float32Array) => void): void {
-  if (isQuantDtype(m.dtype)) throw new UsageError(`RotateKV rewrites weights in place; a ${m.dtype} matrix would have to be re-quantized (load float weights)`);
-  const f = m.dtype === "f32" ? (m.data as Float32Array) : Float32Array.from(matrixToF32(m));
-  fn(f);
-  if (m.dtype === "bf16") f32ToBf16(f, m.data as Uint16Array);
-  else if (m.dtype === "f16") f32ToF16(f, m.data as Uint16Array);
-}
-
-/** Apply a row transform (acting on the output dimension) to every column of W (rows × cols). */
-function transformRows(w: Float32Array, rows: number, cols: number, fn: (col: Float32Array) => void): void {
-  const col = new Float32Array(rows);
-  for (let c = 0; c < cols; c++) {
-    for (let r = 0; r < rows; r++) col[r] = w[r * cols + c];
-    fn(col);
-    for (let r = 0; r < rows; r++) w[r * cols + c] = col[r];
-  }
-}
-
-/** Fold RotateKV's key (unless the model has q/k norms) and value/output rotations into the weights, in place. */
-export function foldRotateKv(w: Weights, c: ModelConfig, t: RotateKvTransform): void {
-  validateRotateKv(c, t);
-  const d = c.headDim;
-  const kvHidden = c.numKvHeads * d;
-  const scratch = new Float32Array(kvHidden);
-  w.layers.forEach((lw, l) => {
-    const perm = t.reorder?.[l] ?? null;
-    const keyFn = (v: Float32Array) => rotateKeyRow(v, 0, kvHidden, perm, t.kHadDim, scratch, t.order);
-    if (!c.qkNorm) {
-      rewrite(lw.wk, (f) => transformRows(f, kvHidden, c.hiddenSize, keyFn));
-      if (lw.bk) keyFn(lw.bk);
-    }
-    const headFn = (v: Float32Array) => {
-      for (let h = 0; h < v.length; h += d) fwht(v, h, d);
-    };
-    rewrite(lw.wv, (f) => transformRows(f, kvHidden, c.hiddenSize, headFn));
-    if (lw.bv) headFn(lw.bv);
-    // o_proj (dim, numHeads·d): each row's per-head slices take H_d (H symmetric)
-    rewrite(lw.wo, (f) => {
-      for (let r = 0; r < c.hiddenSize; r++) headFn(f.subarray(r * c.numHeads * d, (r + 1) * c.numHeads * d));
-    });
-  });
-}
+import { fwht } from "../quant/hadamard.js";
+import { ROTATEKV_ORDERS, type RotateKvOrder } from "../quant/rotation.js";
 
 /** The original's P: the rotated channels (H_B·k) by ascending signed mean (torch.argsort). */
 export function reorderAscending(rotatedMeans: Float64Array): Int32Array {

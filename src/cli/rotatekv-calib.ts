@@ -1,7 +1,9 @@
 // `pmkvq rotatekv-calib`: RotateKV's key channel reordering from calibration means.
 
 import { Command, Option } from "commander";
-import { keyChannelMeans, reorderAscending, reorderFromMeans, rotatedKeyChannelMeans, ROTATEKV_ORDERS, validateRotateKv, writeReorder, type RotateKvOrder } from "../calib/rotatekv.js";
+import { keyChannelMeans, reorderAscending, reorderFromMeans, rotatedKeyChannelMeans, writeReorder } from "../calib/rotatekv.js";
+import { validateRotateKv } from "../model/fold-rotatekv.js";
+import { ROTATEKV_ORDERS, type RotateKvOrder } from "../quant/rotation.js";
 import { parseIntArg } from "./args.js";
 import { addCalibOptions, calibMeta, calibSetup, checkCalibInputs, type CalibFlags } from "./calib-options.js";
 import { checkOutputFile } from "../util/paths.js";

@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { test } from "node:test";
-import { foldRotateKv, readReorder, reorderAscending, reorderFromMeans, rotateKeyRow, unrotateKeyRow, writeReorder, type RotateKvTransform } from "../../src/calib/rotatekv.js";
+import { readReorder, reorderAscending, reorderFromMeans, writeReorder } from "../../src/calib/rotatekv.js";
+import { foldRotateKv } from "../../src/model/fold-rotatekv.js";
+import { rotateKeyRow, unrotateKeyRow, type RotateKvTransform } from "../../src/quant/rotation.js";
 import { createFullPrecisionCache } from "../../src/cache/full.js";
 import { choosePivots, createRotateKvCache } from "../../src/cache/rotatekv.js";
 import type { KvCache } from "../../src/cache/types.js";
