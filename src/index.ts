@@ -10,4 +10,4 @@ export { KvCache, type LayerKvCache, type KvBlockStats, type KvStats, type KvSha
 export { createFullPrecisionCache, FullPrecisionLayerCache } from "./cache/full.js";
 export { generate, resolveSampling, type GenerateOptions, type GenerateResult, type FinishReason } from "./generate/generate.js";
 export { sampleToken, argmax } from "./generate/sampler.js";
-export { Rng } from "./generate/rng.js";
+export { Rng } from "./util/rng.js";

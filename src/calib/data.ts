@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
-import { Rng } from "../generate/rng.js";
+import { Rng } from "../util/rng.js";
 import type { TextTokenizer } from "../tokenizer/tokenizer.js";
 
 const TEXT_EXTENSIONS = [".txt", ".md", ".jsonl", ".json"];

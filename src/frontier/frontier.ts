@@ -22,7 +22,7 @@ import { INSTRUCTION } from "../eval/benchmarks.js";
 import { judgeResponse } from "../eval/runner.js";
 import { KvBudgetError, SettingsMismatchError, UsageError } from "../errors.js";
 import { encodePrompt, generate } from "../generate/generate.js";
-import { Rng } from "../generate/rng.js";
+import { Rng } from "../util/rng.js";
 import { loadModel, type LoadedModel } from "../model/checkpoint.js";
 import { kvHidden } from "../model/config.js";
 import { generateProblem, type LookupSumOptions } from "../task/lookup-sum.js";

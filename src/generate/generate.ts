@@ -7,7 +7,7 @@ import { KvBudgetError, UsageError } from "../errors.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
 import { IncrementalDecoder, type ChatMessage } from "../tokenizer/tokenizer.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../util/rng.js";
 import { sampleToken, type SamplingParams } from "./sampler.js";
 
 export type FinishReason = "stop" | "length" | "kv_budget" | "context";

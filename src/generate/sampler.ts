@@ -2,7 +2,7 @@
 // (top-p) sampling — the order of transformers' logits warpers (TemperatureLogitsWarper,
 // TopKLogitsWarper, TopPLogitsWarper), which the original samples through.
 
-import type { Rng } from "./rng.js";
+import type { Rng } from "../util/rng.js";
 
 /** Index of the largest logit (the first one on ties). */
 export function argmax(logits: ArrayLike<number>): number {

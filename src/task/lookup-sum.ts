@@ -11,7 +11,7 @@
 // written to the prompt token that holds it (k03 → k03=2). Designs that did not train on this
 // machine in the time available are described in the README ("The default model").
 
-import { Rng } from "../generate/rng.js";
+import { Rng } from "../util/rng.js";
 
 export interface LookupSumOptions {
   /** Number of facts k00 … (up to MAX_FACTS). */

@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { INSTRUCTION } from "../eval/benchmarks.js";
-import { Rng } from "../generate/rng.js";
+import { Rng } from "../util/rng.js";
 import { parseModelConfig, type ModelConfig } from "../model/config.js";
 import { Transformer } from "../model/forward.js";
 import { writeSafetensors, type TensorToWrite } from "../model/safetensors.js";

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Rng } from "../../src/generate/rng.js";
+import { Rng } from "../../src/util/rng.js";
 import { resolveSampling } from "../../src/generate/generate.js";
 import { argmax, kthLargest, sampleToken } from "../../src/generate/sampler.js";
 import type { LoadedModel } from "../../src/model/checkpoint.js";
