@@ -5,7 +5,7 @@ import { attendTiledKernel } from "../tensor/kernels.js";
 import { floatSegment } from "../tensor/tiled-attention.js";
 import { allocF32, allocU16, release, perLayer } from "../tensor/memory.js";
 import { f16ToF32, f32ToF16 } from "../tensor/dtype.js";
-import { attendFloat } from "./attention.js";
+import { attendFloat } from "../tensor/attention-float.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
 /** Capacity grows in steps of this many tokens, so spare capacity stays small. */

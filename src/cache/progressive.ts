@@ -10,7 +10,7 @@
 
 import { KvBudgetError, UsageError } from "../errors.js";
 import { fakeQuantize, isBitWidth } from "../quant/quantizer.js";
-import { attendFloat } from "./attention.js";
+import { attendFloat } from "../tensor/attention-float.js";
 import { PackedAttention } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
 import { PendingTokens, type StepOrder } from "./pending.js";

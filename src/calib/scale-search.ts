@@ -4,7 +4,7 @@
 // Block inputs come from the original model; samples stream one at a time (a sample's hidden
 // state is all that is held), so memory does not grow with the number of samples.
 
-import { attendFloat } from "../cache/attention.js";
+import { attendFloat } from "../tensor/attention-float.js";
 import { BlockActs, blockForwardActs, blockOutput } from "../model/block.js";
 import type { Transformer } from "../model/forward.js";
 import { ropeTables } from "../model/rope.js";

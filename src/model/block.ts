@@ -2,7 +2,7 @@
 // building block of the backward pass and of the scale search (calibration), which need
 // q, k, v, the attention output and the MLP activations of a block, not just its output.
 
-import { attendFloat } from "../cache/attention.js";
+import { attendFloat } from "../tensor/attention-float.js";
 import { addInPlace, attendFloatKernel, headRmsnorm, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
 import { matmulMatrix } from "../tensor/matrix.js";
 import { AllocScope } from "../tensor/memory.js";

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { attendFloat } from "../../src/cache/attention.js";
+import { attendFloat } from "../../src/tensor/attention-float.js";
 import { f16ToF32, f32ToBf16, f32ToF16 } from "../../src/tensor/dtype.js";
 import * as k from "../../src/tensor/kernels.js";
 import { matmulMatrixPlain, type Matrix, type WeightDtype } from "../../src/tensor/matrix.js";

@@ -1,7 +1,13 @@
 // Causal scaled-dot-product attention over float keys/values (the plain reference).
 
-import { softmax } from "../tensor/ops.js";
-import type { KvShape } from "./types.js";
+import { softmax } from "./ops.js";
+
+/** Heads and head size (cache/types.ts's KvShape has these fields). */
+interface AttentionShape {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
 
 /**
  * out (T, numHeads·d) = attention of the last T of L cached tokens.
@@ -10,7 +16,7 @@ import type { KvShape } from "./types.js";
 export function attendFloat(
   out: Float32Array, queries: Float32Array, T: number,
   keys: Float32Array, values: Float32Array, L: number,
-  shape: KvShape, scores: Float32Array,
+  shape: AttentionShape, scores: Float32Array,
 ): void {
   const { numHeads, numKvHeads, headDim: d } = shape;
   const group = numHeads / numKvHeads;
