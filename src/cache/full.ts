@@ -1,6 +1,7 @@
 // The full-precision KV cache (method "original"): keys and values as float32, or as float16
 // (half the memory; widened inside the attention kernel).
 
+import { FULL_CACHE_GROW_TOKENS } from "../model/placement.js";
 import { attendTiledKernel } from "../tensor/kernels.js";
 import { floatSegment } from "../tensor/tiled-attention.js";
 import { allocF32, allocU16, release, perLayer } from "../tensor/memory.js";
@@ -8,9 +9,8 @@ import { f16ToF32, f32ToF16 } from "../tensor/dtype.js";
 import { attendFloat } from "../tensor/attention-float.js";
 import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
 
-/** Capacity grows in steps of this many tokens, so spare capacity stays small. */
-/** Storage grows in steps of this many tokens (placement.ts reserves memory by it). */
-export const GROW_TOKENS = 256;
+/** Storage grows in steps of this many tokens, so spare capacity stays small (model/placement.ts reserves memory by it). */
+const GROW_TOKENS = FULL_CACHE_GROW_TOKENS;
 
 export type KvDtype = "f32" | "f16";
 

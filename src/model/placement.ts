@@ -5,9 +5,12 @@
 // sizes before any weight is read, so a model that cannot fit is refused up front.
 
 import os from "node:os";
-import { GROW_TOKENS } from "../cache/full.js";
 import { OutOfMemoryError } from "../errors.js";
 import type { ModelConfig } from "./config.js";
+
+/** The float cache (cache/full.ts) grows its storage in steps of this many tokens; the plan reserves by it. */
+export const FULL_CACHE_GROW_TOKENS = 256;
+const GROW_TOKENS = FULL_CACHE_GROW_TOKENS;
 
 export interface Placement {
   /** Arena index of each block: its weights, its KV cache storage and the forward scratch it uses. */
