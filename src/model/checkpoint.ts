@@ -205,16 +205,7 @@ export function loadTransformer(dir: string, opts: LoadOptions = {}): LoadedTran
     }
     const warnings = checkTensorNames(dir, config, tensors);
     const placement = planMemory(dir, config, safetensorsSizes(tensors, opts.weightsDtype ?? "auto"), opts);
-    let done = 0;
-    const total = tensors.tensorCount;
-    const weights = loadWeights(config, tensors, opts.weightsDtype ?? "auto", (name) => opts.onTensor?.(name, ++done, total), placement);
-    let transformer: Transformer;
-    try {
-      transformer = new Transformer(config, weights, placement);
-    } catch (e) {
-      releaseWeights(weights);
-      throw e;
-    }
+    const transformer = buildTransformer(config, tensors, opts.weightsDtype ?? "auto", placement, tensors.tensorCount, opts);
     return {
       config, transformer, checkpointDtypes: tensors.dtypes(), warnings,
       tokenizer: () => TextTokenizer.fromDir(dir, { maxVocab: config.vocabSize }),
@@ -225,6 +216,18 @@ export function loadTransformer(dir: string, opts: LoadOptions = {}): LoadedTran
   }
 }
 
+/** Read the weights where the plan puts them and build the transformer; a failure gives back what was read. */
+function buildTransformer(config: ModelConfig, tensors: TensorSource, dtype: WeightDtype | "auto", placement: Placement, total: number, opts: LoadOptions): Transformer {
+  let done = 0;
+  const weights = loadWeights(config, tensors, dtype, (name) => opts.onTensor?.(name, ++done, total), placement);
+  try {
+    return new Transformer(config, weights, placement);
+  } catch (e) {
+    releaseWeights(weights);
+    throw e;
+  }
+}
+
 /** A GGUF file's config (from its metadata) and weights. */
 function loadGgufTransformer(file: string, opts: LoadOptions): LoadedTransformer {
   const { g, config, arch } = openGgufModel(file);
@@ -232,9 +235,7 @@ function loadGgufTransformer(file: string, opts: LoadOptions): LoadedTransformer
   try {
     const last = hfNames(config.numLayers - 1).wq;
     if (!tensors.has(last)) throw new CheckpointError(`${file}: block_count is ${config.numLayers}, but the file has no tensor "${ggufTensorName(last)}"; metadata and tensors disagree`);
-    const expected = expectedTensors(config);
-    const unused = tensors.unused(expected);
-    const warnings = unused.length ? [`${file}: ${unused.length} tensor${unused.length > 1 ? "s" : ""} not used by ${config.architecture}: ${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", …" : ""}`] : [];
+    const warnings = unusedWarning(file, config, tensors.unused(expectedTensors(config)));
     const dtype = opts.weightsDtype ?? "auto";
     const sizes: TensorSizes = {
       heldAs: "",
@@ -246,15 +247,7 @@ function loadGgufTransformer(file: string, opts: LoadOptions): LoadedTransformer
       },
     };
     const placement = planMemory(file, config, sizes, opts);
-    let done = 0;
-    const weights = loadWeights(config, tensors, dtype, (name) => opts.onTensor?.(name, ++done, tensors.tensorCount), placement);
-    let transformer: Transformer;
-    try {
-      transformer = new Transformer(config, weights, placement);
-    } catch (e) {
-      releaseWeights(weights);
-      throw e;
-    }
+    const transformer = buildTransformer(config, tensors, dtype, placement, tensors.tensorCount, opts);
     const generation: GenerationDefaults = { doSample: false, temperature: null, topP: null, topK: null, eosTokenIds: config.eosTokenIds, bosTokenId: config.bosTokenId };
     return { config, transformer, checkpointDtypes: tensors.dtypes(), warnings, tokenizer: () => tokenizerFromGguf(g, file, config.vocabSize), generation: () => generation };
   } finally {
@@ -286,8 +279,13 @@ function checkTensorNames(dir: string, c: ModelConfig, tensors: CheckpointTensor
     }
     if (!name.endsWith("rotary_emb.inv_freq")) unused.push(name);
   }
+  return unusedWarning(dir, c, unused);
+}
+
+/** The one-line warning about tensors a checkpoint holds that the model does not read (none: no warning). */
+function unusedWarning(where: string, c: ModelConfig, unused: string[]): string[] {
   if (unused.length === 0) return [];
-  return [`${dir}: ${unused.length} tensor${unused.length > 1 ? "s" : ""} not used by ${c.architecture}: ${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", …" : ""}`];
+  return [`${where}: ${unused.length} tensor${unused.length > 1 ? "s" : ""} not used by ${c.architecture}: ${unused.slice(0, 5).join(", ")}${unused.length > 5 ? ", …" : ""}`];
 }
 
 const HELD_BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2, F32: 4, F16: 2, BF16: 2 };
