@@ -12,7 +12,7 @@ import { matrixToF32, type Matrix, type WeightDtype } from "../tensor/matrix.js"
 import { allocF32, allocU16, release } from "../tensor/memory.js";
 import { tokenizerFromGguf } from "../tokenizer/gguf-tokenizer.js";
 import { parseModelConfig, SUPPORTED_ARCHITECTURES, type ModelConfig } from "./config.js";
-import { openForReading, readExactly } from "./files.js";
+import { openForReading } from "./files.js";
 import { GGML_TYPE, ggufTensorBytes, readGguf, readGgufTensorData, type GgufFile, type GgufTensorInfo } from "./gguf.js";
 import { readGgufMatrix } from "./gguf-matrix.js";
 import type { TensorSource } from "./weights.js";
@@ -98,7 +98,7 @@ function readTensorF32(file: string, g: GgufFile, t: GgufTensorInfo): Float32Arr
   const { fd } = openForReading(file);
   try {
     const out = new Float32Array(t.dims.reduce((x, d) => x * d, 1));
-    readExactly(fd, file, new Uint8Array(out.buffer), g.dataStart + t.offset, `tensor "${t.name}"`);
+    readGgufTensorData(fd, g, t, file, new Uint8Array(out.buffer));
     return out;
   } finally {
     fs.closeSync(fd);
