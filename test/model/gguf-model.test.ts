@@ -238,3 +238,34 @@ test("GGUF model paths and files it cannot run are refused with the reason", () 
   const yarn = rewrite("yarn.gguf", (md) => md.set("llama.rope.scaling.type", { type: GGUF_TYPE.string, value: "yarn" }));
   assert.throws(() => loadModel(yarn), /rope scaling "yarn" is not supported/);
 });
+
+test("rope_freqs (llama.cpp's form of Llama-3.1 scaling) becomes per-frequency RoPE factors: llama.cpp's greedy output on the file agrees", async () => {
+  const tok = byteLevelTokenizer(90, "llama-bpe");
+  const tf = randomTransformer({ layers: 2, hidden: 48, heads: 4, kvHeads: 2, headDim: 32, intermediate: 80, seed: 8, vocab: tok.size });
+  const plainFile = path.join(dir, "llama-plain.gguf");
+  try {
+    writeModelGguf(plainFile, tf.config, tf.weights, { type: "F32", tokenizer: tok.entries, name: "rope" });
+  } finally {
+    tf.dispose();
+  }
+  // divisors that matter at these positions: 1 for the fast half, 8 for the slow half
+  const half = tf.config.headDim / 2;
+  const factors = Float32Array.from({ length: half }, (_, i) => (i < half / 2 ? 1 : 8));
+  const g = readGguf(plainFile);
+  const buf = fs.readFileSync(plainFile);
+  const tensors = g.tensors.map((t) => {
+    const n = t.dims.reduce((a, d) => a * d, 1);
+    return { name: t.name, dims: t.dims, type: t.type, data: new Uint8Array(buf.subarray(g.dataStart + t.offset, g.dataStart + t.offset + n * 4)) };
+  });
+  tensors.push({ name: "rope_freqs.weight", dims: [half], type: GGML_TYPE.F32, data: new Uint8Array(factors.buffer) });
+  const file = path.join(dir, "llama-rope-freqs.gguf");
+  writeGguf(file, g.metadata, tensors);
+  using m = loadModel(file);
+  assert.equal(m.config.ropeScaling.type, "factors");
+  assert.deepEqual(m.config.ropeScaling.factors, Array.from(factors));
+  using plain = loadModel(plainFile);
+  const prompt = Array.from({ length: 40 }, (_, i) => 5 + ((i * 13) % 200));
+  assert.notDeepEqual(lastLogits(m, prompt), lastLogits(plain, prompt), "the factors change the positions' rotation");
+  const cpp = await llamaCpp(file, [], prompt, 12);
+  assert.deepEqual(generate(m, prompt, { maxNewTokens: 12, eosTokenIds: [] }).ids, cpp.greedy);
+});
