@@ -8,7 +8,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { createCache, prepareModelForMethod, type CacheSpec } from "../src/cache/factory.js";
-import type { KvCache } from "../src/cache/types.js";
+import type { KvCache } from "../src/model/kv-cache.js";
 import { KvBudgetError } from "../src/errors.js";
 import { loadModel, type LoadedModel } from "../src/model/checkpoint.js";
 import { writeFileAtomic } from "../src/util/atomic.js";

@@ -18,7 +18,7 @@
 import { parseArgs } from "node:util";
 import { getLlama, type LlamaContext } from "node-llama-cpp";
 import { createCache, type CacheSpec } from "../src/cache/factory.js";
-import type { KvCache } from "../src/cache/types.js";
+import type { KvCache } from "../src/model/kv-cache.js";
 import { OutOfMemoryError } from "../src/errors.js";
 import { loadModel, type LoadedModel } from "../src/model/checkpoint.js";
 import { newProfile } from "../src/model/forward.js";

@@ -21,7 +21,7 @@ import { createRotateKvCache, DEFAULT_PIVOTS, type PivotRule } from "./rotatekv.
 import { createRtnCache } from "./rtn.js";
 import { rotateCache } from "./rotated.js";
 import { createTurboQuantCache } from "./turboquant.js";
-import type { KvCache } from "./types.js";
+import type { KvCache } from "../model/kv-cache.js";
 
 export const METHODS = ["original", "pm-kvq", "rtn", "kivi", "mikv", "rotatekv", "turboquant"] as const;
 export type Method = (typeof METHODS)[number];

@@ -7,7 +7,7 @@ import { floatSegment } from "../tensor/tiled-attention.js";
 import { allocF32, allocU16, release, perLayer } from "../tensor/memory.js";
 import { f16ToF32, f32ToF16 } from "../tensor/dtype.js";
 import { attendFloat } from "../tensor/attention-float.js";
-import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "../model/kv-cache.js";
 
 /** Storage grows in steps of this many tokens, so spare capacity stays small (model/placement.ts reserves memory by it). */
 const GROW_TOKENS = FULL_CACHE_GROW_TOKENS;

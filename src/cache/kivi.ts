@@ -23,7 +23,7 @@ import { softmax } from "../tensor/ops.js";
 import { packedWeightedSum } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
 import type { StepOrder } from "./pending.js";
-import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "../model/kv-cache.js";
 import { perLayer } from "../tensor/memory.js";
 
 export interface KiviOptions {

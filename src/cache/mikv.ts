@@ -35,7 +35,7 @@ import { isBitWidth } from "../quant/quantizer.js";
 import { softmax } from "../tensor/ops.js";
 import { packedScores, packedWeightedSum } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
-import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "../model/kv-cache.js";
 import { perLayer } from "../tensor/memory.js";
 
 export interface MikvOptions {

@@ -10,7 +10,7 @@ import { attendTiledPlain, packedSegment } from "../tensor/tiled-attention.js";
 import { kernelThreads } from "../tensor/wasm.js";
 import type { PackedTokenStore } from "./packed-store.js";
 import type { PendingTokens } from "./pending.js";
-import type { KvShape } from "./types.js";
+import type { KvShape } from "../model/kv-cache.js";
 
 /**
  * scores[outOff + t] = scale · (q · k̂_t) for rows t < count of one KV head.

@@ -14,7 +14,7 @@ import { attendFloat } from "../tensor/attention-float.js";
 import { PackedAttention } from "./packed-attention.js";
 import { PackedTokenStore } from "./packed-store.js";
 import { PendingTokens, type StepOrder } from "./pending.js";
-import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "../model/kv-cache.js";
 import { perLayer } from "../tensor/memory.js";
 
 export type ProgressiveBackend = "real" | "fake";

@@ -11,7 +11,7 @@ import { UsageError } from "../errors.js";
 import { assertHadamardSize } from "../quant/hadamard.js";
 import { allocF32, release } from "../tensor/memory.js";
 import { rotate, rotationSigns, unrotate } from "./turboquant.js";
-import { KvCache, type AppendContext, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { KvCache, type AppendContext, type KvBlockStats, type KvShape, type LayerKvCache } from "../model/kv-cache.js";
 
 /** Seed of the random signs (one sign vector for every head and block). */
 export const ROTATION_SEED = 0x4ad;

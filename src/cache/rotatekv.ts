@@ -16,7 +16,7 @@ import { UsageError } from "../errors.js";
 import { rotateKeyRow, unrotateKeyRow, type RotateKvTransform } from "../quant/rotation.js";
 import type { RopeTable } from "../model/rope.js";
 import { PackedTokenStore } from "./packed-store.js";
-import { KvCache, type AppendContext, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { KvCache, type AppendContext, type KvBlockStats, type KvShape, type LayerKvCache } from "../model/kv-cache.js";
 import { perLayer } from "../tensor/memory.js";
 
 export type PivotRule = "elements" | "tokens";

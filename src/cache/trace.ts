@@ -3,7 +3,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import type { KvCache } from "./types.js";
+import type { KvCache } from "../model/kv-cache.js";
 
 export interface KvTraceLine {
   step: number;

@@ -18,7 +18,7 @@ import { UsageError } from "../errors.js";
 import { assertHadamardSize, fwht } from "../quant/hadamard.js";
 import { lloydMaxNormal, nearestLevel } from "../quant/lloyd-max.js";
 import { f16Bits, f16Value } from "../tensor/dtype.js";
-import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "./types.js";
+import { KvCache, type KvBlockStats, type KvShape, type LayerKvCache } from "../model/kv-cache.js";
 import { Rng } from "../util/rng.js";
 import { perLayer } from "../tensor/memory.js";
 

@@ -3,7 +3,7 @@
 // cache there), and feeds only the rest — so a template that renders past turns differently
 // from the generation prompt costs the differing tail, not the whole conversation.
 
-import type { KvCache } from "../cache/types.js";
+import type { KvCache } from "../model/kv-cache.js";
 import { KvBudgetError, UsageError } from "../errors.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import type { ChatMessage } from "../tokenizer/tokenizer.js";

@@ -2,7 +2,7 @@
 // until an EOS id, the token limit, or the KV budget stops it.
 
 import { createFullPrecisionCache } from "../cache/full.js";
-import type { KvCache, KvStats } from "../cache/types.js";
+import type { KvCache, KvStats } from "../model/kv-cache.js";
 import { KvBudgetError, UsageError } from "../errors.js";
 import type { LoadedModel } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";

@@ -2,7 +2,7 @@
 // Every scratch buffer lives in RunState and is allocated once per chunk size.
 
 import { UsageError } from "../errors.js";
-import type { KvCache } from "../cache/types.js";
+import type { KvCache } from "./kv-cache.js";
 import { matmulMatrix, matrixRow, type Matrix } from "../tensor/matrix.js";
 import { addInPlace, headRmsnorm, rmsnorm, rope, swiglu } from "../tensor/kernels.js";
 import { allocF32, arenaOf, release, withArena } from "../tensor/memory.js";

@@ -2,7 +2,7 @@
 
 import { softmax } from "./ops.js";
 
-/** Heads and head size (cache/types.ts's KvShape has these fields). */
+/** Heads and head size (model/kv-cache.ts's KvShape has these fields). */
 interface AttentionShape {
   numHeads: number;
   numKvHeads: number;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createFullPrecisionCache } from "../../src/cache/full.js";
 import { createKiviCache, KiviLayerCache, type KiviOptions } from "../../src/cache/kivi.js";
-import type { KvShape } from "../../src/cache/types.js";
+import type { KvShape } from "../../src/model/kv-cache.js";
 import { UsageError } from "../../src/errors.js";
 import { generate } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/checkpoint.js";

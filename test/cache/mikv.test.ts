@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createMikvCache, MIKV_GROW_TOKENS, MikvLayerCache, type MikvOptions } from "../../src/cache/mikv.js";
-import type { KvShape } from "../../src/cache/types.js";
+import type { KvShape } from "../../src/model/kv-cache.js";
 import { UsageError } from "../../src/errors.js";
 import { generate } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/checkpoint.js";

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createProgressiveCache, defaultProgressiveOptions } from "../../src/cache/progressive.js";
-import { KvCache, type LayerKvCache } from "../../src/cache/types.js";
+import { KvCache, type LayerKvCache } from "../../src/model/kv-cache.js";
 import { randomTransformer } from "../model-fixtures.js";
 
 const model = randomTransformer({ layers: 1, hidden: 256, heads: 2, kvHeads: 2, headDim: 128, intermediate: 32, vocab: 64, seed: 3 });

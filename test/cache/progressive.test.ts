@@ -10,7 +10,7 @@ import {
   type ProgressiveOptions,
 } from "../../src/cache/progressive.js";
 import { createRtnCache } from "../../src/cache/rtn.js";
-import type { KvCache, KvShape } from "../../src/cache/types.js";
+import type { KvCache, KvShape } from "../../src/model/kv-cache.js";
 import { KvBudgetError } from "../../src/errors.js";
 import { generate } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/checkpoint.js";

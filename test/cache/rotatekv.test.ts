@@ -9,7 +9,7 @@ import { foldRotateKv } from "../../src/model/fold-rotatekv.js";
 import { rotateKeyRow, unrotateKeyRow, type RotateKvTransform } from "../../src/quant/rotation.js";
 import { createFullPrecisionCache } from "../../src/cache/full.js";
 import { choosePivots, createRotateKvCache } from "../../src/cache/rotatekv.js";
-import type { KvCache } from "../../src/cache/types.js";
+import type { KvCache } from "../../src/model/kv-cache.js";
 import { UsageError } from "../../src/errors.js";
 import { generate } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/model/checkpoint.js";

@@ -10,7 +10,7 @@ import { createCache, type CacheSpec } from "../../src/cache/factory.js";
 import { FakeProgressiveLayerCache, RealProgressiveLayerCache, type ProgressiveOptions } from "../../src/cache/progressive.js";
 import type { StepOrder } from "../../src/cache/pending.js";
 import { RtnLayerCache } from "../../src/cache/rtn.js";
-import type { KvShape, LayerKvCache } from "../../src/cache/types.js";
+import type { KvShape, LayerKvCache } from "../../src/model/kv-cache.js";
 import { loadModel } from "../../src/model/checkpoint.js";
 import { allocF32, release } from "../../src/tensor/memory.js";
 import { maxRelDiff, readStoriesReference, seededRandom, STORIES_DIR } from "../helpers.js";

@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { createFullPrecisionCache } from "../../src/cache/full.js";
-import { KvCache, type LayerKvCache } from "../../src/cache/types.js";
+import { KvCache, type LayerKvCache } from "../../src/model/kv-cache.js";
 import { KvBudgetError, UsageError } from "../../src/errors.js";
 import { ChatSession } from "../../src/generate/chat.js";
 import { generate, resolveContextLimit, resolveSampling } from "../../src/generate/generate.js";

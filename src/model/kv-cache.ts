@@ -1,9 +1,10 @@
-// The KV cache interface. Attention reads keys and values only through a per-block cache:
+// The KV cache interface (owned by the model: the forward pass is written against it; cache/
+// implements it). Attention reads keys and values only through a per-block cache:
 // the forward pass appends each new token's K (after RoPE) and V, then asks the cache to
 // attend. A cache that stores quantized codes can therefore compute attention straight
 // from its own storage.
 
-import type { Placement } from "../model/placement.js";
+import type { Placement } from "./placement.js";
 
 /** Memory figures of one block's cache (the names are part of the JSON output contract). */
 export interface KvBlockStats {
