@@ -129,9 +129,17 @@ interface AnswerRecord {
 
 /** Held-out problem i: seed i, step count drawn from [ceil(f·S), S] by its own seeded draw. */
 export function problemSteps(n: number, task: LookupSumOptions, minFraction: number): number[] {
-  const lo = Math.max(3, Math.ceil(minFraction * task.steps));
-  return Array.from({ length: n }, (_, i) => lo + Math.floor(new Rng(1_000 + i).next() * (task.steps - lo + 1)));
+  const lo = shortestSteps(task, minFraction);
+  return Array.from({ length: n }, (_, i) => lo + Math.floor(new Rng(LENGTH_SEED + i).next() * (task.steps - lo + 1)));
 }
+
+/** The shortest answer the length range draws: ceil(f·S), and a few steps at least (to be a task). */
+export function shortestSteps(task: LookupSumOptions, minFraction: number): number {
+  return Math.max(MIN_STEPS, Math.ceil(minFraction * task.steps));
+}
+const MIN_STEPS = 3;
+/** Problem i's step count is drawn by Rng(LENGTH_SEED + i). */
+const LENGTH_SEED = 1_000;
 
 /** A task prompt as generate encodes it (the chat template when the model has one). */
 export function promptIds(model: LoadedModel, prompt: string): number[] {
@@ -268,35 +276,45 @@ function calibrateForTask(model: LoadedModel, o: FrontierOptions, maxLen: number
   return calibDir;
 }
 
-export function runFrontier(o: FrontierOptions): FrontierResult {
+/** The seed of the probe problem whose answer sizes max_len (not one of the held-out seeds 0 … n−1). */
+const PROBE_SEED = 400_000;
+/** max_len by default: this much longer than the longest answer, rounded up to whole steps. */
+const MAX_LEN_HEADROOM = 1.5;
+const MAX_LEN_STEP_TOKENS = 256;
+
+function checkOptions(o: FrontierOptions): void {
   if (!(o.problems >= 1)) throw new UsageError(`--problems must be ≥ 1 (got ${o.problems})`);
   if (!(o.minLengthFraction > 0 && o.minLengthFraction <= 1)) throw new UsageError(`--min-length must be in (0, 1] (got ${o.minLengthFraction})`);
   if (o.methods.length === 0) throw new UsageError("no methods to run");
   if (o.methods.includes("pm-kvq") && o.windows.length === 0) throw new UsageError("pm-kvq needs at least one --windows size");
-  const notice = o.onNotice ?? (() => {});
-  const seconds: Record<string, number> = {};
-  fs.mkdirSync(o.outDir, { recursive: true });
-  using _lock = lockOutput(o.outDir, `--out ${o.outDir}`, { onTakeover: notice });
-  using model = loadModel(o.modelDir, { weightsDtype: "f32" });
+}
 
-  // the longest answer: the prompt and reference solution of an S-step problem, and its EOS;
-  // the reservation is for maxLen tokens (default: 1.5× that, in steps of 256)
-  const probe = generateProblem(400_000, o.task);
+/** The run's lengths: the longest answer, the max_len every cache is reserved for, and the reservation sequence. */
+interface Lengths {
+  longest: number;
+  maxLen: number;
+  /** The reservation sequence: the probe's prompt, then its solution repeated up to maxLen tokens. */
+  probePrompt: number[];
+  probeRest: number[];
+}
+
+function planLengths(model: LoadedModel, o: FrontierOptions): Lengths {
+  // the longest answer: the prompt and reference solution of an S-step problem, and its EOS
+  const probe = generateProblem(PROBE_SEED, o.task);
   const probePrompt = promptIds(model, probe.prompt);
   const probeSolution = [...model.tokenizer.encode(probe.solution, false), model.config.eosTokenIds[0] ?? 0];
   const longest = probePrompt.length + probeSolution.length;
   const maxPos = model.config.maxPositionEmbeddings;
   if (longest > maxPos) throw new UsageError(`a ${o.task.steps}-step answer takes ${longest} positions, past this model's ${maxPos}; use fewer --task-steps`);
-  const maxLen = o.maxLen ?? Math.min(maxPos, Math.ceil((1.5 * longest) / 256) * 256);
+  const maxLen = o.maxLen ?? Math.min(maxPos, Math.ceil((MAX_LEN_HEADROOM * longest) / MAX_LEN_STEP_TOKENS) * MAX_LEN_STEP_TOKENS);
   if (maxLen < longest) throw new UsageError(`--max-len ${maxLen} is shorter than the task's longest answer (${longest} tokens with the prompt)`);
   if (maxLen > maxPos) throw new UsageError(`--max-len ${maxLen} is past this model's ${maxPos} positions`);
-  // the reservation sequence: the probe's prompt, then its solution repeated up to maxLen tokens
   const probeRest = Array.from({ length: maxLen - probePrompt.length }, (_, i) => probeSolution[i % probeSolution.length]);
+  return { longest, maxLen, probePrompt, probeRest };
+}
 
-  // records of an earlier run: the same settings, or refused
-  const settingsFile = path.join(o.outDir, "frontier-run.json");
-  const recordsFile = path.join(o.outDir, "records.jsonl");
-  const settings = runSettings(model, o, maxLen);
+/** Records of an earlier run are kept only with the same settings (else refused, or dropped with --fresh); the settings are written. */
+function checkEarlierRun(o: FrontierOptions, settings: Record<string, unknown>, settingsFile: string, recordsFile: string): void {
   if (o.fresh) fs.rmSync(recordsFile, { force: true });
   if (fs.existsSync(recordsFile) && fs.existsSync(settingsFile)) {
     const before = readJsonFile(settingsFile) as Record<string, unknown>;
@@ -308,107 +326,143 @@ export function runFrontier(o: FrontierOptions): FrontierResult {
     throw new SettingsMismatchError(`--out ${o.outDir}: records.jsonl without frontier-run.json (not written by pmkvq frontier?); use another --out, or --fresh`);
   }
   writeFileAtomic(settingsFile, JSON.stringify(settings, null, 1) + "\n");
+}
 
-  // 1. calibration (pm-kvq only): sensitivity for the allocation, rep scales folded into a copy
-  let t0 = performance.now();
-  let sens: SensitivityResult | null = null;
-  let pmModel: LoadedModel | null = null;
-  let rotModel: LoadedModel | null = null;
-  try {
-    if (o.methods.includes("pm-kvq")) {
-      const calibDir = calibrateForTask(model, o, maxLen);
-      sens = readJsonFile(path.join(calibDir, "sensitivity.json")) as SensitivityResult;
-      pmModel = loadModel(o.modelDir, { weightsDtype: "f32" });
-      foldRepScales(pmModel.transformer.weights, pmModel.config, readRepScales(path.join(calibDir, "rep_scales.safetensors"), pmModel.config).scales);
-    }
-    seconds.calibration = (performance.now() - t0) / 1000;
-
-    // 2. the settings and what each reserves for a max_len answer
-    t0 = performance.now();
-    const skipped: string[] = [];
-    const defs = settingDefs(o, sens, model.config, maxLen, skipped);
-    if (o.methods.includes("rotatekv") && defs.some((d) => d.model === "rotatekv")) {
-      rotModel = loadModel(o.modelDir, { weightsDtype: "f32" });
-    }
-    const modelFor = (d: SettingDef): LoadedModel => {
-      const m = d.model === "pm" ? pmModel! : d.model === "rotatekv" ? rotModel! : model;
-      prepareModelForMethod(m.transformer, d.spec);
-      return m;
-    };
-    const reserved = new Map<string, number>();
-    const runnable: SettingDef[] = [];
-    for (const d of defs) {
-      const peak = peakHeldOnSequence(modelFor(d), probePrompt, probeRest, d.spec);
-      if (peak === null) {
-        skipped.push(`${d.key}: its budgets cannot hold a ${maxLen}-token answer`);
-        continue;
-      }
-      reserved.set(d.key, peak);
-      runnable.push(d);
-    }
-    seconds.reservations = (performance.now() - t0) / 1000;
-
-    // 3. answers: every setting × every problem, resuming from records.jsonl
-    t0 = performance.now();
-    const steps = problemSteps(o.problems, o.task, o.minLengthFraction);
-    const records = readRecords(recordsFile, notice);
-    const specId = (d: SettingDef) => JSON.stringify({ ...cacheSettings(model.config, d.spec), rotate: d.spec.rotate ?? null });
-    const done = new Map<string, AnswerRecord>();
-    for (const r of records) done.set(`${r.key}\u0000${r.spec}\u0000${r.seed}`, r);
-    const total = runnable.length * o.problems;
-    let count = 0;
-    let generated = 0;
-    const results: SettingResult[] = [];
-    for (const d of runnable) {
-      const m = modelFor(d);
-      const sid = specId(d);
-      const mine: AnswerRecord[] = [];
-      for (let seed = 0; seed < o.problems; seed++) {
-        const id = `${d.key}\u0000${sid}\u0000${seed}`;
-        let rec = done.get(id);
-        if (!rec) {
-          rec = answer(m, seed, { facts: o.task.facts, steps: steps[seed] }, d, sid, maxLen);
-          fs.appendFileSync(recordsFile, JSON.stringify(rec) + "\n");
-          generated++;
-        }
-        mine.push(rec);
-        o.onAnswer?.(++count, total, d.key);
-      }
-      const n = mine.length;
-      const decodeMs = mine.reduce((a, r) => a + r.decodeMs, 0);
-      const tokens = mine.reduce((a, r) => a + r.outputTokens, 0);
-      const correct = mine.filter((r) => r.correct).length;
-      results.push({
-        key: d.key, family: d.family, method: d.method,
-        reservedBytes: reserved.get(d.key)!,
-        heldBytes: mine.reduce((a, r) => a + r.peakHeld, 0) / n,
-        heldMaxBytes: Math.max(...mine.map((r) => r.peakHeld)),
-        correct, problems: n, accuracy: (100 * correct) / n,
-        meanOutputTokens: tokens / n,
-        kvBudgetStops: mine.filter((r) => r.finish === "kv_budget").length,
-        tokensPerS: decodeMs > 0 ? (tokens / decodeMs) * 1000 : 0,
-        ...(d.bits ? { bits: d.bits, window: d.window } : {}),
-      });
-    }
-    seconds.answers = (performance.now() - t0) / 1000;
-
-    const result: FrontierResult = {
-      task: o.task, minLengthFraction: o.minLengthFraction, maxLen, longestAnswer: longest, problems: o.problems, steps,
-      settings: results,
-      levels: compareAtLevels(results, "reserved"),
-      heldRanges: heldRanges(results),
-      verdicts: { reserved: reservedVerdict(results, maxLen), held: heldVerdict(results) },
-      skipped, generated, seconds,
-    };
-    const lo = Math.max(3, Math.ceil(o.minLengthFraction * o.task.steps));
-    const title = `lookup-sum (${o.task.facts} facts, ${lo < o.task.steps ? `${lo}–` : ""}${o.task.steps} steps), ${o.problems} held-out problems per setting, greedy`;
-    writeFileAtomic(path.join(o.outDir, "frontier.svg"), frontierChart(results, { title, maxLen }));
-    writeFileAtomic(path.join(o.outDir, "results.json"), JSON.stringify(result, null, 1) + "\n");
-    return result;
-  } finally {
-    pmModel?.dispose();
-    rotModel?.dispose();
+/** The copies of the model the settings run on: plain, with pm-kvq's rep scales folded in, RotateKV's (all given back together). */
+class ModelCopies implements Disposable {
+  pm: LoadedModel | null = null;
+  rotatekv: LoadedModel | null = null;
+  constructor(readonly plain: LoadedModel) {}
+  /** The copy a setting runs on, prepared for its cache. */
+  for(d: SettingDef): LoadedModel {
+    const m = d.model === "pm" ? this.pm! : d.model === "rotatekv" ? this.rotatekv! : this.plain;
+    prepareModelForMethod(m.transformer, d.spec);
+    return m;
   }
+  [Symbol.dispose](): void {
+    this.pm?.dispose();
+    this.rotatekv?.dispose();
+    this.plain.dispose();
+  }
+}
+
+/** Stage 1 (pm-kvq only): sensitivity for the allocation, and rep scales folded into a copy of the model. */
+function calibrationStage(models: ModelCopies, o: FrontierOptions, maxLen: number): SensitivityResult | null {
+  if (!o.methods.includes("pm-kvq")) return null;
+  const calibDir = calibrateForTask(models.plain, o, maxLen);
+  const sens = readJsonFile(path.join(calibDir, "sensitivity.json")) as SensitivityResult;
+  models.pm = loadModel(o.modelDir, { weightsDtype: "f32" });
+  foldRepScales(models.pm.transformer.weights, models.pm.config, readRepScales(path.join(calibDir, "rep_scales.safetensors"), models.pm.config).scales);
+  return sens;
+}
+
+/** Stage 2: what each setting reserves for a max_len answer; the settings that cannot hold one are skipped. */
+function reservationStage(models: ModelCopies, defs: SettingDef[], len: Lengths, skipped: string[]): { runnable: SettingDef[]; reserved: Map<string, number> } {
+  const reserved = new Map<string, number>();
+  const runnable: SettingDef[] = [];
+  for (const d of defs) {
+    const peak = peakHeldOnSequence(models.for(d), len.probePrompt, len.probeRest, d.spec);
+    if (peak === null) {
+      skipped.push(`${d.key}: its budgets cannot hold a ${len.maxLen}-token answer`);
+      continue;
+    }
+    reserved.set(d.key, peak);
+    runnable.push(d);
+  }
+  return { runnable, reserved };
+}
+
+/** One setting's figures over its answers. */
+function summarize(d: SettingDef, mine: AnswerRecord[], reservedBytes: number): SettingResult {
+  const n = mine.length;
+  const decodeMs = mine.reduce((a, r) => a + r.decodeMs, 0);
+  const tokens = mine.reduce((a, r) => a + r.outputTokens, 0);
+  const correct = mine.filter((r) => r.correct).length;
+  return {
+    key: d.key, family: d.family, method: d.method,
+    reservedBytes,
+    heldBytes: mine.reduce((a, r) => a + r.peakHeld, 0) / n,
+    heldMaxBytes: Math.max(...mine.map((r) => r.peakHeld)),
+    correct, problems: n, accuracy: (100 * correct) / n,
+    meanOutputTokens: tokens / n,
+    kvBudgetStops: mine.filter((r) => r.finish === "kv_budget").length,
+    tokensPerS: decodeMs > 0 ? (tokens / decodeMs) * 1000 : 0,
+    ...(d.bits ? { bits: d.bits, window: d.window } : {}),
+  };
+}
+
+/** Stage 3: every runnable setting answers every problem, resuming from records.jsonl (one line appended per answer). */
+function answerStage(
+  models: ModelCopies, o: FrontierOptions, runnable: SettingDef[], reserved: Map<string, number>, steps: number[], maxLen: number, recordsFile: string,
+): { results: SettingResult[]; generated: number } {
+  const notice = o.onNotice ?? (() => {});
+  const specId = (d: SettingDef) => JSON.stringify({ ...cacheSettings(models.plain.config, d.spec), rotate: d.spec.rotate ?? null });
+  const done = new Map<string, AnswerRecord>();
+  for (const r of readRecords(recordsFile, notice)) done.set(`${r.key}\u0000${r.spec}\u0000${r.seed}`, r);
+  const total = runnable.length * o.problems;
+  let count = 0;
+  let generated = 0;
+  const results: SettingResult[] = [];
+  for (const d of runnable) {
+    const m = models.for(d);
+    const sid = specId(d);
+    const mine: AnswerRecord[] = [];
+    for (let seed = 0; seed < o.problems; seed++) {
+      let rec = done.get(`${d.key}\u0000${sid}\u0000${seed}`);
+      if (!rec) {
+        rec = answer(m, seed, { facts: o.task.facts, steps: steps[seed] }, d, sid, maxLen);
+        fs.appendFileSync(recordsFile, JSON.stringify(rec) + "\n");
+        generated++;
+      }
+      mine.push(rec);
+      o.onAnswer?.(++count, total, d.key);
+    }
+    results.push(summarize(d, mine, reserved.get(d.key)!));
+  }
+  return { results, generated };
+}
+
+/** Run every stage, timing each; the result is also written to outDir (results.json, frontier.svg). */
+export function runFrontier(o: FrontierOptions): FrontierResult {
+  checkOptions(o);
+  const notice = o.onNotice ?? (() => {});
+  const seconds: Record<string, number> = {};
+  const timed = <T>(stage: string, f: () => T): T => {
+    const t0 = performance.now();
+    const r = f();
+    seconds[stage] = (performance.now() - t0) / 1000;
+    return r;
+  };
+  fs.mkdirSync(o.outDir, { recursive: true });
+  using _lock = lockOutput(o.outDir, `--out ${o.outDir}`, { onTakeover: notice });
+  using models = new ModelCopies(loadModel(o.modelDir, { weightsDtype: "f32" }));
+  const len = planLengths(models.plain, o);
+  const recordsFile = path.join(o.outDir, "records.jsonl");
+  checkEarlierRun(o, runSettings(models.plain, o, len.maxLen), path.join(o.outDir, "frontier-run.json"), recordsFile);
+
+  const sens = timed("calibration", () => calibrationStage(models, o, len.maxLen));
+  const skipped: string[] = [];
+  const { runnable, reserved } = timed("reservations", () => {
+    const defs = settingDefs(o, sens, models.plain.config, len.maxLen, skipped);
+    if (o.methods.includes("rotatekv") && defs.some((d) => d.model === "rotatekv")) models.rotatekv = loadModel(o.modelDir, { weightsDtype: "f32" });
+    return reservationStage(models, defs, len, skipped);
+  });
+  const steps = problemSteps(o.problems, o.task, o.minLengthFraction);
+  const { results, generated } = timed("answers", () => answerStage(models, o, runnable, reserved, steps, len.maxLen, recordsFile));
+
+  const result: FrontierResult = {
+    task: o.task, minLengthFraction: o.minLengthFraction, maxLen: len.maxLen, longestAnswer: len.longest, problems: o.problems, steps,
+    settings: results,
+    levels: compareAtLevels(results, "reserved"),
+    heldRanges: heldRanges(results),
+    verdicts: { reserved: reservedVerdict(results, len.maxLen), held: heldVerdict(results) },
+    skipped, generated, seconds,
+  };
+  const lo = shortestSteps(o.task, o.minLengthFraction);
+  const title = `lookup-sum (${o.task.facts} facts, ${lo < o.task.steps ? `${lo}–` : ""}${o.task.steps} steps), ${o.problems} held-out problems per setting, greedy`;
+  writeFileAtomic(path.join(o.outDir, "frontier.svg"), frontierChart(results, { title, maxLen: len.maxLen }));
+  writeFileAtomic(path.join(o.outDir, "results.json"), JSON.stringify(result, null, 1) + "\n");
+  return result;
 }
 
 /** One greedy answer with a fresh cache; the peak bytes it held over the answer. */

@@ -2,7 +2,7 @@
 // README), the level-by-level comparison of the reserved protocol, and the verdicts.
 
 import { frontier, isPmKvq, type SettingResult } from "./analysis.js";
-import type { FrontierResult } from "./frontier.js";
+import { shortestSteps, type FrontierResult } from "./frontier.js";
 
 const kib = (b: number) => (b / 1024).toFixed(1);
 
@@ -49,7 +49,7 @@ export function levelsTable(r: FrontierResult, markdown: boolean): string {
 export function frontierSummary(r: FrontierResult): string {
   const pm = r.settings.filter(isPmKvq);
   return [
-    `lookup-sum: ${r.task.facts} facts, ${r.minLengthFraction < 1 ? `${Math.max(3, Math.ceil(r.minLengthFraction * r.task.steps))}–` : ""}${r.task.steps} steps; ${r.problems} held-out problems per setting, greedy decoding; the longest answer takes ${r.longestAnswer} tokens with its prompt, every cache is reserved for ${r.maxLen}.`,
+    `lookup-sum: ${r.task.facts} facts, ${r.minLengthFraction < 1 ? `${shortestSteps(r.task, r.minLengthFraction)}–` : ""}${r.task.steps} steps; ${r.problems} held-out problems per setting, greedy decoding; the longest answer takes ${r.longestAnswer} tokens with its prompt, every cache is reserved for ${r.maxLen}.`,
     "Memory is honest (codes + scales + zeros + float parts + spare capacity). reserved: the peak a cache holds on a max_len sequence (what it must be given); held: the peak it held during each answer, averaged. * = on its method's frontier.",
     ...(pm.length ? [`pm-kvq: exact allocations of spec §4 over bits {16, 8, 4, 2} with budgets for max_len (sink 1, windows ${[...new Set(pm.map((s) => s.window))].join(" and ")}), rep scales calibrated on solved problems of the task.`] : []),
   ].join("\n");
