@@ -7,70 +7,18 @@ import { UsageError } from "../errors.js";
 import { attentionBackward, ropeBackward } from "../model/backward.js";
 import { BlockActs, blockForwardActs, blockOutput } from "../model/block.js";
 import type { Transformer } from "../model/forward.js";
+import type { Grads } from "../model/grads.js";
 import { ropeTables } from "../model/rope.js";
-import type { Weights } from "../model/weights.js";
 import { addInPlace, attentionBackwardKernel, matmul, matmulNN, matmulTNAcc, rmsnorm } from "../tensor/kernels.js";
 import type { Matrix } from "../tensor/matrix.js";
-import { allocF32, AllocScope, release } from "../tensor/memory.js";
+import { AllocScope } from "../tensor/memory.js";
 
-export interface LayerGrads {
-  attnNorm: Float32Array;
-  wq: Float32Array;
-  wk: Float32Array;
-  wv: Float32Array;
-  wo: Float32Array;
-  bq: Float32Array | null;
-  bk: Float32Array | null;
-  bv: Float32Array | null;
-  ffnNorm: Float32Array;
-  wGate: Float32Array;
-  wUp: Float32Array;
-  wDown: Float32Array;
-}
-
-export interface Grads {
-  embed: Float32Array;
-  layers: LayerGrads[];
-  finalNorm: Float32Array;
-  /** null when the head is tied to the embedding (its gradient goes to embed). */
-  lmHead: Float32Array | null;
-}
+export { clearGrads, gradBuffers, releaseGrads, zeroGrads, type Grads, type LayerGrads } from "../model/grads.js";
 
 const f32 = (m: Matrix): Float32Array => {
   if (m.dtype !== "f32") throw new UsageError("training needs float32 weights (load with weightsDtype f32)");
   return m.data as Float32Array;
 };
-
-export function zeroGrads(w: Weights): Grads {
-  const like = (a: Float32Array | null) => (a ? allocF32(a.length) : null);
-  return {
-    embed: allocF32(w.embed.rows * w.embed.cols),
-    layers: w.layers.map((l) => ({
-      attnNorm: allocF32(l.attnNorm.length), wq: allocF32(l.wq.rows * l.wq.cols), wk: allocF32(l.wk.rows * l.wk.cols),
-      wv: allocF32(l.wv.rows * l.wv.cols), wo: allocF32(l.wo.rows * l.wo.cols), bq: like(l.bq), bk: like(l.bk), bv: like(l.bv),
-      ffnNorm: allocF32(l.ffnNorm.length), wGate: allocF32(l.wGate.rows * l.wGate.cols), wUp: allocF32(l.wUp.rows * l.wUp.cols),
-      wDown: allocF32(l.wDown.rows * l.wDown.cols),
-    })),
-    finalNorm: allocF32(w.finalNorm.length),
-    lmHead: w.lmHead === w.embed ? null : allocF32(w.lmHead.rows * w.lmHead.cols),
-  };
-}
-
-/** Every gradient buffer, in a fixed order (for clipping, the optimizer and tests). */
-export function gradBuffers(g: Grads): Float32Array[] {
-  const out = [g.embed, g.finalNorm];
-  if (g.lmHead) out.push(g.lmHead);
-  for (const l of g.layers) for (const v of Object.values(l)) if (v) out.push(v as Float32Array);
-  return out;
-}
-
-export function clearGrads(g: Grads): void {
-  for (const b of gradBuffers(g)) b.fill(0);
-}
-
-export function releaseGrads(g: Grads): void {
-  for (const b of gradBuffers(g)) release(b);
-}
 
 /** dx += RMSNorm backward, and dw += Σ_t dy ⊙ x·r (the norm weight's gradient). */
 function rmsnormBackwardFull(dx: Float32Array, dw: Float32Array, dy: Float32Array, x: Float32Array, w: Float32Array, T: number, n: number, eps: number): void {
