@@ -2,7 +2,7 @@
 // next-token cross-entropy to every block's keys (after RoPE) and values, and add
 // mean(|(Q_b(K) − K) ⊙ G_K|) for each bit-width b (likewise V); average over samples.
 
-import { lossAndKvGrads } from "../model/backward.js";
+import { sequenceBackward } from "../model/backward.js";
 import type { Transformer } from "../model/forward.js";
 import { fakeQuantize } from "../quant/quantizer.js";
 
@@ -39,12 +39,16 @@ export function computeSensitivity(tf: Transformer, samples: number[][], positio
   }
   let meanLoss = 0;
   samples.forEach((tokens, s) => {
-    const { loss } = lossAndKvGrads(tf, tokens, positions, (g) => {
-      for (const b of SENSITIVITY_BITS) {
-        k[b][g.layer] += quantErrorTimesGrad(g.keys, g.dKeys, b, o.groupSize) / samples.length;
-        v[b][g.layer] += quantErrorTimesGrad(g.values, g.dValues, b, o.groupSize) / samples.length;
-      }
+    // activation gradients only: no weight gradient is computed
+    const r = sequenceBackward(tf, tokens, positions, {
+      onKv: (g) => {
+        for (const b of SENSITIVITY_BITS) {
+          k[b][g.layer] += quantErrorTimesGrad(g.keys, g.dKeys, b, o.groupSize) / samples.length;
+          v[b][g.layer] += quantErrorTimesGrad(g.values, g.dValues, b, o.groupSize) / samples.length;
+        }
+      },
     });
+    const loss = r.lossSum / r.count;
     meanLoss += loss / samples.length;
     o.onSample?.(s + 1, samples.length, loss);
   });

@@ -1,20 +1,21 @@
-// The backward pass for activation gradients (spec §5): from the mean next-token
-// cross-entropy of one sequence back to every block's keys (after RoPE) and values.
-// The forward saves only each block's input; the backward recomputes the rest of a block
-// from it (one block's internals alive at a time).
-// Functions follow llm.c's naming: xxxForward / xxxBackward, outputs first.
+// The one backward pass (spec §5, issue 8): from the next-token cross-entropy of one sequence
+// back to every block's keys (after RoPE) and values — what sensitivity profiling needs — and,
+// when asked, to every weight — what training needs. The forward saves only each block's
+// input; the backward recomputes the rest of a block from it (one block's internals alive at
+// a time). Functions follow llm.c's naming: xxxForward / xxxBackward, outputs first.
 
 import { UsageError } from "../errors.js";
+import { addInPlace, attentionBackwardKernel, matmulNN, matmulTNAcc, rmsnorm } from "../tensor/kernels.js";
 import { matmulMatrix, matrixRow, type Matrix } from "../tensor/matrix.js";
-import { attentionBackwardKernel, rmsnorm } from "../tensor/kernels.js";
 import { AllocScope } from "../tensor/memory.js";
 import { BlockActs, blockForwardActs, blockOutput } from "./block.js";
 import type { ModelConfig } from "./config.js";
-import { ropeTables } from "./rope.js";
 import type { Transformer } from "./forward.js";
+import type { Grads, LayerGrads } from "./grads.js";
+import { ropeTables } from "./rope.js";
 
-/** Gradients of one block, handed to the caller as soon as they are known. */
-export interface BlockGrads {
+/** One block's keys, values and their gradients, handed to the caller as soon as they are known. */
+export interface KvGrads {
   layer: number;
   /** Keys after RoPE and values, (T, numKvHeads·d). */
   keys: Float32Array;
@@ -24,28 +25,64 @@ export interface BlockGrads {
   dValues: Float32Array;
 }
 
-export interface LossAndGrads {
-  /** Mean next-token cross-entropy over the T − 1 predictions (nats). */
-  loss: number;
+export interface BackwardOptions {
+  /** mask[t] > 0 counts the prediction of tokens[t+1] at position t, weighted by mask[t]; default: all T − 1. */
+  mask?: ArrayLike<number>;
+  /** The gradients are of scale · Σ_t mask[t]·loss_t; default 1/count (the sequence's mean loss). */
+  scale?: number;
+  /** Weight gradients are added into these when given; without, none is computed. */
+  grads?: Grads;
+  /** Every block's K/V and dK/dV, last block first, as the backward reaches them. */
+  onKv?: (g: KvGrads) => void;
+  /** Positions whose logits the loss head holds at once; default: as many as fit in HEAD_CHUNK_FLOATS. */
+  headChunk?: number;
 }
 
-/** dx (T, in) += dy (T, out) · W (out, in) — the input gradient of y = x·Wᵀ. */
-export function matmulBackwardInput(dx: Float32Array, dy: Float32Array, w: Matrix, T: number): void {
+export interface SequenceLoss {
+  /** Σ of mask[t] · the cross-entropy of the counted predictions (nats). */
+  lossSum: number;
+  /** Predictions counted (mask > 0). */
+  count: number;
+  /** Predictions whose argmax was the target. */
+  correct: number;
+}
+
+/**
+ * dinp (T, in) = dout (T, out) · W, the input gradient of out = inp·Wᵀ + b; when given,
+ * dweight (out, in) += doutᵀ · inp and dbias (out) += Σ_t dout.
+ */
+export function matmulBackward(
+  dinp: Float32Array, dweight: Float32Array | null, dbias: Float32Array | null,
+  dout: Float32Array, inp: Float32Array, weight: Matrix, T: number,
+): void {
+  const { rows, cols } = weight;
+  if (weight.dtype === "f32") matmulNN(dinp, dout, weight.data as Float32Array, T, rows, cols);
+  else matmulNNWidened(dinp, dout, weight, T);
+  if (dweight) matmulTNAcc(dweight, dout, inp, T, rows, cols);
+  if (dbias) for (let t = 0; t < T; t++) for (let o = 0; o < rows; o++) dbias[o] += dout[t * rows + o];
+}
+
+/** dinp (T, in) = dout (T, out) · W for 16-bit and quantized W, widening one row at a time. */
+function matmulNNWidened(dinp: Float32Array, dout: Float32Array, w: Matrix, T: number): void {
   const { rows, cols } = w;
   const row = new Float32Array(cols);
+  dinp.fill(0, 0, T * cols);
   for (let o = 0; o < rows; o++) {
     matrixRow(w, o, row);
     for (let t = 0; t < T; t++) {
-      const g = dy[t * rows + o];
+      const g = dout[t * rows + o];
       if (g === 0) continue;
       const off = t * cols;
-      for (let i = 0; i < cols; i++) dx[off + i] += g * row[i];
+      for (let i = 0; i < cols; i++) dinp[off + i] += g * row[i];
     }
   }
 }
 
-/** dx += RMSNorm backward: y = x·r·w, r = 1/sqrt(mean(x²) + eps). */
-export function rmsnormBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): void {
+/** dx += RMSNorm backward (y = x·r·w, r = 1/sqrt(mean(x²) + eps)); dweight += Σ_t dy ⊙ x·r when given. */
+export function rmsnormBackward(
+  dx: Float32Array, dweight: Float32Array | null,
+  dy: Float32Array, x: Float32Array, weight: Float32Array, T: number, n: number, eps: number,
+): void {
   for (let t = 0; t < T; t++) {
     const off = t * n;
     let ss = 0;
@@ -53,19 +90,34 @@ export function rmsnormBackward(dx: Float32Array, dy: Float32Array, x: Float32Ar
     const r = 1 / Math.sqrt(ss / n + eps);
     let dot = 0; // Σ_i dy_i w_i x_i
     for (let i = 0; i < n; i++) dot += dy[off + i] * weight[i] * x[off + i];
+    if (dweight) for (let i = 0; i < n; i++) dweight[i] += dy[off + i] * x[off + i] * r;
     const c = (dot * r * r * r) / n;
     for (let i = 0; i < n; i++) dx[off + i] += dy[off + i] * weight[i] * r - x[off + i] * c;
   }
 }
 
-/** dx += the backward of headRmsnorm (Qwen3's q_norm/k_norm): x (T, nHeads, d); weight (d) or (nHeads·d). */
-export function headRmsnormBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, T: number, nHeads: number, d: number, eps: number): void {
-  if (weight.length === d) return rmsnormBackward(dx, dy, x, weight, T * nHeads, d, eps);
+/** dx (+ dweight) += the backward of headRmsnorm (Qwen3's q_norm/k_norm): x (T, nHeads, d); weight (d) or (nHeads·d). */
+export function headRmsnormBackward(
+  dx: Float32Array, dweight: Float32Array | null,
+  dy: Float32Array, x: Float32Array, weight: Float32Array, T: number, nHeads: number, d: number, eps: number,
+): void {
+  if (weight.length === d) return rmsnormBackward(dx, dweight, dy, x, weight, T * nHeads, d, eps);
   for (let t = 0; t < T; t++) {
     for (let h = 0; h < nHeads; h++) {
       const o = (t * nHeads + h) * d;
-      rmsnormBackward(dx.subarray(o, o + d), dy.subarray(o, o + d), x.subarray(o, o + d), weight.subarray(h * d, (h + 1) * d), 1, d, eps);
+      const slice = (a: Float32Array, at: number) => a.subarray(at, at + d);
+      rmsnormBackward(slice(dx, o), dweight && slice(dweight, h * d), slice(dy, o), slice(x, o), slice(weight, h * d), 1, d, eps);
     }
+  }
+}
+
+/** dGate, dUp (n) from dAct (n), the backward of act = silu(gate)·up. */
+export function swigluBackward(dGate: Float32Array, dUp: Float32Array, dAct: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i];
+    const sig = 1 / (1 + Math.exp(-g));
+    dUp[i] = dAct[i] * g * sig;
+    dGate[i] = dAct[i] * up[i] * sig * (1 + g * (1 - sig));
   }
 }
 
@@ -90,8 +142,18 @@ export function ropeBackward(dx: Float32Array, cos: Float32Array, sin: Float32Ar
 /**
  * Causal attention backward. Given q, k (after RoPE), v, and dOut (T, numHeads·d), adds
  * into dq (T, numHeads·d), dk and dv (T, numKvHeads·d). Softmax rows are recomputed.
+ * On the kernel where it runs, else on its plain twin.
  */
 export function attentionBackward(
+  dq: Float32Array, dk: Float32Array, dv: Float32Array,
+  dOut: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
+  T: number, c: Pick<ModelConfig, "numHeads" | "numKvHeads" | "headDim">,
+): void {
+  if (!attentionBackwardKernel(dq, dk, dv, dOut, q, k, v, T, c)) attentionBackwardPlain(dq, dk, dv, dOut, q, k, v, T, c);
+}
+
+/** The plain-TypeScript twin of attentionBackwardKernel (the algorithmic reference). */
+export function attentionBackwardPlain(
   dq: Float32Array, dk: Float32Array, dv: Float32Array,
   dOut: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
   T: number, c: Pick<ModelConfig, "numHeads" | "numKvHeads" | "headDim">,
@@ -144,127 +206,194 @@ export function attentionBackward(
 }
 
 /**
- * Mean next-token cross-entropy of `tokens` at `positions` and its gradients w.r.t. every
- * block's keys (after RoPE) and values, delivered per block through `onBlock` (last block
- * first, as the backward reaches them).
+ * One row of logits (V) → in place dlogits = k·(softmax − onehot(target)). Returns the row's
+ * cross-entropy (nats) and whether its argmax was the target.
  */
-export function lossAndKvGrads(tf: Transformer, tokens: number[], positions: number[], onBlock: (g: BlockGrads) => void): LossAndGrads {
+export function crossentropySoftmaxBackward(dlogits: Float32Array, target: number, k: number, V: number): { loss: number; correct: boolean } {
+  const row = dlogits;
+  let max = -Infinity;
+  let arg = 0;
+  for (let i = 0; i < V; i++) if (row[i] > max) (max = row[i]), (arg = i);
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += Math.exp(row[i] - max);
+  const loss = Math.log(sum) + max - row[target];
+  for (let i = 0; i < V; i++) row[i] = k * (Math.exp(row[i] - max) / sum - (i === target ? 1 : 0));
+  return { loss, correct: arg === target };
+}
+
+/** Floats of logits the loss head holds at once (16 MiB): every position for small vocabularies, a chunk of them for large ones. */
+export const HEAD_CHUNK_FLOATS = 1 << 22;
+
+/**
+ * The loss head, forward and backward, a chunk of positions at a time: final RMSNorm, lm head,
+ * cross-entropy of the counted predictions. Writes dx (T, dim) = dLoss/dx for the last block's
+ * output x (T, dim); adds the head's weight gradients into g when given.
+ */
+function lossHeadBackward(
+  dx: Float32Array, g: Grads | null, x: Float32Array,
+  tf: Transformer, tokens: number[], mask: ArrayLike<number>, scale: number, chunk: number | undefined, mem: AllocScope,
+): SequenceLoss {
   const c = tf.config;
   const w = tf.weights;
   const T = tokens.length;
-  if (T < 2) throw new UsageError("a calibration sample needs at least 2 tokens");
-  if (positions.length !== T) throw new UsageError(`${T} tokens but ${positions.length} positions`);
+  const dim = c.hiddenSize;
+  const V = c.vocabSize;
+  const rows = Math.max(1, Math.min(T, chunk ?? Math.floor(HEAD_CHUNK_FLOATS / V)));
+  const xn = mem.f32(rows * dim);
+  const logits = mem.f32(rows * V);
+  const dxn = mem.f32(rows * dim);
+  const r: SequenceLoss = { lossSum: 0, count: 0, correct: 0 };
+  for (let t0 = 0; t0 < T; t0 += rows) {
+    const n = Math.min(rows, T - t0);
+    const xs = x.subarray(t0 * dim, (t0 + n) * dim);
+    rmsnorm(xn, xs, w.finalNorm, n, dim, c.rmsNormEps);
+    matmulMatrix(logits, xn, w.lmHead, null, n);
+    for (let t = t0; t < t0 + n; t++) {
+      const row = logits.subarray((t - t0) * V, (t - t0 + 1) * V);
+      if (!(t < T - 1 && mask[t] > 0)) {
+        row.fill(0); // the last position predicts nothing; masked ones are not counted
+        continue;
+      }
+      const ce = crossentropySoftmaxBackward(row, tokens[t + 1], mask[t] * scale, V);
+      r.lossSum += mask[t] * ce.loss;
+      r.count++;
+      if (ce.correct) r.correct++;
+    }
+    matmulBackward(dxn, g ? (g.lmHead ?? g.embed) : null, null, logits, xn, w.lmHead, n);
+    rmsnormBackward(dx.subarray(t0 * dim, (t0 + n) * dim), g?.finalNorm ?? null, dxn, xs, w.finalNorm, n, dim, c.rmsNormEps);
+  }
+  return r;
+}
+
+/** The backward's scratch, allocated once per sequence and reused by every block. */
+class BlockScratch {
+  readonly dAct: Float32Array; // (T, inter) dLoss/d(silu(gate)·up)
+  readonly dGate: Float32Array; // (T, inter)
+  readonly dUp: Float32Array; // (T, inter)
+  readonly dhb: Float32Array; // (T, dim) dLoss/d(normed mid-block residual)
+  readonly dxb: Float32Array; // (T, dim) dLoss/d(normed block input)
+  readonly sum: Float32Array; // (T, dim) one term of dhb or dxb
+  readonly dAtt: Float32Array; // (T, numHeads·d) dLoss/d(attention output)
+  readonly dq: Float32Array; // (T, numHeads·d) after RoPE, then before it
+  readonly dk: Float32Array; // (T, numKvHeads·d) likewise
+  readonly dv: Float32Array; // (T, numKvHeads·d)
+  readonly dqProj: Float32Array; // (T, numHeads·d) through q_norm to q_proj's output; empty without q/k norm
+  readonly dkProj: Float32Array; // (T, numKvHeads·d) likewise for k_proj
+  constructor(T: number, c: ModelConfig, mem: AllocScope) {
+    const qDim = c.numHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim;
+    [this.dAct, this.dGate, this.dUp] = [0, 0, 0].map(() => mem.f32(T * c.intermediateSize));
+    [this.dhb, this.dxb, this.sum] = [0, 0, 0].map(() => mem.f32(T * c.hiddenSize));
+    [this.dAtt, this.dq, this.dk, this.dv] = [qDim, qDim, kvDim, kvDim].map((n) => mem.f32(T * n));
+    this.dqProj = mem.f32(c.qkNorm ? T * qDim : 0);
+    this.dkProj = mem.f32(c.qkNorm ? T * kvDim : 0);
+  }
+}
+
+/**
+ * Block l backward. On entry dx (T, dim) is dLoss/d(block output), on return dLoss/d(block
+ * input x); acts and the mid-block residual h are blockForwardActs' from x. Adds the block's
+ * weight gradients into lg when given.
+ */
+function blockBackward(
+  dx: Float32Array, lg: LayerGrads | null,
+  tf: Transformer, l: number, x: Float32Array, h: Float32Array, acts: BlockActs,
+  cos: Float32Array, sin: Float32Array, T: number, s: BlockScratch, onKv: BackwardOptions["onKv"],
+): void {
+  const c = tf.config;
+  const lw = tf.weights.layers[l];
+  const a = acts;
   const dim = c.hiddenSize;
   const d = c.headDim;
-  const half = d / 2;
-  const inter = c.intermediateSize;
+  const eps = c.rmsNormEps;
+  // MLP: y = h + down(silu(gate)·up); dx flows through the residual unchanged as well
+  matmulBackward(s.dAct, lg && lg.wDown, null, dx, a.act, lw.wDown, T);
+  swigluBackward(s.dGate, s.dUp, s.dAct, a.gate, a.up, T * c.intermediateSize);
+  matmulBackward(s.dhb, lg && lg.wGate, null, s.dGate, a.hb, lw.wGate, T);
+  matmulBackward(s.sum, lg && lg.wUp, null, s.dUp, a.hb, lw.wUp, T);
+  addInPlace(s.dhb, s.sum, T * dim);
+  rmsnormBackward(dx, lg && lg.ffnNorm, s.dhb, h, lw.ffnNorm, T, dim, eps); // dx is now dLoss/dh
+  // attention: h = x + o_proj(attention(rope(q), rope(k), v))
+  matmulBackward(s.dAtt, lg && lg.wo, lg && lg.bo, dx, a.att, lw.wo, T);
+  s.dq.fill(0);
+  s.dk.fill(0);
+  s.dv.fill(0);
+  attentionBackward(s.dq, s.dk, s.dv, s.dAtt, a.q, a.k, a.v, T, c);
+  onKv?.({ layer: l, keys: Float32Array.from(a.k), values: Float32Array.from(a.v), dKeys: Float32Array.from(s.dk), dValues: Float32Array.from(s.dv) });
+  ropeBackward(s.dq, cos, sin, T, c.numHeads, d);
+  ropeBackward(s.dk, cos, sin, T, c.numKvHeads, d);
+  // Qwen3: back through the per-head norms to the q_proj / k_proj outputs
+  let dq = s.dq;
+  let dk = s.dk;
+  if (lw.qNorm) {
+    s.dqProj.fill(0);
+    headRmsnormBackward(s.dqProj, lg && lg.qNorm, s.dq, a.qProj, lw.qNorm, T, c.numHeads, d, eps);
+    dq = s.dqProj;
+  }
+  if (lw.kNorm) {
+    s.dkProj.fill(0);
+    headRmsnormBackward(s.dkProj, lg && lg.kNorm, s.dk, a.kProj, lw.kNorm, T, c.numKvHeads, d, eps);
+    dk = s.dkProj;
+  }
+  matmulBackward(s.dxb, lg && lg.wq, lg && lg.bq, dq, a.xb, lw.wq, T);
+  matmulBackward(s.sum, lg && lg.wk, lg && lg.bk, dk, a.xb, lw.wk, T);
+  addInPlace(s.dxb, s.sum, T * dim);
+  matmulBackward(s.sum, lg && lg.wv, lg && lg.bv, s.dv, a.xb, lw.wv, T);
+  addInPlace(s.dxb, s.sum, T * dim);
+  rmsnormBackward(dx, lg && lg.attnNorm, s.dxb, x, lw.attnNorm, T, dim, eps); // dx is now dLoss/dx
+}
+
+/**
+ * Forward and backward of one sequence: the next-token cross-entropy of `tokens` at
+ * `positions`, back to every block's K/V (through onKv) and, when o.grads is given, to every
+ * weight (added into it). Without o.grads no weight gradient is computed.
+ */
+export function sequenceBackward(tf: Transformer, tokens: number[], positions: ArrayLike<number>, o: BackwardOptions = {}): SequenceLoss {
+  const c = tf.config;
+  const w = tf.weights;
+  const T = tokens.length;
+  if (T < 2) throw new UsageError("a sequence needs at least 2 tokens to have a next-token loss");
+  if (positions.length !== T) throw new UsageError(`${T} tokens but ${positions.length} positions`);
+  const mask = o.mask ?? new Float32Array(T - 1).fill(1);
+  let counted = 0;
+  for (let t = 0; t < T - 1; t++) if (mask[t] > 0) counted++;
+  const scale = o.scale ?? 1 / counted;
+  const g = o.grads ?? null;
+  const dim = c.hiddenSize;
   const mem = new AllocScope();
   try {
-    const cos = mem.f32(T * half);
-    const sin = mem.f32(T * half);
+    const cos = mem.f32((T * c.headDim) / 2);
+    const sin = mem.f32((T * c.headDim) / 2);
     ropeTables(tf.invFreq, positions, cos, sin);
     const acts = new BlockActs(T, c, mem);
-    const scores = new Float32Array(T);
-
-    const blockForward = (l: number, x: Float32Array, h: Float32Array): void => blockForwardActs(tf, l, x, T, cos, sin, acts, scores, h);
-
+    const scores = mem.f32(T);
     // forward, saving each block's input
     const inputs: Float32Array[] = [];
+    const mid = mem.f32(T * dim);
     let x = mem.f32(T * dim);
     for (let t = 0; t < T; t++) matrixRow(w.embed, tokens[t], x.subarray(t * dim, (t + 1) * dim));
-    const mid = mem.f32(T * dim);
     for (let l = 0; l < c.numLayers; l++) {
       inputs.push(x);
-      blockForward(l, x, mid);
+      blockForwardActs(tf, l, x, T, cos, sin, acts, scores, mid);
       x = mem.f32(T * dim);
       blockOutput(tf, l, mid, acts, T, x);
     }
-
-    // loss and its gradient w.r.t. the final hidden state, one position at a time
     const dx = mem.f32(T * dim);
-    const xn = new Float32Array(dim);
-    const logits = new Float32Array(c.vocabSize);
-    const headRow = new Float32Array(dim);
-    const dxn = mem.f32(T * dim);
-    let loss = 0;
-    const n = T - 1;
-    for (let t = 0; t < n; t++) {
-      rmsnorm(xn, x.subarray(t * dim, (t + 1) * dim), w.finalNorm, 1, dim, c.rmsNormEps);
-      matmulMatrix(logits, xn, w.lmHead, null, 1);
-      let max = -Infinity;
-      for (const v of logits) if (v > max) max = v;
-      let sum = 0;
-      for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-      const target = tokens[t + 1];
-      loss += Math.log(sum) + max - logits[target];
-      // dlogits = (softmax − onehot)/n; dxn = dlogits · lmHead
-      for (let i = 0; i < logits.length; i++) {
-        const g = (Math.exp(logits[i] - max) / sum - (i === target ? 1 : 0)) / n;
-        if (Math.abs(g) < 1e-12) continue;
-        matrixRow(w.lmHead, i, headRow);
-        for (let j = 0; j < dim; j++) dxn[t * dim + j] += g * headRow[j];
-      }
-    }
-    rmsnormBackward(dx, dxn, x, w.finalNorm, T, dim, c.rmsNormEps);
-
-    // blocks, last to first
-    const dAct = mem.f32(T * inter);
-    const dGate = mem.f32(T * inter);
-    const dUp = mem.f32(T * inter);
-    const dhb = mem.f32(T * dim);
-    const dAtt = mem.f32(T * c.numHeads * d);
-    const dq = mem.f32(T * c.numHeads * d);
-    const dqProj = mem.f32(c.qkNorm ? T * c.numHeads * d : 0); // through q_norm (Qwen3)
-    const dxb = mem.f32(T * dim);
-    const h = mem.f32(T * dim);
+    const loss = lossHeadBackward(dx, g, x, tf, tokens, mask, scale, o.headChunk, mem);
+    // blocks, last to first, each recomputed from its input
+    const scratch = new BlockScratch(T, c, mem);
     for (let l = c.numLayers - 1; l >= 0; l--) {
-      const lw = w.layers[l];
-      const a = acts;
-      blockForward(l, inputs[l], h);
-      // MLP: out = down(silu(gate)·up); dx flows through the residual unchanged as well
-      dAct.fill(0);
-      matmulBackwardInput(dAct, dx, lw.wDown, T);
-      for (let i = 0; i < T * inter; i++) {
-        const g = a.gate[i];
-        const sig = 1 / (1 + Math.exp(-g));
-        dUp[i] = dAct[i] * g * sig;
-        dGate[i] = dAct[i] * a.up[i] * sig * (1 + g * (1 - sig));
-      }
-      dhb.fill(0);
-      matmulBackwardInput(dhb, dGate, lw.wGate, T);
-      matmulBackwardInput(dhb, dUp, lw.wUp, T);
-      rmsnormBackward(dx, dhb, h, lw.ffnNorm, T, dim, c.rmsNormEps); // dx is now dLoss/dh
-      // attention
-      dAtt.fill(0);
-      matmulBackwardInput(dAtt, dx, lw.wo, T);
-      dq.fill(0);
-      const dk = mem.f32(T * c.numKvHeads * d);
-      const dv = mem.f32(T * c.numKvHeads * d);
-      if (!attentionBackwardKernel(dq, dk, dv, dAtt, a.q, a.k, a.v, T, c)) attentionBackward(dq, dk, dv, dAtt, a.q, a.k, a.v, T, c);
-      onBlock({ layer: l, keys: Float32Array.from(a.k), values: Float32Array.from(a.v), dKeys: Float32Array.from(dk), dValues: Float32Array.from(dv) });
-      ropeBackward(dq, cos, sin, T, c.numHeads, d);
-      const dkPre = Float32Array.from(dk);
-      ropeBackward(dkPre, cos, sin, T, c.numKvHeads, d);
-      // Qwen3: back through the per-head norms to the q_proj / k_proj outputs
-      let dqOut = dq;
-      let dkOut = dkPre;
-      if (lw.qNorm) {
-        dqProj.fill(0);
-        headRmsnormBackward(dqProj, dq, a.qProj, lw.qNorm, T, c.numHeads, d, c.rmsNormEps);
-        dqOut = dqProj;
-      }
-      if (lw.kNorm) {
-        dkOut = new Float32Array(dkPre.length);
-        headRmsnormBackward(dkOut, dkPre, a.kProj, lw.kNorm, T, c.numKvHeads, d, c.rmsNormEps);
-      }
-      dxb.fill(0);
-      matmulBackwardInput(dxb, dqOut, lw.wq, T);
-      matmulBackwardInput(dxb, dkOut, lw.wk, T);
-      matmulBackwardInput(dxb, dv, lw.wv, T);
-      rmsnormBackward(dx, dxb, inputs[l], lw.attnNorm, T, dim, c.rmsNormEps); // dx is now dLoss/dx_l
-      inputs[l] = new Float32Array(0); // no longer needed
+      blockForwardActs(tf, l, inputs[l], T, cos, sin, acts, scores, mid);
+      blockBackward(dx, g && g.layers[l], tf, l, inputs[l], mid, acts, cos, sin, T, scratch, o.onKv);
     }
-    return { loss: loss / n };
+    // embedding rows
+    if (g) {
+      for (let t = 0; t < T; t++) {
+        const row = g.embed.subarray(tokens[t] * dim, (tokens[t] + 1) * dim);
+        for (let i = 0; i < dim; i++) row[i] += dx[t * dim + i];
+      }
+    }
+    return loss;
   } finally {
     mem.release();
   }

@@ -7,18 +7,19 @@ import fs from "node:fs";
 import path from "node:path";
 import { INSTRUCTION } from "../eval/benchmarks.js";
 import { Rng } from "../util/rng.js";
+import { sequenceBackward } from "../model/backward.js";
 import { parseModelConfig, type ModelConfig } from "../model/config.js";
 import { Transformer } from "../model/forward.js";
+import { clearGrads, gradBuffers, releaseGrads, zeroGrads, type Grads } from "../model/grads.js";
 import { writeSafetensors, type TensorToWrite } from "../model/safetensors.js";
 import { hfNames, type LayerWeights, type Weights } from "../model/weights.js";
 import { generateProblem, taskPairs, taskWords, type LookupSumOptions } from "../task/lookup-sum.js";
 import { buildTokenizerConfig, buildTokenizerJson } from "../task/tokenizer.js";
 import { f32Matrix } from "../tensor/matrix.js";
-import { allocF32, release } from "../tensor/memory.js";
+import { allocF32 } from "../tensor/memory.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { AdamW, clipGradNorm, learningRate } from "./adamw.js";
-import { clearGrads, gradBuffers, sequenceGrads, zeroGrads, type Grads } from "./grads.js";
 
 export interface ModelShape {
   layers: number;
@@ -189,7 +190,7 @@ export function train(o: TrainOptions): TrainResult {
     tf.dispose(); // a failed run gives its weights back too
     throw e;
   } finally {
-    for (const g of gradBuffers(grads)) release(g);
+    releaseGrads(grads);
   }
 }
 
@@ -219,7 +220,7 @@ function trainLoop(o: TrainOptions, config: ModelConfig, tok: TextTokenizer, tf:
     let lossSum = 0;
     let correct = 0;
     for (const s of batch) {
-      const r = sequenceGrads(tf, s.ids, s.ids.map((_, i) => i), s.mask, 1 / counted, grads);
+      const r = sequenceBackward(tf, s.ids, s.ids.map((_, i) => i), { mask: s.mask, scale: 1 / counted, grads });
       lossSum += r.lossSum;
       correct += r.correct;
       tokens += s.ids.length;
