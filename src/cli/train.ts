@@ -2,10 +2,15 @@
 
 import { Command, Option } from "commander";
 import { DEFAULT_TASK, MAX_FACTS, MAX_STEPS } from "../task/lookup-sum.js";
-import { DEFAULT_SHAPE, saveModel, train } from "../train/train.js";
+import fs from "node:fs";
+import path from "node:path";
+import { UsageError } from "../errors.js";
+import { TRAIN_STATE_FILE } from "../train/train-state.js";
+import { DEFAULT_SHAPE, saveModel, train, type ModelShape } from "../train/train.js";
 import { parseFloatArg, parseIntArg } from "./args.js";
 import { checkOutputDir } from "../util/paths.js";
 import { lockOutput } from "../util/lock.js";
+import { readJsonFile } from "../util/atomic.js";
 
 export interface TrainFlags {
   out: string;
@@ -16,8 +21,13 @@ export interface TrainFlags {
   warmup: number;
   layers: number;
   hidden: number;
+  headDim: number;
+  heads?: number;
+  kvHeads?: number;
   facts: number;
   taskSteps: number;
+  resume: boolean;
+  checkpointMinutes: number;
 }
 
 export function trainCommand(run: (f: TrainFlags) => void | Promise<void>): Command {
@@ -30,23 +40,53 @@ export function trainCommand(run: (f: TrainFlags) => void | Promise<void>): Comm
     .option("--lr <x>", "peak learning rate", parseFloatArg(0, 1, true), 3e-3)
     .option("--warmup <n>", "warm-up steps", parseIntArg(0), 50)
     .option("--layers <n>", "transformer blocks", parseIntArg(1), DEFAULT_SHAPE.layers)
-    .option("--hidden <n>", "hidden size (heads of 32 channels: hidden/32 query heads, half as many KV heads)", parseIntArg(64), DEFAULT_SHAPE.hidden)
+    .option("--hidden <n>", "hidden size", parseIntArg(64), DEFAULT_SHAPE.hidden)
+    .option("--head-dim <n>", "channels per attention head (the quantizer's groups are min(128, head_dim) channels)", parseIntArg(8, 256), DEFAULT_SHAPE.headDim)
+    .option("--heads <n>", "query heads (default: hidden / head_dim)", parseIntArg(1))
+    .option("--kv-heads <n>", "KV heads, dividing --heads (GQA; default: half the query heads)", parseIntArg(1))
     .option("--facts <n>", "facts per problem at full difficulty", parseIntArg(1, MAX_FACTS), DEFAULT_TASK.facts)
     .option("--task-steps <n>", "solution steps per problem at full difficulty", parseIntArg(3, MAX_STEPS), DEFAULT_TASK.steps)
+    .option("--checkpoint-minutes <m>", "write the full training state (and the model so far) at least this often (0: after every step)", parseFloatArg(0, 1e6), 5)
+    .option("--resume", "continue the run whose state is in --out (train-state.safetensors; the same flags), to the same weights an uninterrupted run reaches", false)
     .action(async (f: TrainFlags) => run(f));
+}
+
+/** The model's shape from the flags: heads of --head-dim channels, GQA with half as many KV heads unless told. */
+export function trainShape(f: Pick<TrainFlags, "layers" | "hidden" | "headDim" | "heads" | "kvHeads">): ModelShape {
+  const heads = f.heads ?? Math.max(2, Math.round(f.hidden / f.headDim));
+  const kvHeads = f.kvHeads ?? Math.max(1, Math.floor(heads / 2));
+  if (heads % kvHeads !== 0) throw new UsageError(`--kv-heads ${kvHeads} does not divide the ${heads} query heads`);
+  return { ...DEFAULT_SHAPE, layers: f.layers, hidden: f.hidden, headDim: f.headDim, heads, kvHeads, intermediate: Math.round((f.hidden * 11) / 4 / 16) * 16 };
+}
+
+function isFinishedModel(dir: string): boolean {
+  const log = path.join(dir, "train_log.json");
+  return fs.existsSync(log) && !(readJsonFile(log) as { partial?: boolean }).partial;
 }
 
 export async function runTrain(f: TrainFlags): Promise<void> {
   checkOutputDir(f.out, "--out");
   using _lock = lockOutput(f.out, `--out ${f.out}`, { onTakeover: (m) => process.stderr.write(m + "\n") });
-  const heads = Math.max(2, Math.round(f.hidden / 32));
-  const shape = { ...DEFAULT_SHAPE, layers: f.layers, hidden: f.hidden, heads, kvHeads: Math.max(1, heads / 2), intermediate: Math.round((f.hidden * 11) / 4 / 16) * 16 };
+  const shape = trainShape(f);
+  const stateFile = path.join(f.out, TRAIN_STATE_FILE);
+  if (!f.resume && fs.existsSync(stateFile)) throw new UsageError(`--out ${f.out} holds a training run (${TRAIN_STATE_FILE}); continue it with --resume, or use another --out`);
+  if (f.resume && !fs.existsSync(stateFile) && isFinishedModel(f.out)) {
+    process.stdout.write(`${f.out}: the run has finished (train_log.json); nothing to resume\n`);
+    return;
+  }
+  if (f.resume && fs.existsSync(stateFile)) process.stderr.write(`resuming the run in ${f.out}\n`);
   const task = { facts: f.facts, steps: f.taskSteps };
+  // the run's settings as the log records them (how it was checkpointed or resumed is not one)
+  const { resume: _r, checkpointMinutes: _c, ...settings } = f;
+  const options = { ...settings, shape, task };
   let last = 0;
   const result = train({
     outDir: f.out, seed: f.seed, steps: f.steps, batchSize: f.batchSize, lr: f.lr, warmupSteps: f.warmup, shape, task, curriculumFraction: 0.3, curriculumGate: 0.9,
     checkpointEvery: 100,
-    onCheckpoint: (step, tf, log) => saveModel(f.out, shape, tf, { options: { ...f, shape, task }, partial: true, step, log }),
+    checkpointSeconds: f.checkpointMinutes * 60,
+    stateFile,
+    resume: f.resume,
+    onCheckpoint: (step, tf, log) => saveModel(f.out, shape, tf, { options, partial: true, step, log }),
     onStep: (s) => {
       if (s.step % 10 === 0 || s.step === f.steps - 1 || s.seconds - last > 30) {
         last = s.seconds;
@@ -54,6 +94,7 @@ export async function runTrain(f: TrainFlags): Promise<void> {
       }
     },
   });
-  saveModel(f.out, shape, result.transformer, { options: { ...f, shape, task }, seconds: result.seconds, log: result.log });
+  saveModel(f.out, shape, result.transformer, { options, seconds: result.seconds, log: result.log });
+  fs.rmSync(stateFile, { force: true }); // the finished model and its log are the record now
   process.stdout.write(`trained ${f.steps} steps in ${(result.seconds / 60).toFixed(1)} min → ${f.out}\n`);
 }

@@ -8,9 +8,10 @@ export interface AdamWOptions {
 }
 
 export class AdamW {
-  private readonly m: Float32Array[];
-  private readonly v: Float32Array[];
-  private t = 0;
+  /** First and second moments, aligned with params; t: steps taken (saved and restored by train-state.ts). */
+  readonly m: Float32Array[];
+  readonly v: Float32Array[];
+  t = 0;
 
   /** params[i] is decayed when decay[i] (matrices yes; norms, biases, embeddings no). */
   constructor(readonly params: Float32Array[], readonly decay: boolean[], readonly o: AdamWOptions = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }) {

@@ -20,6 +20,7 @@ import { allocF32 } from "../tensor/memory.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { AdamW, clipGradNorm, learningRate } from "./adamw.js";
+import { hasTrainState, loadTrainState, saveTrainState, type TrainProgress } from "./train-state.js";
 
 export interface ModelShape {
   layers: number;
@@ -53,9 +54,18 @@ export interface TrainOptions {
   curriculumFraction: number;
   curriculumGate?: number;
   onStep?: (s: TrainStepLog) => void;
-  /** Called every checkpointEvery steps (and at the end) with the model so far. */
+  /** Called at every checkpoint (not at the end) with the model so far. */
   onCheckpoint?: (step: number, tf: Transformer, log: TrainStepLog[]) => void;
+  /** A checkpoint every checkpointEvery steps, and whenever checkpointSeconds have passed since the last one. */
   checkpointEvery?: number;
+  checkpointSeconds?: number;
+  /**
+   * The run's full state (train-state.ts), written at every checkpoint and at the end; with
+   * resume, a run whose state file exists continues from it (same settings, or refused) and
+   * ends with the weights an uninterrupted run reaches, bit for bit.
+   */
+  stateFile?: string;
+  resume?: boolean;
 }
 
 export interface TrainStepLog {
@@ -194,18 +204,29 @@ export function train(o: TrainOptions): TrainResult {
   }
 }
 
+/** What makes two runs the same run (a resume must match them). */
+function runSettings(o: TrainOptions): Record<string, unknown> {
+  return { seed: o.seed, steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmupSteps: o.warmupSteps, shape: o.shape, task: o.task, curriculumFraction: o.curriculumFraction, curriculumGate: o.curriculumGate ?? 0 };
+}
+
 function trainLoop(o: TrainOptions, config: ModelConfig, tok: TextTokenizer, tf: Transformer, grads: Grads): TrainResult {
   const weights = tf.weights;
   const { params, decay } = paramBuffers(weights);
   const opt = new AdamW(params, decay);
-  const dataRng = new Rng(o.seed + 17);
-  const log: TrainStepLog[] = [];
-  const t0 = performance.now();
-  let tokens = 0;
-  let ramp = 0;
-  let runningAccuracy = 0;
-  let growing = false;
-  for (let step = 0; step < o.steps; step++) {
+  const settings = runSettings(o);
+  let dataRng = new Rng(o.seed + 17);
+  let p: TrainProgress<TrainStepLog> = { step: 0, curriculum: { ramp: 0, runningAccuracy: 0, growing: false }, tokens: 0, seconds: 0, log: [] };
+  if (o.resume && o.stateFile && hasTrainState(o.stateFile)) ({ rng: dataRng, progress: p } = loadTrainState<TrainStepLog>(o.stateFile, settings, params, opt));
+  const log = p.log;
+  const t0 = performance.now() - p.seconds * 1000;
+  let tokens = p.tokens;
+  let { ramp, runningAccuracy, growing } = p.curriculum;
+  let lastCheckpoint = performance.now();
+  const saveState = (step: number) => {
+    if (o.stateFile) saveTrainState(o.stateFile, settings, params, opt, dataRng, { step, curriculum: { ramp, runningAccuracy, growing }, tokens, seconds: (performance.now() - t0) / 1000, log });
+    lastCheckpoint = performance.now();
+  };
+  for (let step = p.step; step < o.steps; step++) {
     // curriculum: the longest solution grows to the full task over the first part of training;
     // the number of facts stays fixed (the walk wraps at the last fact)
     const maxSteps = Math.round(6 + (o.task.steps - 6) * ramp);
@@ -236,8 +257,13 @@ function trainLoop(o: TrainOptions, config: ModelConfig, tok: TextTokenizer, tf:
     if (growing) ramp = Math.min(1, ramp + 1 / Math.max(1, o.steps * o.curriculumFraction));
     log.push(entry);
     o.onStep?.(entry);
-    if (o.checkpointEvery && (step + 1) % o.checkpointEvery === 0 && step + 1 < o.steps) o.onCheckpoint?.(step + 1, tf, log);
+    const due = (o.checkpointEvery && (step + 1) % o.checkpointEvery === 0) || (o.checkpointSeconds !== undefined && performance.now() - lastCheckpoint >= o.checkpointSeconds * 1000);
+    if (due && step + 1 < o.steps) {
+      saveState(step + 1);
+      o.onCheckpoint?.(step + 1, tf, log);
+    }
   }
+  saveState(o.steps);
   return { config, transformer: tf, log, seconds: (performance.now() - t0) / 1000 };
 }
 

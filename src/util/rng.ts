@@ -41,6 +41,21 @@ export class Rng {
     const lo = this.nextU32() >>> 6; // 26 bits
     return (hi * 67108864 + lo) / 9007199254740992;
   }
+
+  /** The generator's state (four 32-bit words), to continue the same stream later. */
+  state(): [number, number, number, number] {
+    return [this.s0, this.s1, this.s2, this.s3];
+  }
+
+  /** A generator that continues from a state given by state(). */
+  static fromState(s: readonly number[]): Rng {
+    if (s.length !== 4 || !s.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32) || s.every((x) => x === 0)) {
+      throw new RangeError(`not an Rng state: ${JSON.stringify(s)}`);
+    }
+    const r = new Rng(0);
+    [r.s0, r.s1, r.s2, r.s3] = s;
+    return r;
+  }
 }
 
 function rotl(x: number, k: number): number {
