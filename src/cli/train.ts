@@ -1,7 +1,10 @@
 // `pmkvq train`: train the default model on the lookup-sum task (issue 8) and save it.
 
 import { Command, Option } from "commander";
-import { DEFAULT_TASK, MAX_FACTS, MAX_STEPS } from "../task/lookup-sum.js";
+import { INSTRUCTION } from "../eval/benchmarks.js";
+import { loadModel } from "../model/checkpoint.js";
+import { modelFingerprint } from "../model/fingerprint.js";
+import { DEFAULT_TASK, generateProblem, MAX_COUNTDOWN_STEPS, MAX_FACTS, MAX_STEPS, type LookupSumOptions } from "../task/lookup-sum.js";
 import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
@@ -26,6 +29,9 @@ export interface TrainFlags {
   kvHeads?: number;
   facts: number;
   taskSteps: number;
+  countdown: boolean;
+  factsFrom?: number;
+  growFrom?: string;
   resume: boolean;
   checkpointMinutes: number;
 }
@@ -45,7 +51,10 @@ export function trainCommand(run: (f: TrainFlags) => void | Promise<void>): Comm
     .option("--heads <n>", "query heads (default: hidden / head_dim)", parseIntArg(1))
     .option("--kv-heads <n>", "KV heads, dividing --heads (GQA; default: half the query heads)", parseIntArg(1))
     .option("--facts <n>", "facts per problem at full difficulty", parseIntArg(1, MAX_FACTS), DEFAULT_TASK.facts)
-    .option("--task-steps <n>", "solution steps per problem at full difficulty", parseIntArg(3, MAX_STEPS), DEFAULT_TASK.steps)
+    .option("--task-steps <n>", `solution steps per problem at full difficulty (≤ ${MAX_STEPS}; ≤ ${MAX_COUNTDOWN_STEPS} with --countdown)`, parseIntArg(3, MAX_COUNTDOWN_STEPS), DEFAULT_TASK.steps)
+    .option("--countdown", "the prompt states the number of steps and each solution line counts down the steps left, so answers can have any length (evaluate with frontier --min-length)", false)
+    .option("--facts-from <n>", "a facts curriculum: the largest number of facts grows from n to --facts with the length curriculum", parseIntArg(2, MAX_FACTS))
+    .option("--grow-from <dir>", "start from this pmkvq-trained model, grown into the new shape with the same function (more blocks, head_dim a whole multiple, same hidden size and heads)")
     .option("--checkpoint-minutes <m>", "write the full training state (and the model so far) at least this often (0: after every step)", parseFloatArg(0, 1e6), 5)
     .option("--resume", "continue the run whose state is in --out (train-state.safetensors; the same flags), to the same weights an uninterrupted run reaches", false)
     .action(async (f: TrainFlags) => run(f));
@@ -64,10 +73,21 @@ function isFinishedModel(dir: string): boolean {
   return fs.existsSync(log) && !(readJsonFile(log) as { partial?: boolean }).partial;
 }
 
+/** Positions the model needs: the longest problem's prompt and solution, in whole powers of two (2048 at least). */
+function positionsFor(task: LookupSumOptions): number {
+  const p = generateProblem(0, task);
+  // words and newlines are a token each (the task tokenizer), but for \boxed{…}'s few characters
+  const words = (p.prompt + " " + INSTRUCTION + " " + p.solution).replace(/\n/g, " \n ").trim().split(/ +/).length;
+  return Math.max(DEFAULT_SHAPE.maxPositions, 2 ** Math.ceil(Math.log2(words + 64)));
+}
+
 export async function runTrain(f: TrainFlags): Promise<void> {
   checkOutputDir(f.out, "--out");
   using _lock = lockOutput(f.out, `--out ${f.out}`, { onTakeover: (m) => process.stderr.write(m + "\n") });
-  const shape = trainShape(f);
+  if (!f.countdown && f.taskSteps > MAX_STEPS) throw new UsageError(`--task-steps ${f.taskSteps} needs --countdown (at most ${MAX_STEPS} without)`);
+  if (f.factsFrom !== undefined && f.factsFrom > f.facts) throw new UsageError(`--facts-from ${f.factsFrom} is more than --facts ${f.facts}`);
+  const task = { facts: f.facts, steps: f.taskSteps, ...(f.countdown ? { countdown: true } : {}) };
+  const shape = { ...trainShape(f), maxPositions: positionsFor(task) };
   const stateFile = path.join(f.out, TRAIN_STATE_FILE);
   if (!f.resume && fs.existsSync(stateFile)) throw new UsageError(`--out ${f.out} holds a training run (${TRAIN_STATE_FILE}); continue it with --resume, or use another --out`);
   if (f.resume && !fs.existsSync(stateFile) && isFinishedModel(f.out)) {
@@ -75,13 +95,15 @@ export async function runTrain(f: TrainFlags): Promise<void> {
     return;
   }
   if (f.resume && fs.existsSync(stateFile)) process.stderr.write(`resuming the run in ${f.out}\n`);
-  const task = { facts: f.facts, steps: f.taskSteps };
+  using source = f.growFrom ? loadModel(f.growFrom, { weightsDtype: "f32" }) : null;
+  const growFrom = source ? { fingerprint: modelFingerprint(f.growFrom!), config: source.config, weights: source.transformer.weights, tokenizer: source.tokenizer } : undefined;
   // the run's settings as the log records them (how it was checkpointed or resumed is not one)
   const { resume: _r, checkpointMinutes: _c, ...settings } = f;
   const options = { ...settings, shape, task };
   let last = 0;
   const result = train({
     outDir: f.out, seed: f.seed, steps: f.steps, batchSize: f.batchSize, lr: f.lr, warmupSteps: f.warmup, shape, task, curriculumFraction: 0.3, curriculumGate: 0.9,
+    factsFrom: f.factsFrom, growFrom,
     checkpointEvery: 100,
     checkpointSeconds: f.checkpointMinutes * 60,
     stateFile,

@@ -25,7 +25,7 @@ import { encodePrompt, generate } from "../generate/generate.js";
 import { Rng } from "../util/rng.js";
 import { loadModel, type LoadedModel } from "../model/checkpoint.js";
 import { kvHidden } from "../model/config.js";
-import { generateProblem, type LookupSumOptions } from "../task/lookup-sum.js";
+import { generateProblem, MAX_STEPS, type LookupSumOptions } from "../task/lookup-sum.js";
 import { readJsonFile, writeFileAtomic } from "../util/atomic.js";
 import { lockOutput } from "../util/lock.js";
 import { modelFingerprint } from "../model/fingerprint.js";
@@ -287,6 +287,7 @@ function checkOptions(o: FrontierOptions): void {
   if (!(o.minLengthFraction > 0 && o.minLengthFraction <= 1)) throw new UsageError(`--min-length must be in (0, 1] (got ${o.minLengthFraction})`);
   if (o.methods.length === 0) throw new UsageError("no methods to run");
   if (o.methods.includes("pm-kvq") && o.windows.length === 0) throw new UsageError("pm-kvq needs at least one --windows size");
+  if (!o.task.countdown && o.task.steps > MAX_STEPS) throw new UsageError(`--task-steps ${o.task.steps}: at most ${MAX_STEPS} for a model trained without --countdown`);
 }
 
 /** The run's lengths: the longest answer, the max_len every cache is reserved for, and the reservation sequence. */
@@ -410,7 +411,7 @@ function answerStage(
     for (let seed = 0; seed < o.problems; seed++) {
       let rec = done.get(`${d.key}\u0000${sid}\u0000${seed}`);
       if (!rec) {
-        rec = answer(m, seed, { facts: o.task.facts, steps: steps[seed] }, d, sid, maxLen);
+        rec = answer(m, seed, { ...o.task, steps: steps[seed] }, d, sid, maxLen);
         fs.appendFileSync(recordsFile, JSON.stringify(rec) + "\n");
         generated++;
       }

@@ -16,8 +16,14 @@ import { Rng } from "../util/rng.js";
 export interface LookupSumOptions {
   /** Number of facts k00 … (up to MAX_FACTS). */
   facts: number;
-  /** Solution steps (lookups), up to MAX_STEPS. */
+  /** Solution steps (lookups), up to MAX_STEPS (MAX_COUNTDOWN_STEPS with countdown). */
   steps: number;
+  /**
+   * The prompt states the number of steps (`steps : n87`) and every solution line starts with
+   * the steps left (`n87 k02 4 ; …`, then `n86 …`), so a model can stop at any length (answers
+   * whose length varies). Counters are words n1 … n250 of the tokenizer.
+   */
+  countdown?: boolean;
 }
 
 export const DEFAULT_TASK: LookupSumOptions = { facts: 4, steps: 60 };
@@ -25,6 +31,7 @@ export const DEFAULT_TASK: LookupSumOptions = { facts: 4, steps: 60 };
 /** The largest task: every fact kNN=v is a word of the vocabulary. */
 export const MAX_FACTS = 32;
 export const MAX_STEPS = 100;
+export const MAX_COUNTDOWN_STEPS = 250;
 
 export interface LookupSumProblem {
   prompt: string;
@@ -37,14 +44,15 @@ const two = (i: number) => String(i).padStart(2, "0");
 export const TASK_INSTRUCTION = "walk the keys in order from the start , after the last key comes k00 . compute the running sum mod 10 of the values , starting from 0 .";
 
 export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK): LookupSumProblem {
-  if (!(o.facts >= 1 && o.facts <= MAX_FACTS && o.steps >= 3 && o.steps <= MAX_STEPS) || !Number.isInteger(o.facts) || !Number.isInteger(o.steps)) {
-    throw new RangeError(`facts must be 1 … ${MAX_FACTS} and steps 3 … ${MAX_STEPS} (every fact is a word of the tokenizer)`);
+  const maxSteps = o.countdown ? MAX_COUNTDOWN_STEPS : MAX_STEPS;
+  if (!(o.facts >= 1 && o.facts <= MAX_FACTS && o.steps >= 3 && o.steps <= maxSteps) || !Number.isInteger(o.facts) || !Number.isInteger(o.steps)) {
+    throw new RangeError(`facts must be 1 … ${MAX_FACTS} and steps 3 … ${maxSteps} (every fact and counter is a word of the tokenizer)`);
   }
   const rng = new Rng(seed);
   const values = Array.from({ length: o.facts }, () => Math.floor(rng.next() * 10));
   const start = Math.floor(rng.next() * o.facts);
   const facts = values.map((v, i) => `k${two(i)}=${v}`).join(" ");
-  const prompt = `facts : ${facts} start : k${two(start)} ${TASK_INSTRUCTION}`;
+  const prompt = `facts : ${facts} start : k${two(start)}${o.countdown ? ` steps : n${o.steps}` : ""} ${TASK_INSTRUCTION}`;
   const lines: string[] = [];
   const sums: number[] = [];
   let acc = 0;
@@ -52,7 +60,7 @@ export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK
   for (let j = 0; j < o.steps; j++) {
     const v = values[key];
     const next = (acc + v) % 10;
-    lines.push(`k${two(key)} ${v} ; ${acc} + ${v} = ${next}`);
+    lines.push(`${o.countdown ? `n${o.steps - j} ` : ""}k${two(key)} ${v} ; ${acc} + ${v} = ${next}`);
     sums.push(next);
     acc = next;
     key = (key + 1) % o.facts;
@@ -62,12 +70,16 @@ export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK
   return { prompt, solution, answer };
 }
 
-/** Every plain word the task (and the eval instruction) uses, for the tokenizer's vocabulary. */
-export function taskWords(): string[] {
+/** Every plain word the task (and the eval instruction) uses, for the tokenizer's vocabulary (the counters last, with countdown). */
+export function taskWords(countdown = false): string[] {
   const words = new Set<string>(["facts", "queries", "solution", "answer", ":", "=", ";", "+", "\n", ...TASK_INSTRUCTION.split(" ")]);
   for (let i = 0; i < 10; i++) words.add(String(i));
   for (let i = 0; i < MAX_FACTS; i++) words.add(`k${two(i)}`);
   for (const w of "Please reason step by step, and put your final answer within \\boxed{}.".split(" ")) words.add(w);
+  if (countdown) {
+    words.add("steps");
+    for (let i = 1; i <= MAX_COUNTDOWN_STEPS; i++) words.add(`n${i}`);
+  }
   return [...words];
 }
 

@@ -20,6 +20,7 @@ import { allocF32 } from "../tensor/memory.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { AdamW, clipGradNorm, learningRate } from "./adamw.js";
+import { growInto, type GrowSource } from "./grow.js";
 import { hasTrainState, loadTrainState, saveTrainState, type TrainProgress } from "./train-state.js";
 
 export interface ModelShape {
@@ -53,6 +54,14 @@ export interface TrainOptions {
    */
   curriculumFraction: number;
   curriculumGate?: number;
+  /**
+   * The facts curriculum: the largest number of facts grows with the same ramp from factsFrom
+   * to task.facts (half the problems at the largest, half at 2 … largest); unset: always
+   * task.facts.
+   */
+  factsFrom?: number;
+  /** Start from this trained model, grown into the new shape (grow.ts) instead of from random weights. */
+  growFrom?: GrowSource;
   onStep?: (s: TrainStepLog) => void;
   /** Called at every checkpoint (not at the end) with the model so far. */
   onCheckpoint?: (step: number, tf: Transformer, log: TrainStepLog[]) => void;
@@ -84,9 +93,9 @@ export interface TrainStepLog {
 export const TRAIN_SEED_BASE = 1_000_000;
 
 /** The model's tokenizer files (word-level, chat template) in dir. */
-export function writeTaskTokenizer(dir: string): TextTokenizer {
+export function writeTaskTokenizer(dir: string, countdown = false): TextTokenizer {
   fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, "tokenizer.json"), JSON.stringify(buildTokenizerJson(taskWords(), taskPairs())));
+  writeFileAtomic(path.join(dir, "tokenizer.json"), JSON.stringify(buildTokenizerJson(taskWords(countdown), taskPairs())));
   writeFileAtomic(path.join(dir, "tokenizer_config.json"), JSON.stringify(buildTokenizerConfig(), null, 1));
   return TextTokenizer.fromDir(dir);
 }
@@ -188,10 +197,11 @@ export function composeFusedEmbeddings(w: Weights, tok: TextTokenizer): void {
 }
 
 export function train(o: TrainOptions): TrainResult {
-  const tok = writeTaskTokenizer(o.outDir);
+  const tok = writeTaskTokenizer(o.outDir, o.task.countdown);
   const config = parseModelConfig(hfConfig(o.shape, tok.vocabSize));
   const weights = initWeights(config, o.seed);
   composeFusedEmbeddings(weights, tok);
+  if (o.growFrom) growInto(o.growFrom, weights, config, tok);
   const tf = new Transformer(config, weights);
   const grads = zeroGrads(weights);
   try {
@@ -206,7 +216,11 @@ export function train(o: TrainOptions): TrainResult {
 
 /** What makes two runs the same run (a resume must match them). */
 function runSettings(o: TrainOptions): Record<string, unknown> {
-  return { seed: o.seed, steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmupSteps: o.warmupSteps, shape: o.shape, task: o.task, curriculumFraction: o.curriculumFraction, curriculumGate: o.curriculumGate ?? 0 };
+  return {
+    seed: o.seed, steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmupSteps: o.warmupSteps, shape: o.shape, task: o.task,
+    curriculumFraction: o.curriculumFraction, curriculumGate: o.curriculumGate ?? 0, factsFrom: o.factsFrom ?? null,
+    growFrom: o.growFrom ? o.growFrom.fingerprint : null,
+  };
 }
 
 function trainLoop(o: TrainOptions, config: ModelConfig, tok: TextTokenizer, tf: Transformer, grads: Grads): TrainResult {
@@ -230,11 +244,14 @@ function trainLoop(o: TrainOptions, config: ModelConfig, tok: TextTokenizer, tf:
     // curriculum: the longest solution grows to the full task over the first part of training;
     // the number of facts stays fixed (the walk wraps at the last fact)
     const maxSteps = Math.round(6 + (o.task.steps - 6) * ramp);
+    const maxFacts = o.factsFrom === undefined ? o.task.facts : Math.round(o.factsFrom + (o.task.facts - o.factsFrom) * ramp);
     const batch = Array.from({ length: o.batchSize }, () => {
       // half the problems at the current longest length, half shorter
       const full = dataRng.next() < 0.5;
       const steps = full ? maxSteps : 3 + Math.floor(dataRng.next() * (maxSteps - 2));
-      return trainingSequence(tok, TRAIN_SEED_BASE + Math.floor(dataRng.next() * 2 ** 31), { facts: o.task.facts, steps });
+      // (the stream draws facts only with a facts curriculum, so runs without one keep theirs)
+      const facts = o.factsFrom === undefined || full ? maxFacts : 2 + Math.floor(dataRng.next() * (maxFacts - 1));
+      return trainingSequence(tok, TRAIN_SEED_BASE + Math.floor(dataRng.next() * 2 ** 31), { ...o.task, facts, steps });
     });
     const counted = batch.reduce((a, b) => a + b.mask.reduce((x, y) => x + y, 0), 0);
     clearGrads(grads);
@@ -251,7 +268,7 @@ function trainLoop(o: TrainOptions, config: ModelConfig, tok: TextTokenizer, tf:
     const lr = learningRate(step, o.steps, o.lr, o.warmupSteps);
     opt.step(gradList, lr);
     const seconds = (performance.now() - t0) / 1000;
-    const entry = { step, loss: lossSum / counted, tokenAccuracy: correct / counted, lr, gradNorm, tokensPerS: tokens / seconds, maxSteps, maxFacts: o.task.facts, seconds };
+    const entry = { step, loss: lossSum / counted, tokenAccuracy: correct / counted, lr, gradNorm, tokensPerS: tokens / seconds, maxSteps, maxFacts, seconds };
     runningAccuracy = step === 0 ? entry.tokenAccuracy : 0.9 * runningAccuracy + 0.1 * entry.tokenAccuracy;
     growing ||= runningAccuracy >= (o.curriculumGate ?? 0);
     if (growing) ramp = Math.min(1, ramp + 1 / Math.max(1, o.steps * o.curriculumFraction));
