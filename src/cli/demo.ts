@@ -6,7 +6,7 @@ import path from "node:path";
 import { Command } from "commander";
 import { DEFAULT_MODEL_DIR, demoOptions, trainedTask } from "../demo/demo.js";
 import { runFrontier } from "../frontier/frontier.js";
-import { MAX_COUNTDOWN_STEPS, MAX_FACTS } from "../task/lookup-sum.js";
+import { MAX_FACTS, MAX_STEPS } from "../task/lookup-sum.js";
 import { UsageError } from "../errors.js";
 import { parseIntArg } from "./args.js";
 import { checkInputDir, checkOutputDir } from "../util/paths.js";
@@ -33,7 +33,7 @@ export function demoCommand(run: (f: DemoFlags) => void | Promise<void>): Comman
     .option("--calibration-samples <n>", "calibration samples (default 16; --quick: 4)", parseIntArg(1))
     .option("--quick", "fewer methods, bit-widths and problems (under 2 minutes)")
     .option("--facts <n>", "facts per problem (default: as the model was trained)", parseIntArg(1, MAX_FACTS))
-    .option("--task-steps <n>", "solution steps per problem (default: as the model was trained)", parseIntArg(3, MAX_COUNTDOWN_STEPS))
+    .option("--task-steps <n>", "solution steps per problem (default: as the model was trained)", parseIntArg(3, MAX_STEPS))
     .option("--fresh", "discard the records of an earlier run in --out")
     .action(async (f: DemoFlags) => run(f));
 }

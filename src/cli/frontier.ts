@@ -9,7 +9,7 @@ import { DEFAULT_MODEL_DIR, trainedTask } from "../demo/demo.js";
 import { UsageError } from "../errors.js";
 import { FRONTIER_METHODS, runFrontier, type FrontierMethod, type FrontierResult } from "../frontier/frontier.js";
 import { frontierSummary, levelsTable, settingsTable } from "../frontier/report.js";
-import { MAX_COUNTDOWN_STEPS, MAX_FACTS } from "../task/lookup-sum.js";
+import { MAX_FACTS, MAX_STEPS } from "../task/lookup-sum.js";
 import { checkInputDir, checkOutputDir } from "../util/paths.js";
 import { parseFloatArg, parseIntArg, parseIntListArg } from "./args.js";
 import { Progress } from "./common.js";
@@ -51,7 +51,7 @@ export function frontierCommand(run: (f: FrontierFlags) => void | Promise<void>)
     .option("--max-len <n>", "tokens every cache is reserved for (default: 1.5× the longest answer, in steps of 256)", parseIntArg(1))
     .option("--min-length <fraction>", "answers' step counts drawn from [fraction·S, S]; 1 = all S steps (the embedded model's prompts do not carry the step count)", parseFloatArg(0, 1, true), 1)
     .option("--facts <n>", "facts per problem (default: as the model was trained)", parseIntArg(1, MAX_FACTS))
-    .option("--task-steps <n>", "solution steps S of the longest answer (default: as the model was trained)", parseIntArg(3, MAX_COUNTDOWN_STEPS))
+    .option("--task-steps <n>", "solution steps S of the longest answer (default: as the model was trained)", parseIntArg(3, MAX_STEPS))
     .option("--calibration-samples <n>", "pm-kvq calibration samples (solved problems of the task)", parseIntArg(1), 16)
     .option("--fresh", "discard the records of an earlier run in --out and start over")
     .option("--no-progress", "no progress bar / progress lines on stderr")

@@ -51,7 +51,7 @@ export function trainCommand(run: (f: TrainFlags) => void | Promise<void>): Comm
     .option("--heads <n>", "query heads (default: hidden / head_dim)", parseIntArg(1))
     .option("--kv-heads <n>", "KV heads, dividing --heads (GQA; default: half the query heads)", parseIntArg(1))
     .option("--facts <n>", "facts per problem at full difficulty", parseIntArg(1, MAX_FACTS), DEFAULT_TASK.facts)
-    .option("--task-steps <n>", `solution steps per problem at full difficulty (≤ ${MAX_STEPS}; ≤ ${MAX_COUNTDOWN_STEPS} with --countdown)`, parseIntArg(3, MAX_COUNTDOWN_STEPS), DEFAULT_TASK.steps)
+    .option("--task-steps <n>", `solution steps per problem at full difficulty (≤ ${MAX_STEPS}; ≤ ${MAX_COUNTDOWN_STEPS} with --countdown)`, parseIntArg(3, MAX_STEPS), DEFAULT_TASK.steps)
     .option("--countdown", "the prompt states the number of steps and each solution line counts down the steps left, so answers can have any length (evaluate with frontier --min-length)", false)
     .option("--facts-from <n>", "a facts curriculum: the largest number of facts grows from n to --facts with the length curriculum", parseIntArg(2, MAX_FACTS))
     .option("--grow-from <dir>", "start from this pmkvq-trained model, grown into the new shape with the same function (more blocks, head_dim a whole multiple, same hidden size and heads)")
@@ -84,7 +84,7 @@ function positionsFor(task: LookupSumOptions): number {
 export async function runTrain(f: TrainFlags): Promise<void> {
   checkOutputDir(f.out, "--out");
   using _lock = lockOutput(f.out, `--out ${f.out}`, { onTakeover: (m) => process.stderr.write(m + "\n") });
-  if (!f.countdown && f.taskSteps > MAX_STEPS) throw new UsageError(`--task-steps ${f.taskSteps} needs --countdown (at most ${MAX_STEPS} without)`);
+  if (f.countdown && f.taskSteps > MAX_COUNTDOWN_STEPS) throw new UsageError(`--task-steps ${f.taskSteps}: at most ${MAX_COUNTDOWN_STEPS} with --countdown (two-digit counters)`);
   if (f.factsFrom !== undefined && f.factsFrom > f.facts) throw new UsageError(`--facts-from ${f.factsFrom} is more than --facts ${f.facts}`);
   const task = { facts: f.facts, steps: f.taskSteps, ...(f.countdown ? { countdown: true } : {}) };
   const shape = { ...trainShape(f), maxPositions: positionsFor(task) };

@@ -25,7 +25,7 @@ import { encodePrompt, generate } from "../generate/generate.js";
 import { Rng } from "../util/rng.js";
 import { loadModel, type LoadedModel } from "../model/checkpoint.js";
 import { kvHidden } from "../model/config.js";
-import { generateProblem, MAX_STEPS, type LookupSumOptions } from "../task/lookup-sum.js";
+import { generateProblem, MAX_COUNTDOWN_STEPS, type LookupSumOptions } from "../task/lookup-sum.js";
 import { readJsonFile, writeFileAtomic } from "../util/atomic.js";
 import { lockOutput } from "../util/lock.js";
 import { modelFingerprint } from "../model/fingerprint.js";
@@ -287,7 +287,7 @@ function checkOptions(o: FrontierOptions): void {
   if (!(o.minLengthFraction > 0 && o.minLengthFraction <= 1)) throw new UsageError(`--min-length must be in (0, 1] (got ${o.minLengthFraction})`);
   if (o.methods.length === 0) throw new UsageError("no methods to run");
   if (o.methods.includes("pm-kvq") && o.windows.length === 0) throw new UsageError("pm-kvq needs at least one --windows size");
-  if (!o.task.countdown && o.task.steps > MAX_STEPS) throw new UsageError(`--task-steps ${o.task.steps}: at most ${MAX_STEPS} for a model trained without --countdown`);
+  if (o.task.countdown && o.task.steps > MAX_COUNTDOWN_STEPS) throw new UsageError(`--task-steps ${o.task.steps}: at most ${MAX_COUNTDOWN_STEPS} for a model trained with --countdown`);
 }
 
 /** The run's lengths: the longest answer, the max_len every cache is reserved for, and the reservation sequence. */

@@ -19,9 +19,10 @@ export interface LookupSumOptions {
   /** Solution steps (lookups), up to MAX_STEPS (MAX_COUNTDOWN_STEPS with countdown). */
   steps: number;
   /**
-   * The prompt states the number of steps (`steps : n87`) and every solution line starts with
-   * the steps left (`n87 k02 4 ; …`, then `n86 …`), so a model can stop at any length (answers
-   * whose length varies). Counters are words n1 … n250 of the tokenizer.
+   * The prompt states the number of steps (`steps : 4 7`) and every solution line starts with
+   * the steps left, two digits (`4 7 : k02 4 ; …`, then `4 6 : …`), so a model can stop at any
+   * length (answers whose length varies). Digits, so counting down is ten rules shared by every
+   * line (words n1 … n250 were 250 rules to learn one by one: 0% after 150 steps).
    */
   countdown?: boolean;
 }
@@ -31,7 +32,7 @@ export const DEFAULT_TASK: LookupSumOptions = { facts: 4, steps: 60 };
 /** The largest task: every fact kNN=v is a word of the vocabulary. */
 export const MAX_FACTS = 32;
 export const MAX_STEPS = 100;
-export const MAX_COUNTDOWN_STEPS = 250;
+export const MAX_COUNTDOWN_STEPS = 99;
 
 export interface LookupSumProblem {
   prompt: string;
@@ -40,6 +41,8 @@ export interface LookupSumProblem {
 }
 
 const two = (i: number) => String(i).padStart(2, "0");
+/** A countdown value as two digit words: 7 → "0 7". */
+const digits = (i: number) => two(i).split("").join(" ");
 
 export const TASK_INSTRUCTION = "walk the keys in order from the start , after the last key comes k00 . compute the running sum mod 10 of the values , starting from 0 .";
 
@@ -52,7 +55,7 @@ export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK
   const values = Array.from({ length: o.facts }, () => Math.floor(rng.next() * 10));
   const start = Math.floor(rng.next() * o.facts);
   const facts = values.map((v, i) => `k${two(i)}=${v}`).join(" ");
-  const prompt = `facts : ${facts} start : k${two(start)}${o.countdown ? ` steps : n${o.steps}` : ""} ${TASK_INSTRUCTION}`;
+  const prompt = `facts : ${facts} start : k${two(start)}${o.countdown ? ` steps : ${digits(o.steps)}` : ""} ${TASK_INSTRUCTION}`;
   const lines: string[] = [];
   const sums: number[] = [];
   let acc = 0;
@@ -60,7 +63,7 @@ export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK
   for (let j = 0; j < o.steps; j++) {
     const v = values[key];
     const next = (acc + v) % 10;
-    lines.push(`${o.countdown ? `n${o.steps - j} ` : ""}k${two(key)} ${v} ; ${acc} + ${v} = ${next}`);
+    lines.push(`${o.countdown ? `${digits(o.steps - j)} : ` : ""}k${two(key)} ${v} ; ${acc} + ${v} = ${next}`);
     sums.push(next);
     acc = next;
     key = (key + 1) % o.facts;
@@ -70,16 +73,13 @@ export function generateProblem(seed: number, o: LookupSumOptions = DEFAULT_TASK
   return { prompt, solution, answer };
 }
 
-/** Every plain word the task (and the eval instruction) uses, for the tokenizer's vocabulary (the counters last, with countdown). */
+/** Every plain word the task (and the eval instruction) uses, for the tokenizer's vocabulary ("steps" last, with countdown). */
 export function taskWords(countdown = false): string[] {
   const words = new Set<string>(["facts", "queries", "solution", "answer", ":", "=", ";", "+", "\n", ...TASK_INSTRUCTION.split(" ")]);
   for (let i = 0; i < 10; i++) words.add(String(i));
   for (let i = 0; i < MAX_FACTS; i++) words.add(`k${two(i)}`);
   for (const w of "Please reason step by step, and put your final answer within \\boxed{}.".split(" ")) words.add(w);
-  if (countdown) {
-    words.add("steps");
-    for (let i = 1; i <= MAX_COUNTDOWN_STEPS; i++) words.add(`n${i}`);
-  }
+  if (countdown) words.add("steps");
   return [...words];
 }
 

@@ -39,7 +39,7 @@ for (const k of [2, 4]) {
   test(`a grown model (2 → 5 blocks, head_dim 16 → ${16 * k}, more words) computes the old model's logits`, () => {
     const oldTok = writeTaskTokenizer(tempDir());
     const newTok = writeTaskTokenizer(tempDir(), true);
-    assert.ok(newTok.vocabSize > oldTok.vocabSize + 250, "the countdown words are new");
+    assert.ok(newTok.vocabSize > oldTok.vocabSize, "the countdown's word is new");
     const oldCfg = parseModelConfig(hfConfig(small, oldTok.vocabSize));
     const oldW = initWeights(oldCfg, 3);
     // norms off 1 so a misplaced norm shows
