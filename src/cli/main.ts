@@ -113,18 +113,13 @@ export function errorReport(e: unknown): { message: string; code: number } {
   return { message: `pmkvq: internal error (a bug; please report it, with PMKVQ_DEBUG=1 for the stack): ${text}`, code: 70 };
 }
 
-let signalsHandled = false;
-
-/** Ctrl-C and kill end through process.exit, so exit handlers (output locks) run. */
-function exitOnSignals(): void {
-  if (signalsHandled) return;
-  signalsHandled = true;
-  process.once("SIGINT", () => process.exit(130));
-  process.once("SIGTERM", () => process.exit(143));
-}
+// Ctrl-C and kill end the process at once, with the default signal action: long commands run
+// synchronous loops (training, generation), so a JavaScript signal handler would only run once
+// the work was done — the process seemed to ignore them. What a handler would have cleaned up is
+// handled where it is read: an output lock whose holder is gone is taken over (util/lock.ts),
+// and every output file is written atomically or appended line by line.
 
 export async function main(argv: string[]): Promise<number> {
-  exitOnSignals();
   const program = buildProgram();
   program.exitOverride();
   for (const c of program.commands) c.exitOverride();

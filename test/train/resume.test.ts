@@ -60,6 +60,18 @@ test("a run killed part-way and resumed reaches the uninterrupted run's weights 
   assert.equal(sha(path.join(cut, "model.safetensors")), sha(path.join(whole, "model.safetensors")));
   const logOf = (d: string) => (JSON.parse(fs.readFileSync(path.join(d, "train_log.json"), "utf8")).log as { loss: number; gradNorm: number }[]).map((s) => [s.loss, s.gradNorm]);
   assert.deepEqual(logOf(cut), logOf(whole), "the same losses and gradient norms at every step");
+  // SIGTERM (and Ctrl-C) stop a run at once, mid-loop, and the same command takes the folder over
+  const term = tempDir();
+  const t = spawn(process.execPath, [BIN, "train", "--out", term, ...FLAGS], { stdio: ["ignore", "ignore", "pipe"] });
+  let tErr = "";
+  t.stderr.on("data", (d) => (tErr += d));
+  const tExit = new Promise<NodeJS.Signals | null>((res) => t.on("exit", (_code, sig) => res(sig)));
+  while (!/^step 1\//m.test(tErr)) await new Promise((res) => setTimeout(res, 1));
+  t.kill("SIGTERM");
+  assert.equal(await tExit, "SIGTERM", "ended by the signal, not after the run");
+  assert.doesNotMatch(tErr, /^step 21\//m);
+  const after = spawnSync(process.execPath, [BIN, "train", "--out", term, ...FLAGS], { encoding: "utf8" });
+  assert.equal(after.status, 0, after.stderr);
   const finished = spawnSync(process.execPath, [BIN, "train", "--out", cut, ...FLAGS, "--resume"], { encoding: "utf8" });
   assert.equal(finished.status, 0);
   assert.match(finished.stdout, /has finished .*nothing to resume/);
