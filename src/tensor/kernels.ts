@@ -7,6 +7,7 @@ import type { Matrix } from "./matrix.js";
 import { isQuantDtype, quantTraits, type QuantDtype } from "./ggml-quant.js";
 import { matmulMatrixPlain } from "./matrix.js";
 import * as plain from "./ops.js";
+import * as layout from "./layout.js";
 import { KERNEL } from "./slices.js";
 import { runtimeOf, threadScratch, workspace } from "./wasm.js";
 import { decodeThreads, intPathFits, mergeStates, PREFILL_MIN_QUERIES, QUERY_BLOCK, SEG_PACKED, tilePermutation, type TiledSegment } from "./tiled-attention.js";
@@ -207,14 +208,19 @@ export function attentionBackwardKernel(
 
 // ---------------------------------------------------------------- tiled attention
 
-/** Plan fields (i32 index), as assembly/attention.ts reads them. */
-const PLAN = {
-  out: 0, q: 1, T: 2, L: 3, heads: 4, kvHeads: 5, d: 6, G: 7, segK: 8, segV: 9, nSeg: 10, qint: 11, qintStride: 12, qs: 13,
-  sumQ: 14, perm: 15, mode: 16, query: 17, scratch: 18, scratchStride: 19, partials: 20, partialStride: 21, scale: 22, size: 24,
-} as const;
-const SEG_INTS = 8;
-
 const bitsIndex = (bits: number) => [1, 2, 4, 8].indexOf(bits);
+
+/** One segment table entry at table[base …], as assembly/attention.ts reads it (layout.ts). */
+function writeSegment(table: Int32Array, base: number, s: TiledSegment): void {
+  table[base + layout.SEG_KIND] = s.kind;
+  table[base + layout.SEG_DATA] = s.data.byteOffset;
+  table[base + layout.SEG_SCALES] = s.scales?.byteOffset ?? 0;
+  table[base + layout.SEG_ZEROS] = s.zeros?.byteOffset ?? 0;
+  table[base + layout.SEG_LENGTH] = s.length;
+  table[base + layout.SEG_BITS] = s.bits;
+  table[base + layout.SEG_ROW_STRIDE] = s.rowStride;
+  table[base + layout.SEG_GROUPS_PER_ROW] = s.groupsPerRow;
+}
 
 /**
  * Causal attention of the last T of the tokens held in segments segK/segV (token order),
@@ -228,7 +234,7 @@ export function attendTiledKernel(
 ): boolean {
   const rt = runtimeOf(out, queries);
   const { numHeads: H, numKvHeads: KVH, headDim: d } = shape;
-  if (!rt || d % 8 !== 0 || G % 8 !== 0 || d % G !== 0 || segK.length !== segV.length || segK.length > 8) return false;
+  if (!rt || d % 8 !== 0 || G % 8 !== 0 || d % G !== 0 || segK.length !== segV.length || segK.length > layout.MAX_SEGMENTS) return false;
   let bitsMask = 0;
   for (const s of [...segK, ...segV]) {
     if (s.length === 0) continue;
@@ -244,8 +250,9 @@ export function attendTiledKernel(
   const hg = d / G;
   const n = rt.pool.threads;
   // workspaces: plan, segment tables, prepared queries, scratch, partial states
-  const plan = workspace(rt, "tiled.plan", PLAN.size * 4);
-  const segs = workspace(rt, "tiled.segments", 2 * 8 * SEG_INTS * 4);
+  const plan = workspace(rt, "tiled.plan", layout.PLAN_INTS * 4);
+  const tableBytes = layout.MAX_SEGMENTS * layout.SEG_INTS * 4;
+  const segs = workspace(rt, "tiled.segments", 2 * tableBytes);
   const qintStride = T * H * d * 2;
   const qintBytes = bitsMask ? 4 * qintStride : 0;
   const prep = workspace(rt, "tiled.prep", qintBytes + 2 * T * H * hg * 4 + 4 * d * 4 + 64);
@@ -260,37 +267,36 @@ export function attendTiledKernel(
   const partialStride = H * (2 + d) * 4;
   const partials = decode ? workspace(rt, "tiled.partials", partialStride * n) : 0;
   const buf = rt.arena.buffer;
-  const table = new Int32Array(buf, segs, 2 * 8 * SEG_INTS);
+  const table = new Int32Array(buf, segs, 2 * layout.MAX_SEGMENTS * layout.SEG_INTS);
   live.forEach(([k, v], i) => {
-    for (const [s, base] of [[k, i * SEG_INTS], [v, (8 + i) * SEG_INTS]] as const) {
-      table.set([s.kind, s.data.byteOffset, s.scales?.byteOffset ?? 0, s.zeros?.byteOffset ?? 0, s.length, s.bits, s.rowStride, s.groupsPerRow], base);
-    }
+    writeSegment(table, i * layout.SEG_INTS, k);
+    writeSegment(table, (layout.MAX_SEGMENTS + i) * layout.SEG_INTS, v);
   });
   const permView = new Int32Array(buf, perm, 4 * d);
   for (const bits of [1, 2, 4, 8]) if (bitsMask & (1 << bitsIndex(bits))) permView.set(tilePermutation(bits, d, G), bitsIndex(bits) * d);
-  const p = new Int32Array(buf, plan, PLAN.size);
-  p[PLAN.out] = out.byteOffset;
-  p[PLAN.q] = queries.byteOffset;
-  p[PLAN.T] = T;
-  p[PLAN.L] = L;
-  p[PLAN.heads] = H;
-  p[PLAN.kvHeads] = KVH;
-  p[PLAN.d] = d;
-  p[PLAN.G] = G;
-  p[PLAN.segK] = segs;
-  p[PLAN.segV] = segs + 8 * SEG_INTS * 4;
-  p[PLAN.nSeg] = live.length;
-  p[PLAN.qint] = prep;
-  p[PLAN.qintStride] = qintStride;
-  p[PLAN.qs] = qs;
-  p[PLAN.sumQ] = sumQ;
-  p[PLAN.perm] = perm;
-  p[PLAN.mode] = decode ? 0 : 1;
-  p[PLAN.scratch] = scratch;
-  p[PLAN.scratchStride] = stride;
-  p[PLAN.partials] = partials;
-  p[PLAN.partialStride] = partialStride;
-  new Float32Array(buf, plan, PLAN.size)[PLAN.scale] = 1 / Math.sqrt(d);
+  const p = new Int32Array(buf, plan, layout.PLAN_INTS);
+  p[layout.PLAN_OUT] = out.byteOffset;
+  p[layout.PLAN_Q] = queries.byteOffset;
+  p[layout.PLAN_T] = T;
+  p[layout.PLAN_L] = L;
+  p[layout.PLAN_HEADS] = H;
+  p[layout.PLAN_KV_HEADS] = KVH;
+  p[layout.PLAN_D] = d;
+  p[layout.PLAN_G] = G;
+  p[layout.PLAN_SEG_K] = segs;
+  p[layout.PLAN_SEG_V] = segs + tableBytes;
+  p[layout.PLAN_SEGMENTS] = live.length;
+  p[layout.PLAN_QINT] = prep;
+  p[layout.PLAN_QINT_STRIDE] = qintStride;
+  p[layout.PLAN_QS] = qs;
+  p[layout.PLAN_SUM_Q] = sumQ;
+  p[layout.PLAN_PERM] = perm;
+  p[layout.PLAN_MODE] = decode ? layout.MODE_DECODE : layout.MODE_PREFILL;
+  p[layout.PLAN_SCRATCH] = scratch;
+  p[layout.PLAN_SCRATCH_STRIDE] = stride;
+  p[layout.PLAN_PARTIALS] = partials;
+  p[layout.PLAN_PARTIAL_STRIDE] = partialStride;
+  new Float32Array(buf, plan, layout.PLAN_INTS)[layout.PLAN_SCALE] = 1 / Math.sqrt(d);
   rt.ex.prepareQueries(plan, bitsMask);
   const run = (parallel: boolean) => {
     if (parallel && n > 1) {
@@ -308,7 +314,7 @@ export function attendTiledKernel(
   const parts = new Float32Array(buf, partials, (partialStride / 4) * n);
   const row = 2 + d;
   for (let t = 0; t < T; t++) {
-    p[PLAN.query] = t;
+    p[layout.PLAN_QUERY] = t;
     const seen = L - T + t + 1;
     const used = run(decodeThreads(seen, shape, n) > 1);
     for (let h = 0; h < H; h++) {
