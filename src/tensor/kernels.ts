@@ -2,7 +2,7 @@
 // buffer lives in one shared arena (the kernels then run on that arena's instance) and the
 // shapes suit them, else the plain-TypeScript twins.
 
-import { UsageError } from "../errors.js";
+import { KernelLayoutError, UsageError } from "../errors.js";
 import type { Matrix } from "./matrix.js";
 import { isQuantDtype, quantTraits, type QuantDtype } from "./ggml-quant.js";
 import { matmulMatrixPlain } from "./matrix.js";
@@ -234,7 +234,10 @@ export function attendTiledKernel(
 ): boolean {
   const rt = runtimeOf(out, queries);
   const { numHeads: H, numKvHeads: KVH, headDim: d } = shape;
-  if (!rt || d % 8 !== 0 || G % 8 !== 0 || d % G !== 0 || segK.length !== segV.length || segK.length > layout.MAX_SEGMENTS) return false;
+  if (segK.length > layout.MAX_SEGMENTS || segV.length > layout.MAX_SEGMENTS) {
+    throw new KernelLayoutError(`tiled attention: ${Math.max(segK.length, segV.length)} segments given, a plan's tables hold at most ${layout.MAX_SEGMENTS} (MAX_SEGMENTS, src/tensor/layout.ts)`);
+  }
+  if (!rt || d % 8 !== 0 || G % 8 !== 0 || d % G !== 0 || segK.length !== segV.length) return false;
   let bitsMask = 0;
   for (const s of [...segK, ...segV]) {
     if (s.length === 0) continue;
