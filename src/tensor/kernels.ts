@@ -8,12 +8,19 @@ import { isQuantDtype, quantTraits, type QuantDtype } from "./ggml-quant.js";
 import { matmulMatrixPlain } from "./matrix.js";
 import * as plain from "./ops.js";
 import * as layout from "./layout.js";
-import { KERNEL } from "./slices.js";
-import { runtimeOf, threadScratch, workspace } from "./wasm.js";
+import type { KernelArgs, KernelName } from "./kernel-args.js";
+import { runSlice } from "./slices.js";
+import { runtimeOf, threadScratch, workspace, type WasmRuntime } from "./wasm.js";
 import { decodeThreads, intPathFits, mergeStates, PREFILL_MIN_QUERIES, QUERY_BLOCK, SEG_PACKED, tilePermutation, type TiledSegment } from "./tiled-attention.js";
 
 /** Work (multiply-adds) below which waking the workers costs more than it saves. */
 const PARALLEL_MIN = 1 << 16;
+
+/** Run a kernel over the pool's threads, or whole on this thread when the work is too small to share. */
+function dispatch<K extends KernelName>(rt: WasmRuntime, kernel: K, args: KernelArgs<K>, parallel: boolean): void {
+  if (parallel) rt.pool.run(kernel, args);
+  else runSlice(rt.ex, kernel, args, 0, 1);
+}
 
 /** out (T, rows) = x (T, cols) · Wᵀ (+ bias). */
 export function matmul(out: Float32Array, x: Float32Array, w: Matrix, bias: Float32Array | null, T: number): void {
@@ -24,24 +31,14 @@ export function matmul(out: Float32Array, x: Float32Array, w: Matrix, bias: Floa
     matmulMatrixPlain(out, x, w, bias, T);
     return;
   }
-  const a = rt.pool.args;
-  a[0] = out.byteOffset;
-  a[1] = x.byteOffset;
-  a[2] = w.data.byteOffset;
-  a[3] = bias ? bias.byteOffset : 0;
-  a[4] = T;
-  a[5] = w.cols;
-  a[6] = w.rows;
-  if (wide) {
-    const s = threadScratch(rt, 4 * w.cols * 4); // four widened rows per thread
-    a[7] = w.dtype === "bf16" ? 1 : 2;
-    a[8] = s.base;
-    a[9] = s.stride;
-  }
-  const parallel = w.rows * w.cols * T >= PARALLEL_MIN;
-  if (parallel) rt.pool.run(wide ? KERNEL.matmul16 : KERNEL.matmulF32);
-  else if (wide) rt.ex.matmul16(a[0], a[1], a[2], a[3], T, w.cols, w.rows, 0, w.rows, a[7], a[8]);
-  else rt.ex.matmulF32(a[0], a[1], a[2], a[3], T, w.cols, w.rows, 0, w.rows);
+  const { rows, cols } = w;
+  const bias0 = bias ? bias.byteOffset : 0;
+  const parallel = rows * cols * T >= PARALLEL_MIN;
+  if (!wide) return dispatch(rt, "matmulF32", { out: out.byteOffset, x: x.byteOffset, w: w.data.byteOffset, bias: bias0, T, inDim: cols, outDim: rows }, parallel);
+  const s = threadScratch(rt, 4 * cols * 4); // four widened rows per thread
+  const kind = w.dtype === "bf16" ? 1 : 2;
+  const args = { out: out.byteOffset, x: x.byteOffset, w: w.data.byteOffset, bias: bias0, T, inDim: cols, outDim: rows, kind, scratch: s.base, scratchStride: s.stride };
+  dispatch(rt, "matmul16", args, parallel);
 }
 
 /**
@@ -54,22 +51,18 @@ function matmulQuant(out: Float32Array, x: Float32Array, w: Matrix, bias: Float3
   if (!rt) return matmulMatrixPlain(out, x, w, bias, T);
   const kind = quantTraits(w.dtype as QuantDtype).id;
   const { rows, cols } = w;
-  const a = rt.pool.args;
+  const bias0 = bias ? bias.byteOffset : 0;
   const parallel = rows * cols * T >= PARALLEL_MIN;
   if (T === 1) {
     // q (cols i16) | scales (cols/32 f32) | sums (cols/32 f32)
     const q = workspace(rt, "quant.x", cols * 2 + (cols / 32) * 8);
     const xs = q + cols * 2, xsum = xs + (cols / 32) * 4;
     rt.ex.quantizeX32(x.byteOffset, cols, q, xs, xsum);
-    [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]] = [out.byteOffset, q, xs, xsum, w.data.byteOffset, bias ? bias.byteOffset : 0, rows, cols, kind];
-    if (parallel) rt.pool.run(KERNEL.matvecQ);
-    else rt.ex.matvecQ(a[0], q, xs, xsum, a[4], a[5], cols, 0, rows, kind);
-    return;
+    return dispatch(rt, "matvecQ", { out: out.byteOffset, xq: q, xs, xsum, w: w.data.byteOffset, bias: bias0, rows, cols, kind }, parallel);
   }
   const s = threadScratch(rt, 4 * cols * 4); // four widened rows per thread
-  [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]] = [out.byteOffset, x.byteOffset, w.data.byteOffset, bias ? bias.byteOffset : 0, T, cols, rows, kind, s.base, s.stride];
-  if (parallel) rt.pool.run(KERNEL.matmulQ);
-  else rt.ex.matmulQ(a[0], a[1], a[2], a[3], T, cols, rows, 0, rows, kind, s.base);
+  const args = { out: out.byteOffset, x: x.byteOffset, w: w.data.byteOffset, bias: bias0, T, inDim: cols, outDim: rows, kind, scratch: s.base, scratchStride: s.stride };
+  dispatch(rt, "matmulQ", args, parallel);
 }
 
 export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): void {
@@ -108,13 +101,7 @@ export function softmax(x: Float32Array, off: number, n: number): void {
 export function swiglu(gate: Float32Array, up: Float32Array, n: number): void {
   const rt = runtimeOf(gate, up);
   if (!rt) return plain.swiglu(gate, up, n);
-  if (n >= PARALLEL_MIN / 8) {
-    const a = rt.pool.args;
-    a[0] = gate.byteOffset;
-    a[1] = up.byteOffset;
-    a[2] = n;
-    rt.pool.run(KERNEL.swiglu);
-  } else rt.ex.swiglu(gate.byteOffset, up.byteOffset, 0, n);
+  dispatch(rt, "swiglu", { gate: gate.byteOffset, up: up.byteOffset, n }, n >= PARALLEL_MIN / 8);
 }
 
 export function addInPlace(x: Float32Array, y: Float32Array, n: number): void {
@@ -136,23 +123,12 @@ export function attendFloatKernel(
   if (!rt || shape.headDim % 16 !== 0) return false;
   const group = shape.numHeads / shape.numKvHeads;
   const scores = threadScratch(rt, (group * L + shape.headDim) * 4);
-  const a = rt.pool.args;
-  a[0] = out.byteOffset;
-  a[1] = queries.byteOffset;
-  a[2] = T;
-  a[3] = keys.byteOffset;
-  a[4] = values.byteOffset;
-  a[5] = L;
-  a[6] = shape.numHeads;
-  a[7] = shape.numKvHeads;
-  a[8] = shape.headDim;
-  a[9] = scores.base;
-  a[10] = scores.stride;
-  a[11] = scores.base + group * L * 4;
-  a[12] = scores.stride;
-  a[13] = f16 ? 2 : 0;
-  if (T * L * shape.numHeads * shape.headDim >= PARALLEL_MIN) rt.pool.run(KERNEL.attendFloat);
-  else rt.ex.attendFloat(a[0], a[1], T, a[3], a[4], L, shape.numHeads, shape.numKvHeads, shape.headDim, 0, shape.numKvHeads, a[9], a[11], a[13]);
+  const args = {
+    out: out.byteOffset, q: queries.byteOffset, T, keys: keys.byteOffset, values: values.byteOffset, L,
+    numHeads: shape.numHeads, numKvHeads: shape.numKvHeads, d: shape.headDim,
+    scores: scores.base, scoresStride: scores.stride, vrow: scores.base + group * L * 4, vrowStride: scores.stride, kvKind: f16 ? 2 : 0,
+  };
+  dispatch(rt, "attendFloat", args, T * L * shape.numHeads * shape.headDim >= PARALLEL_MIN);
   return true;
 }
 
@@ -160,30 +136,14 @@ export function attendFloatKernel(
 export function matmulNN(out: Float32Array, x: Float32Array, w: Float32Array, T: number, k: number, n: number): void {
   const rt = runtimeOf(out, x, w);
   if (!rt) return plain.matmulNN(out, x, w, T, k, n);
-  const a = rt.pool.args;
-  a[0] = out.byteOffset;
-  a[1] = x.byteOffset;
-  a[2] = w.byteOffset;
-  a[3] = T;
-  a[4] = k;
-  a[5] = n;
-  if (T * k * n >= PARALLEL_MIN) rt.pool.run(KERNEL.matmulNN);
-  else rt.ex.matmulNN(a[0], a[1], a[2], T, k, n, 0, T);
+  dispatch(rt, "matmulNN", { out: out.byteOffset, x: x.byteOffset, w: w.byteOffset, T, k, n }, T * k * n >= PARALLEL_MIN);
 }
 
 /** out (m, n) += aᵀ · b for a (T, m), b (T, n). Plain twin: ops.matmulTNAcc. */
 export function matmulTNAcc(out: Float32Array, a: Float32Array, b: Float32Array, T: number, m: number, n: number): void {
   const rt = runtimeOf(out, a, b);
   if (!rt) return plain.matmulTNAcc(out, a, b, T, m, n);
-  const g = rt.pool.args;
-  g[0] = out.byteOffset;
-  g[1] = a.byteOffset;
-  g[2] = b.byteOffset;
-  g[3] = T;
-  g[4] = m;
-  g[5] = n;
-  if (T * m * n >= PARALLEL_MIN) rt.pool.run(KERNEL.matmulTNAcc);
-  else rt.ex.matmulTNAcc(g[0], g[1], g[2], T, m, n, 0, m);
+  dispatch(rt, "matmulTNAcc", { out: out.byteOffset, a: a.byteOffset, b: b.byteOffset, T, m, n }, T * m * n >= PARALLEL_MIN);
 }
 
 /** Attention backward on the kernels; false when they cannot run (then use the TS twin). */
@@ -194,15 +154,10 @@ export function attentionBackwardKernel(
   const rt = runtimeOf(dq, dk, dv, dOut, q, k, v);
   if (!rt || c.headDim % 16 !== 0) return false;
   const s = threadScratch(rt, T * 4);
-  const a = rt.pool.args;
-  [dq, dk, dv, dOut, q, k, v].forEach((x, i) => (a[i] = x.byteOffset));
-  a[7] = T;
-  a[8] = c.numHeads;
-  a[9] = c.numKvHeads;
-  a[10] = c.headDim;
-  a[11] = s.base;
-  a[12] = s.stride;
-  rt.pool.run(KERNEL.attentionBackward);
+  rt.pool.run("attentionBackward", {
+    dq: dq.byteOffset, dk: dk.byteOffset, dv: dv.byteOffset, dOut: dOut.byteOffset, q: q.byteOffset, k: k.byteOffset, v: v.byteOffset,
+    T, numHeads: c.numHeads, numKvHeads: c.numKvHeads, d: c.headDim, p: s.base, pStride: s.stride,
+  });
   return true;
 }
 
@@ -301,14 +256,12 @@ export function attendTiledKernel(
   p[layout.PLAN_PARTIAL_STRIDE] = partialStride;
   new Float32Array(buf, plan, layout.PLAN_INTS)[layout.PLAN_SCALE] = 1 / Math.sqrt(d);
   rt.ex.prepareQueries(plan, bitsMask);
+  const args = { plan };
+  // returns the threads that ran (each wrote a partial state in decode)
   const run = (parallel: boolean) => {
-    if (parallel && n > 1) {
-      rt.pool.args[0] = plan;
-      rt.pool.run(KERNEL.attendTiled);
-      return n;
-    }
-    rt.ex.attendTiled(plan, 0, 1);
-    return 1;
+    const used = parallel ? n : 1;
+    dispatch(rt, "attendTiled", args, used > 1);
+    return used;
   };
   if (!decode) {
     run(T >= 2 * QUERY_BLOCK);
