@@ -42,6 +42,12 @@ export class SettingsMismatchError extends PmkvqError {}
 /** The WebAssembly memory (or this machine's) cannot hold what was asked. */
 export class OutOfMemoryError extends PmkvqError {}
 
+/**
+ * A kernel call does not fit the fixed layout its arguments travel in (e.g. more segments than
+ * a tiled-attention plan's tables hold): a bug in the caller, not in the user's input.
+ */
+export class KernelLayoutError extends PmkvqError {}
+
 /** The KV cache cannot hold the sequence within its memory budget (spec §3). */
 export class KvBudgetError extends PmkvqError {
   constructor(message: string, readonly layer: number) {

@@ -2,17 +2,25 @@
 // buffer lives in one shared arena (the kernels then run on that arena's instance) and the
 // shapes suit them, else the plain-TypeScript twins.
 
-import { UsageError } from "../errors.js";
+import { KernelLayoutError, UsageError } from "../errors.js";
 import type { Matrix } from "./matrix.js";
 import { isQuantDtype, quantTraits, type QuantDtype } from "./ggml-quant.js";
 import { matmulMatrixPlain } from "./matrix.js";
 import * as plain from "./ops.js";
-import { KERNEL } from "./slices.js";
-import { runtimeOf, threadScratch, workspace } from "./wasm.js";
+import * as layout from "./layout.js";
+import type { KernelArgs, KernelName } from "./kernel-args.js";
+import { runSlice } from "./slices.js";
+import { runtimeOf, threadScratch, workspace, type WasmRuntime } from "./wasm.js";
 import { decodeThreads, intPathFits, mergeStates, PREFILL_MIN_QUERIES, QUERY_BLOCK, SEG_PACKED, tilePermutation, type TiledSegment } from "./tiled-attention.js";
 
 /** Work (multiply-adds) below which waking the workers costs more than it saves. */
 const PARALLEL_MIN = 1 << 16;
+
+/** Run a kernel over the pool's threads, or whole on this thread when the work is too small to share. */
+function dispatch<K extends KernelName>(rt: WasmRuntime, kernel: K, args: KernelArgs<K>, parallel: boolean): void {
+  if (parallel) rt.pool.run(kernel, args);
+  else runSlice(rt.ex, kernel, args, 0, 1);
+}
 
 /** out (T, rows) = x (T, cols) · Wᵀ (+ bias). */
 export function matmul(out: Float32Array, x: Float32Array, w: Matrix, bias: Float32Array | null, T: number): void {
@@ -23,24 +31,14 @@ export function matmul(out: Float32Array, x: Float32Array, w: Matrix, bias: Floa
     matmulMatrixPlain(out, x, w, bias, T);
     return;
   }
-  const a = rt.pool.args;
-  a[0] = out.byteOffset;
-  a[1] = x.byteOffset;
-  a[2] = w.data.byteOffset;
-  a[3] = bias ? bias.byteOffset : 0;
-  a[4] = T;
-  a[5] = w.cols;
-  a[6] = w.rows;
-  if (wide) {
-    const s = threadScratch(rt, 4 * w.cols * 4); // four widened rows per thread
-    a[7] = w.dtype === "bf16" ? 1 : 2;
-    a[8] = s.base;
-    a[9] = s.stride;
-  }
-  const parallel = w.rows * w.cols * T >= PARALLEL_MIN;
-  if (parallel) rt.pool.run(wide ? KERNEL.matmul16 : KERNEL.matmulF32);
-  else if (wide) rt.ex.matmul16(a[0], a[1], a[2], a[3], T, w.cols, w.rows, 0, w.rows, a[7], a[8]);
-  else rt.ex.matmulF32(a[0], a[1], a[2], a[3], T, w.cols, w.rows, 0, w.rows);
+  const { rows, cols } = w;
+  const bias0 = bias ? bias.byteOffset : 0;
+  const parallel = rows * cols * T >= PARALLEL_MIN;
+  if (!wide) return dispatch(rt, "matmulF32", { out: out.byteOffset, x: x.byteOffset, w: w.data.byteOffset, bias: bias0, T, inDim: cols, outDim: rows }, parallel);
+  const s = threadScratch(rt, 4 * cols * 4); // four widened rows per thread
+  const kind = w.dtype === "bf16" ? 1 : 2;
+  const args = { out: out.byteOffset, x: x.byteOffset, w: w.data.byteOffset, bias: bias0, T, inDim: cols, outDim: rows, kind, scratch: s.base, scratchStride: s.stride };
+  dispatch(rt, "matmul16", args, parallel);
 }
 
 /**
@@ -53,22 +51,18 @@ function matmulQuant(out: Float32Array, x: Float32Array, w: Matrix, bias: Float3
   if (!rt) return matmulMatrixPlain(out, x, w, bias, T);
   const kind = quantTraits(w.dtype as QuantDtype).id;
   const { rows, cols } = w;
-  const a = rt.pool.args;
+  const bias0 = bias ? bias.byteOffset : 0;
   const parallel = rows * cols * T >= PARALLEL_MIN;
   if (T === 1) {
     // q (cols i16) | scales (cols/32 f32) | sums (cols/32 f32)
     const q = workspace(rt, "quant.x", cols * 2 + (cols / 32) * 8);
     const xs = q + cols * 2, xsum = xs + (cols / 32) * 4;
     rt.ex.quantizeX32(x.byteOffset, cols, q, xs, xsum);
-    [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]] = [out.byteOffset, q, xs, xsum, w.data.byteOffset, bias ? bias.byteOffset : 0, rows, cols, kind];
-    if (parallel) rt.pool.run(KERNEL.matvecQ);
-    else rt.ex.matvecQ(a[0], q, xs, xsum, a[4], a[5], cols, 0, rows, kind);
-    return;
+    return dispatch(rt, "matvecQ", { out: out.byteOffset, xq: q, xs, xsum, w: w.data.byteOffset, bias: bias0, rows, cols, kind }, parallel);
   }
   const s = threadScratch(rt, 4 * cols * 4); // four widened rows per thread
-  [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]] = [out.byteOffset, x.byteOffset, w.data.byteOffset, bias ? bias.byteOffset : 0, T, cols, rows, kind, s.base, s.stride];
-  if (parallel) rt.pool.run(KERNEL.matmulQ);
-  else rt.ex.matmulQ(a[0], a[1], a[2], a[3], T, cols, rows, 0, rows, kind, s.base);
+  const args = { out: out.byteOffset, x: x.byteOffset, w: w.data.byteOffset, bias: bias0, T, inDim: cols, outDim: rows, kind, scratch: s.base, scratchStride: s.stride };
+  dispatch(rt, "matmulQ", args, parallel);
 }
 
 export function rmsnorm(out: Float32Array, x: Float32Array, weight: Float32Array, T: number, n: number, eps: number): void {
@@ -107,13 +101,7 @@ export function softmax(x: Float32Array, off: number, n: number): void {
 export function swiglu(gate: Float32Array, up: Float32Array, n: number): void {
   const rt = runtimeOf(gate, up);
   if (!rt) return plain.swiglu(gate, up, n);
-  if (n >= PARALLEL_MIN / 8) {
-    const a = rt.pool.args;
-    a[0] = gate.byteOffset;
-    a[1] = up.byteOffset;
-    a[2] = n;
-    rt.pool.run(KERNEL.swiglu);
-  } else rt.ex.swiglu(gate.byteOffset, up.byteOffset, 0, n);
+  dispatch(rt, "swiglu", { gate: gate.byteOffset, up: up.byteOffset, n }, n >= PARALLEL_MIN / 8);
 }
 
 export function addInPlace(x: Float32Array, y: Float32Array, n: number): void {
@@ -135,23 +123,12 @@ export function attendFloatKernel(
   if (!rt || shape.headDim % 16 !== 0) return false;
   const group = shape.numHeads / shape.numKvHeads;
   const scores = threadScratch(rt, (group * L + shape.headDim) * 4);
-  const a = rt.pool.args;
-  a[0] = out.byteOffset;
-  a[1] = queries.byteOffset;
-  a[2] = T;
-  a[3] = keys.byteOffset;
-  a[4] = values.byteOffset;
-  a[5] = L;
-  a[6] = shape.numHeads;
-  a[7] = shape.numKvHeads;
-  a[8] = shape.headDim;
-  a[9] = scores.base;
-  a[10] = scores.stride;
-  a[11] = scores.base + group * L * 4;
-  a[12] = scores.stride;
-  a[13] = f16 ? 2 : 0;
-  if (T * L * shape.numHeads * shape.headDim >= PARALLEL_MIN) rt.pool.run(KERNEL.attendFloat);
-  else rt.ex.attendFloat(a[0], a[1], T, a[3], a[4], L, shape.numHeads, shape.numKvHeads, shape.headDim, 0, shape.numKvHeads, a[9], a[11], a[13]);
+  const args = {
+    out: out.byteOffset, q: queries.byteOffset, T, keys: keys.byteOffset, values: values.byteOffset, L,
+    numHeads: shape.numHeads, numKvHeads: shape.numKvHeads, d: shape.headDim,
+    scores: scores.base, scoresStride: scores.stride, vrow: scores.base + group * L * 4, vrowStride: scores.stride, kvKind: f16 ? 2 : 0,
+  };
+  dispatch(rt, "attendFloat", args, T * L * shape.numHeads * shape.headDim >= PARALLEL_MIN);
   return true;
 }
 
@@ -159,30 +136,14 @@ export function attendFloatKernel(
 export function matmulNN(out: Float32Array, x: Float32Array, w: Float32Array, T: number, k: number, n: number): void {
   const rt = runtimeOf(out, x, w);
   if (!rt) return plain.matmulNN(out, x, w, T, k, n);
-  const a = rt.pool.args;
-  a[0] = out.byteOffset;
-  a[1] = x.byteOffset;
-  a[2] = w.byteOffset;
-  a[3] = T;
-  a[4] = k;
-  a[5] = n;
-  if (T * k * n >= PARALLEL_MIN) rt.pool.run(KERNEL.matmulNN);
-  else rt.ex.matmulNN(a[0], a[1], a[2], T, k, n, 0, T);
+  dispatch(rt, "matmulNN", { out: out.byteOffset, x: x.byteOffset, w: w.byteOffset, T, k, n }, T * k * n >= PARALLEL_MIN);
 }
 
 /** out (m, n) += aᵀ · b for a (T, m), b (T, n). Plain twin: ops.matmulTNAcc. */
 export function matmulTNAcc(out: Float32Array, a: Float32Array, b: Float32Array, T: number, m: number, n: number): void {
   const rt = runtimeOf(out, a, b);
   if (!rt) return plain.matmulTNAcc(out, a, b, T, m, n);
-  const g = rt.pool.args;
-  g[0] = out.byteOffset;
-  g[1] = a.byteOffset;
-  g[2] = b.byteOffset;
-  g[3] = T;
-  g[4] = m;
-  g[5] = n;
-  if (T * m * n >= PARALLEL_MIN) rt.pool.run(KERNEL.matmulTNAcc);
-  else rt.ex.matmulTNAcc(g[0], g[1], g[2], T, m, n, 0, m);
+  dispatch(rt, "matmulTNAcc", { out: out.byteOffset, a: a.byteOffset, b: b.byteOffset, T, m, n }, T * m * n >= PARALLEL_MIN);
 }
 
 /** Attention backward on the kernels; false when they cannot run (then use the TS twin). */
@@ -193,28 +154,28 @@ export function attentionBackwardKernel(
   const rt = runtimeOf(dq, dk, dv, dOut, q, k, v);
   if (!rt || c.headDim % 16 !== 0) return false;
   const s = threadScratch(rt, T * 4);
-  const a = rt.pool.args;
-  [dq, dk, dv, dOut, q, k, v].forEach((x, i) => (a[i] = x.byteOffset));
-  a[7] = T;
-  a[8] = c.numHeads;
-  a[9] = c.numKvHeads;
-  a[10] = c.headDim;
-  a[11] = s.base;
-  a[12] = s.stride;
-  rt.pool.run(KERNEL.attentionBackward);
+  rt.pool.run("attentionBackward", {
+    dq: dq.byteOffset, dk: dk.byteOffset, dv: dv.byteOffset, dOut: dOut.byteOffset, q: q.byteOffset, k: k.byteOffset, v: v.byteOffset,
+    T, numHeads: c.numHeads, numKvHeads: c.numKvHeads, d: c.headDim, p: s.base, pStride: s.stride,
+  });
   return true;
 }
 
 // ---------------------------------------------------------------- tiled attention
 
-/** Plan fields (i32 index), as assembly/attention.ts reads them. */
-const PLAN = {
-  out: 0, q: 1, T: 2, L: 3, heads: 4, kvHeads: 5, d: 6, G: 7, segK: 8, segV: 9, nSeg: 10, qint: 11, qintStride: 12, qs: 13,
-  sumQ: 14, perm: 15, mode: 16, query: 17, scratch: 18, scratchStride: 19, partials: 20, partialStride: 21, scale: 22, size: 24,
-} as const;
-const SEG_INTS = 8;
-
 const bitsIndex = (bits: number) => [1, 2, 4, 8].indexOf(bits);
+
+/** One segment table entry at table[base …], as assembly/attention.ts reads it (layout.ts). */
+function writeSegment(table: Int32Array, base: number, s: TiledSegment): void {
+  table[base + layout.SEG_KIND] = s.kind;
+  table[base + layout.SEG_DATA] = s.data.byteOffset;
+  table[base + layout.SEG_SCALES] = s.scales?.byteOffset ?? 0;
+  table[base + layout.SEG_ZEROS] = s.zeros?.byteOffset ?? 0;
+  table[base + layout.SEG_LENGTH] = s.length;
+  table[base + layout.SEG_BITS] = s.bits;
+  table[base + layout.SEG_ROW_STRIDE] = s.rowStride;
+  table[base + layout.SEG_GROUPS_PER_ROW] = s.groupsPerRow;
+}
 
 /**
  * Causal attention of the last T of the tokens held in segments segK/segV (token order),
@@ -228,7 +189,10 @@ export function attendTiledKernel(
 ): boolean {
   const rt = runtimeOf(out, queries);
   const { numHeads: H, numKvHeads: KVH, headDim: d } = shape;
-  if (!rt || d % 8 !== 0 || G % 8 !== 0 || d % G !== 0 || segK.length !== segV.length || segK.length > 8) return false;
+  if (segK.length > layout.MAX_SEGMENTS || segV.length > layout.MAX_SEGMENTS) {
+    throw new KernelLayoutError(`tiled attention: ${Math.max(segK.length, segV.length)} segments given, a plan's tables hold at most ${layout.MAX_SEGMENTS} (MAX_SEGMENTS, src/tensor/layout.ts)`);
+  }
+  if (!rt || d % 8 !== 0 || G % 8 !== 0 || d % G !== 0 || segK.length !== segV.length) return false;
   let bitsMask = 0;
   for (const s of [...segK, ...segV]) {
     if (s.length === 0) continue;
@@ -244,8 +208,9 @@ export function attendTiledKernel(
   const hg = d / G;
   const n = rt.pool.threads;
   // workspaces: plan, segment tables, prepared queries, scratch, partial states
-  const plan = workspace(rt, "tiled.plan", PLAN.size * 4);
-  const segs = workspace(rt, "tiled.segments", 2 * 8 * SEG_INTS * 4);
+  const plan = workspace(rt, "tiled.plan", layout.PLAN_INTS * 4);
+  const tableBytes = layout.MAX_SEGMENTS * layout.SEG_INTS * 4;
+  const segs = workspace(rt, "tiled.segments", 2 * tableBytes);
   const qintStride = T * H * d * 2;
   const qintBytes = bitsMask ? 4 * qintStride : 0;
   const prep = workspace(rt, "tiled.prep", qintBytes + 2 * T * H * hg * 4 + 4 * d * 4 + 64);
@@ -260,46 +225,43 @@ export function attendTiledKernel(
   const partialStride = H * (2 + d) * 4;
   const partials = decode ? workspace(rt, "tiled.partials", partialStride * n) : 0;
   const buf = rt.arena.buffer;
-  const table = new Int32Array(buf, segs, 2 * 8 * SEG_INTS);
+  const table = new Int32Array(buf, segs, 2 * layout.MAX_SEGMENTS * layout.SEG_INTS);
   live.forEach(([k, v], i) => {
-    for (const [s, base] of [[k, i * SEG_INTS], [v, (8 + i) * SEG_INTS]] as const) {
-      table.set([s.kind, s.data.byteOffset, s.scales?.byteOffset ?? 0, s.zeros?.byteOffset ?? 0, s.length, s.bits, s.rowStride, s.groupsPerRow], base);
-    }
+    writeSegment(table, i * layout.SEG_INTS, k);
+    writeSegment(table, (layout.MAX_SEGMENTS + i) * layout.SEG_INTS, v);
   });
   const permView = new Int32Array(buf, perm, 4 * d);
   for (const bits of [1, 2, 4, 8]) if (bitsMask & (1 << bitsIndex(bits))) permView.set(tilePermutation(bits, d, G), bitsIndex(bits) * d);
-  const p = new Int32Array(buf, plan, PLAN.size);
-  p[PLAN.out] = out.byteOffset;
-  p[PLAN.q] = queries.byteOffset;
-  p[PLAN.T] = T;
-  p[PLAN.L] = L;
-  p[PLAN.heads] = H;
-  p[PLAN.kvHeads] = KVH;
-  p[PLAN.d] = d;
-  p[PLAN.G] = G;
-  p[PLAN.segK] = segs;
-  p[PLAN.segV] = segs + 8 * SEG_INTS * 4;
-  p[PLAN.nSeg] = live.length;
-  p[PLAN.qint] = prep;
-  p[PLAN.qintStride] = qintStride;
-  p[PLAN.qs] = qs;
-  p[PLAN.sumQ] = sumQ;
-  p[PLAN.perm] = perm;
-  p[PLAN.mode] = decode ? 0 : 1;
-  p[PLAN.scratch] = scratch;
-  p[PLAN.scratchStride] = stride;
-  p[PLAN.partials] = partials;
-  p[PLAN.partialStride] = partialStride;
-  new Float32Array(buf, plan, PLAN.size)[PLAN.scale] = 1 / Math.sqrt(d);
+  const p = new Int32Array(buf, plan, layout.PLAN_INTS);
+  p[layout.PLAN_OUT] = out.byteOffset;
+  p[layout.PLAN_Q] = queries.byteOffset;
+  p[layout.PLAN_T] = T;
+  p[layout.PLAN_L] = L;
+  p[layout.PLAN_HEADS] = H;
+  p[layout.PLAN_KV_HEADS] = KVH;
+  p[layout.PLAN_D] = d;
+  p[layout.PLAN_G] = G;
+  p[layout.PLAN_SEG_K] = segs;
+  p[layout.PLAN_SEG_V] = segs + tableBytes;
+  p[layout.PLAN_SEGMENTS] = live.length;
+  p[layout.PLAN_QINT] = prep;
+  p[layout.PLAN_QINT_STRIDE] = qintStride;
+  p[layout.PLAN_QS] = qs;
+  p[layout.PLAN_SUM_Q] = sumQ;
+  p[layout.PLAN_PERM] = perm;
+  p[layout.PLAN_MODE] = decode ? layout.MODE_DECODE : layout.MODE_PREFILL;
+  p[layout.PLAN_SCRATCH] = scratch;
+  p[layout.PLAN_SCRATCH_STRIDE] = stride;
+  p[layout.PLAN_PARTIALS] = partials;
+  p[layout.PLAN_PARTIAL_STRIDE] = partialStride;
+  new Float32Array(buf, plan, layout.PLAN_INTS)[layout.PLAN_SCALE] = 1 / Math.sqrt(d);
   rt.ex.prepareQueries(plan, bitsMask);
+  const args = { plan };
+  // returns the threads that ran (each wrote a partial state in decode)
   const run = (parallel: boolean) => {
-    if (parallel && n > 1) {
-      rt.pool.args[0] = plan;
-      rt.pool.run(KERNEL.attendTiled);
-      return n;
-    }
-    rt.ex.attendTiled(plan, 0, 1);
-    return 1;
+    const used = parallel ? n : 1;
+    dispatch(rt, "attendTiled", args, used > 1);
+    return used;
   };
   if (!decode) {
     run(T >= 2 * QUERY_BLOCK);
@@ -308,7 +270,7 @@ export function attendTiledKernel(
   const parts = new Float32Array(buf, partials, (partialStride / 4) * n);
   const row = 2 + d;
   for (let t = 0; t < T; t++) {
-    p[PLAN.query] = t;
+    p[layout.PLAN_QUERY] = t;
     const seen = L - T + t + 1;
     const used = run(decodeThreads(seen, shape, n) > 1);
     for (let h = 0; h < H; h++) {

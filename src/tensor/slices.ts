@@ -1,7 +1,8 @@
 // How each multi-threaded kernel is split: thread `index` of `n` runs its slice. Shared by the
-// main thread and the workers (both call the same WebAssembly exports on the same memory).
+// main thread and the workers (both call the same WebAssembly exports on the same memory); the
+// arguments arrive by name (kernel-args.ts).
 
-export const KERNEL = { matmulF32: 1, matmul16: 2, attendFloat: 3, swiglu: 5, matmulNN: 6, matmulTNAcc: 7, attentionBackward: 8, attendTiled: 9, matvecQ: 10, matmulQ: 11, stop: 99 } as const;
+import type { KernelArgs, KernelName } from "./kernel-args.js";
 
 export interface KernelExports {
   matmulF32(out: number, x: number, w: number, bias: number, T: number, inDim: number, outDim: number, r0: number, r1: number): void;
@@ -38,56 +39,54 @@ export function part(total: number, index: number, n: number, step = 1): [number
   return [Math.min(a, total), b];
 }
 
-/** Run thread `index`'s slice of a kernel; args as posted by the pool. */
-export function runSlice(ex: KernelExports, kernel: number, a: Float64Array, index: number, n: number): void {
-  switch (kernel) {
-    case KERNEL.matmulF32: {
-      const [r0, r1] = part(a[6], index, n, 4);
-      if (r1 > r0) ex.matmulF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6], r0, r1);
-      return;
+type Slice<K extends KernelName> = (ex: KernelExports, d: KernelArgs<K>, index: number, n: number) => void;
+
+/** Each kernel's slice for thread `index` of `n`; index 0 of 1 is the whole call. */
+const SLICES: { [K in KernelName]: Slice<K> } = {
+  matmulF32(ex, d, index, n) {
+    const [r0, r1] = part(d.outDim, index, n, 4);
+    if (r1 > r0) ex.matmulF32(d.out, d.x, d.w, d.bias, d.T, d.inDim, d.outDim, r0, r1);
+  },
+  matmul16(ex, d, index, n) {
+    const [r0, r1] = part(d.outDim, index, n, 4);
+    if (r1 > r0) ex.matmul16(d.out, d.x, d.w, d.bias, d.T, d.inDim, d.outDim, r0, r1, d.kind, d.scratch + index * d.scratchStride);
+  },
+  matvecQ(ex, d, index, n) {
+    const [r0, r1] = part(d.rows, index, n, 4);
+    if (r1 > r0) ex.matvecQ(d.out, d.xq, d.xs, d.xsum, d.w, d.bias, d.cols, r0, r1, d.kind);
+  },
+  matmulQ(ex, d, index, n) {
+    const [r0, r1] = part(d.outDim, index, n, 4);
+    if (r1 > r0) ex.matmulQ(d.out, d.x, d.w, d.bias, d.T, d.inDim, d.outDim, r0, r1, d.kind, d.scratch + index * d.scratchStride);
+  },
+  attendFloat(ex, d, index, n) {
+    const [k0, k1] = part(d.numKvHeads, index, n);
+    if (k1 > k0) {
+      ex.attendFloat(d.out, d.q, d.T, d.keys, d.values, d.L, d.numHeads, d.numKvHeads, d.d, k0, k1, d.scores + index * d.scoresStride, d.vrow + index * d.vrowStride, d.kvKind);
     }
-    case KERNEL.matmul16: {
-      const [r0, r1] = part(a[6], index, n, 4);
-      if (r1 > r0) ex.matmul16(a[0], a[1], a[2], a[3], a[4], a[5], a[6], r0, r1, a[7], a[8] + index * a[9]);
-      return;
-    }
-    case KERNEL.matvecQ: {
-      const [r0, r1] = part(a[6], index, n, 4);
-      if (r1 > r0) ex.matvecQ(a[0], a[1], a[2], a[3], a[4], a[5], a[7], r0, r1, a[8]);
-      return;
-    }
-    case KERNEL.matmulQ: {
-      const [r0, r1] = part(a[6], index, n, 4);
-      if (r1 > r0) ex.matmulQ(a[0], a[1], a[2], a[3], a[4], a[5], a[6], r0, r1, a[7], a[8] + index * a[9]);
-      return;
-    }
-    case KERNEL.attendFloat: {
-      const [k0, k1] = part(a[7], index, n);
-      if (k1 > k0) ex.attendFloat(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], k0, k1, a[9] + index * a[10], a[11] + index * a[12], a[13]);
-      return;
-    }
-    case KERNEL.matmulNN: {
-      const [t0, t1] = part(a[3], index, n);
-      if (t1 > t0) ex.matmulNN(a[0], a[1], a[2], a[3], a[4], a[5], t0, t1);
-      return;
-    }
-    case KERNEL.matmulTNAcc: {
-      const [r0, r1] = part(a[4], index, n, 4);
-      if (r1 > r0) ex.matmulTNAcc(a[0], a[1], a[2], a[3], a[4], a[5], r0, r1);
-      return;
-    }
-    case KERNEL.attentionBackward: {
-      const [k0, k1] = part(a[9], index, n);
-      if (k1 > k0) ex.attentionBackward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], k0, k1, a[11] + index * a[12]);
-      return;
-    }
-    case KERNEL.attendTiled:
-      ex.attendTiled(a[0], index, n);
-      return;
-    case KERNEL.swiglu: {
-      const [i0, i1] = part(a[2], index, n, 16);
-      if (i1 > i0) ex.swiglu(a[0], a[1], i0, i1);
-      return;
-    }
-  }
+  },
+  swiglu(ex, d, index, n) {
+    const [i0, i1] = part(d.n, index, n, 16);
+    if (i1 > i0) ex.swiglu(d.gate, d.up, i0, i1);
+  },
+  matmulNN(ex, d, index, n) {
+    const [t0, t1] = part(d.T, index, n);
+    if (t1 > t0) ex.matmulNN(d.out, d.x, d.w, d.T, d.k, d.n, t0, t1);
+  },
+  matmulTNAcc(ex, d, index, n) {
+    const [r0, r1] = part(d.m, index, n, 4);
+    if (r1 > r0) ex.matmulTNAcc(d.out, d.a, d.b, d.T, d.m, d.n, r0, r1);
+  },
+  attentionBackward(ex, d, index, n) {
+    const [k0, k1] = part(d.numKvHeads, index, n);
+    if (k1 > k0) ex.attentionBackward(d.dq, d.dk, d.dv, d.dOut, d.q, d.k, d.v, d.T, d.numHeads, d.numKvHeads, d.d, k0, k1, d.p + index * d.pStride);
+  },
+  attendTiled(ex, d, index, n) {
+    ex.attendTiled(d.plan, index, n);
+  },
+};
+
+/** Run thread `index`'s slice of a kernel on its arguments (as the caller passed them, or as a worker read them back). */
+export function runSlice<K extends KernelName>(ex: KernelExports, kernel: K, d: KernelArgs<K>, index: number, n: number): void {
+  (SLICES[kernel] as Slice<K>)(ex, d, index, n);
 }

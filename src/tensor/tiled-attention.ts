@@ -8,6 +8,9 @@
 // order (sink, body, window; or one segment for a full-precision cache).
 
 import { f16Value, roundHalfEven } from "./dtype.js";
+import { SEG_F16, SEG_F32, SEG_PACKED, SEG_PACKED16 } from "./layout.js";
+
+export { SEG_F16, SEG_F32, SEG_PACKED, SEG_PACKED16 };
 
 /** Head counts and size (as the cache's KvShape). */
 export interface AttentionShape {
@@ -32,11 +35,11 @@ export function decodeThreads(seen: number, shape: AttentionShape, threads: numb
   return threads > 1 && seen * shape.numHeads * shape.headDim >= TILED_PARALLEL_MIN ? threads : 1;
 }
 
-export type SegmentKind = 0 | 1 | 2 | 3;
-export const SEG_F32 = 0, SEG_F16 = 1, SEG_PACKED = 2, SEG_PACKED16 = 3;
+/** The storage kinds of layout.ts. */
+export type SegmentKind = typeof SEG_F32 | typeof SEG_F16 | typeof SEG_PACKED | typeof SEG_PACKED16;
 
 export interface TiledSegment {
-  /** 0 f32 rows, 1 f16 rows, 2 packed codes of 1/2/4/8 bits, 3 packed 16-bit codes. */
+  /** f32 rows, f16 rows, packed codes of 1/2/4/8 bits, packed 16-bit codes. */
   kind: SegmentKind;
   /** f32 values, f16 bit patterns, or packed code words. */
   data: Float32Array | Uint16Array | Uint32Array;

@@ -9,14 +9,14 @@ import fs from "node:fs";
 import os from "node:os";
 import v8 from "node:v8";
 import { Arena, arenaOf, setArenaAdder, setArenaStarter, useArena } from "./memory.js";
-import { ThreadPool } from "./pool.js";
+import type { KernelArgs, KernelName } from "./kernel-args.js";
+import { CTRL_BYTES, ThreadPool } from "./pool.js";
 import type { KernelExports } from "./slices.js";
 
 /** The pool as one arena's kernels see it: jobs run on that arena's memory. */
 export interface PoolHandle {
-  readonly args: Float64Array;
   readonly threads: number;
-  run(kernel: number): void;
+  run<K extends KernelName>(kernel: K, args: KernelArgs<K>): void;
 }
 
 /** The kernels on one arena: its instance, the pool, its scratch and workspaces. */
@@ -81,13 +81,10 @@ function instantiate(sh: Pick<Shared, "module">, arena: Arena): KernelExports {
 function runtimeFor(sh: Shared, arena: Arena, ex: KernelExports): WasmRuntime {
   const memory = arena.index;
   const pool: PoolHandle = {
-    get args() {
-      return sh.pool.args;
-    },
     get threads() {
       return sh.pool.threads;
     },
-    run: (kernel) => sh.pool.run(kernel, memory),
+    run: (kernel, args) => sh.pool.run(kernel, args, memory),
   };
   return { arena, ex, pool, module: sh.module, scratch: { ptr: 0, bytes: 0 }, workspaces: new Map() };
 }
@@ -97,7 +94,7 @@ function restartPool(sh: Shared, threads: number): void {
   const first = sh.runtimes[0].arena;
   // the old workers acknowledge the stop before their control block is given back
   if (sh.pool.close()) first.release(sh.ctrlPtr);
-  sh.ctrlPtr = first.alloc(64 + 32 * 8);
+  sh.ctrlPtr = first.alloc(CTRL_BYTES);
   sh.pool = new ThreadPool(sh.module, sh.runtimes.map((r) => r.arena.memory), sh.runtimes.map((r) => r.ex), sh.ctrlPtr, threads);
 }
 
@@ -114,7 +111,7 @@ function start(): Shared | null {
   const arena = new Arena();
   const ex = instantiate({ module }, arena);
   useArena(arena);
-  const ctrlPtr = arena.alloc(64 + 32 * 8);
+  const ctrlPtr = arena.alloc(CTRL_BYTES);
   const sh: Shared = { module, ctrlPtr, runtimes: [], pool: new ThreadPool(module, [arena.memory], [ex], ctrlPtr, threadsWanted ?? defaultThreads()) };
   sh.runtimes.push(runtimeFor(sh, arena, ex));
   setArenaAdder((a) => {

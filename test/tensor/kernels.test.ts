@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
+import { attentionBackward } from "../../src/model/backward.js";
 import { attendFloat } from "../../src/tensor/attention-float.js";
 import { f16ToF32, f32ToBf16, f32ToF16 } from "../../src/tensor/dtype.js";
 import * as k from "../../src/tensor/kernels.js";
@@ -173,6 +174,37 @@ for (const f16 of [false, true]) for (const [numHeads, numKvHeads] of GQA) for (
   for (const L of [1, 17, 300]) for (const T of new Set([1, L, 7].filter((t) => t <= L))) {
     add("attendFloat", `${f16 ? "f16" : "f32"} ${numHeads}/${numKvHeads} d=${headDim} L=${L} T=${T}`, () => runAttendFloat({ numHeads, numKvHeads, headDim }, L, T, f16).diff);
   }
+}
+
+// ------------------------------------------------------------------- training kernels
+// (the activation gradients' products and attention backward; sizes below and above the work
+// at which the pool takes them)
+for (const [T, kk, n] of [[1, 7, 5], [3, 64, 37], [40, 64, 48], [5, 300, 64]]) {
+  add("matmulNN", `T=${T} ${kk}→${n}`, () => {
+    const x = arena(rnd(T * kk)), w = arena(rnd(kk * n)), got = arena(new Float32Array(T * n).fill(NaN)), want = new Float32Array(T * n);
+    k.matmulNN(got, x, w, T, kk, n);
+    plain.matmulNN(want, x, w, T, kk, n);
+    return relDiff(got, want);
+  });
+}
+for (const [T, m, n] of [[1, 3, 5], [7, 37, 64], [40, 64, 48], [300, 17, 20]]) {
+  add("matmulTNAcc", `T=${T} m=${m} n=${n}`, () => {
+    const a = arena(rnd(T * m)), b = arena(rnd(T * n)), start = rnd(m * n), got = arena(start), want = Float32Array.from(start);
+    k.matmulTNAcc(got, a, b, T, m, n);
+    plain.matmulTNAcc(want, a, b, T, m, n);
+    return relDiff(got, want);
+  });
+}
+for (const [numHeads, numKvHeads, headDim, T] of [[4, 2, 16, 5], [8, 2, 64, 33], [6, 3, 32, 100]]) {
+  add("attentionBackward", `${numHeads}/${numKvHeads} d=${headDim} T=${T}`, () => {
+    const c = { numHeads, numKvHeads, headDim }, qn = T * numHeads * headDim, kn = T * numKvHeads * headDim;
+    const [dOut, q] = [rnd(qn), rnd(qn, 0.5)], [kf, vf] = [rnd(kn, 0.5), rnd(kn)];
+    const got = [qn, kn, kn].map((len) => arena(new Float32Array(len)));
+    const want = [qn, kn, kn].map((len) => new Float32Array(len));
+    assert.ok(k.attentionBackwardKernel(got[0], got[1], got[2], arena(dOut), arena(q), arena(kf), arena(vf), T, c), "the WebAssembly kernel ran");
+    attentionBackward(want[0], want[1], want[2], dOut, q, kf, vf, T, c);
+    return Math.max(...got.map((g, i) => relDiff(g, want[i])));
+  });
 }
 
 // Attention straight from packed codes (and the f16/f32 caches' decode path) is the tiled

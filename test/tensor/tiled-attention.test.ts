@@ -9,8 +9,10 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { PackedTokenStore } from "../../src/cache/packed-store.js";
+import { KernelLayoutError } from "../../src/errors.js";
 import { f16Value, f32ToF16 } from "../../src/tensor/dtype.js";
 import { attendTiledKernel } from "../../src/tensor/kernels.js";
+import { MAX_SEGMENTS } from "../../src/tensor/layout.js";
 import { allocF32, allocU16, release } from "../../src/tensor/memory.js";
 import { attendTiledPlain, floatSegment, KEY_BLOCK, packedSegment, tilePermutation, type TiledSegment } from "../../src/tensor/tiled-attention.js";
 import { configureKernels, kernelThreads, wasm } from "../../src/tensor/wasm.js";
@@ -199,6 +201,34 @@ test("a long 2-bit body split over threads: decode parts merge to the one-thread
     release(q);
   } finally {
     b.free();
+  }
+});
+
+test(`full segment tables: ${MAX_SEGMENTS} segments of every width, one empty, decode and prefill`, { skip }, () => {
+  const shape = { numHeads: 8, numKvHeads: 2, headDim: 128 };
+  const widths = [16, 8, 4, 2, 1, 8, 4, 16].slice(0, MAX_SEGMENTS);
+  for (const T of [1, 17]) {
+    const b = packed(shape, 128, widths.map((bits, i) => [i === 3 ? 0 : 5 + 9 * i, bits]));
+    try {
+      run(`${MAX_SEGMENTS} segments T=${T}`, shape, 128, b, T, CODES_TOL);
+    } finally {
+      b.free();
+    }
+  }
+});
+
+test("more segments than a plan's tables hold: a KernelLayoutError, nothing written", () => {
+  const shape = { numHeads: 4, numKvHeads: 2, headDim: 32 };
+  const b = packed(shape, 32, Array.from({ length: MAX_SEGMENTS + 1 }, () => [2, 8] as [number, number]));
+  const q = allocF32(4 * 32).fill(1);
+  const out = allocF32(4 * 32).fill(NaN);
+  try {
+    assert.throws(() => attendTiledKernel(out, q, 1, b.segK, b.segV, shape, 32), (e: unknown) => e instanceof KernelLayoutError && e.message.includes(`${MAX_SEGMENTS + 1} segments given, a plan's tables hold at most ${MAX_SEGMENTS}`));
+    assert.ok(out.every(Number.isNaN), "the output is untouched");
+  } finally {
+    b.free();
+    release(q);
+    release(out);
   }
 });
 

@@ -5,11 +5,11 @@
 // a decode step can split its tokens over threads and merge the parts (the host merges).
 //
 // Storage kinds (a segment = a run of tokens in one format, e.g. sink | body | window):
-//   0  f32 rows            (full-precision cache)
-//   1  f16 rows            (full-precision cache in half precision)
-//   2  packed codes of 1, 2, 4 or 8 bits, f16 scale and zero per group: integer path
-//   3  packed 16-bit codes, f16 scale and zero per group: the same factoring in float32
-//      (s·(q·c') − z'·Σq; int16 queries would lose precision against 16-bit codes)
+//   SEG_F32       f32 rows            (full-precision cache)
+//   SEG_F16       f16 rows            (full-precision cache in half precision)
+//   SEG_PACKED    packed codes of 1, 2, 4 or 8 bits, f16 scale and zero per group: integer path
+//   SEG_PACKED16  packed 16-bit codes, f16 scale and zero per group: the same factoring in float32
+//                 (s·(q·c') − z'·Σq; int16 queries would lose precision against 16-bit codes)
 // Integer path (spec §3: q·k̂ = Σ_groups s·(q·codes) − z·Σq): codes are unpacked once per block
 // into int16, centred (c = code − 2^(b−1), z' = z − s·2^(b−1)), in a fixed channel permutation, the query is quantized once per step to int16
 // per (head, group) (scale max|q|/32767) in the same permutation, and q·codes is exact integer
@@ -18,19 +18,20 @@
 // codes by dot_i16x8_s over pairs of tokens. Everything else is float32. The plain-TypeScript
 // twin (src/tensor/tiled-attention.ts) runs the same algorithm and is the test oracle.
 //
-// A plan (i32 fields, PLAN_* offsets below, written by the host) describes one call; each
-// thread runs attendTiled(plan, index, n): decode (mode 0) splits the keys of one query over
-// the threads and writes partial states (m, l, acc[d]) per query head; prefill (mode 1) deals
+// A plan (i32 fields PLAN_*, written by the host) describes one call, its segment tables the
+// tokens (SEG_* fields); ../layout.ts defines both layouts for the host and here. Each thread
+// runs attendTiled(plan, index, n): decode (mode 0) splits the keys of one query over the
+// threads and writes partial states (m, l, acc[d]) per query head; prefill (mode 1) deals
 // query blocks to the threads and writes the outputs.
+
+import {
+  PLAN_D, PLAN_G, PLAN_HEADS, PLAN_KV_HEADS, PLAN_L, PLAN_MODE, PLAN_OUT, PLAN_PARTIAL_STRIDE, PLAN_PARTIALS, PLAN_PERM, PLAN_Q, PLAN_QINT,
+  PLAN_QINT_STRIDE, PLAN_QS, PLAN_QUERY, PLAN_SCALE, PLAN_SCRATCH, PLAN_SCRATCH_STRIDE, PLAN_SEG_K, PLAN_SEG_V, PLAN_SEGMENTS, PLAN_SUM_Q, PLAN_T,
+  MODE_DECODE, SEG_BITS, SEG_DATA, SEG_F16, SEG_F32, SEG_GROUPS_PER_ROW, SEG_INTS, SEG_KIND, SEG_LENGTH, SEG_PACKED, SEG_ROW_STRIDE, SEG_SCALES, SEG_ZEROS,
+} from "../layout";
 
 export const KEY_BLOCK: i32 = 32;
 export const QUERY_BLOCK: i32 = 16;
-const SEG_INTS: i32 = 8;
-
-// plan fields (i32 index)
-const P_OUT = 0, P_Q = 1, P_T = 2, P_L = 3, P_HEADS = 4, P_KVHEADS = 5, P_D = 6, P_G = 7;
-const P_SEGK = 8, P_SEGV = 9, P_NSEG = 10, P_QINT = 11, P_QINT_STRIDE = 12, P_QS = 13, P_SUMQ = 14, P_PERM = 15;
-const P_MODE = 16, P_QUERY = 17, P_SCRATCH = 18, P_SCRATCH_STRIDE = 19, P_PARTIALS = 20, P_PARTIAL_STRIDE = 21, P_SCALE = 22;
 
 @inline function pI(plan: usize, i: i32): i32 {
   return load<i32>(plan + (<usize>i << 2));
@@ -83,9 +84,9 @@ export function expScalar(x: f32): f32 {
 // whose flag is set in bitsMask (1 << b for 1, 2, 4, 8 bits), the int16 query in b's tile
 // permutation (perm: 4 × d i32, tile index → channel).
 export function prepareQueries(plan: usize, bitsMask: i32): void {
-  const T = pI(plan, P_T), H = pI(plan, P_HEADS), d = pI(plan, P_D), G = pI(plan, P_G);
-  const q = <usize>pI(plan, P_Q), qs = <usize>pI(plan, P_QS), sumQ = <usize>pI(plan, P_SUMQ);
-  const qint = <usize>pI(plan, P_QINT), stride = <usize>pI(plan, P_QINT_STRIDE), perm = <usize>pI(plan, P_PERM);
+  const T = pI(plan, PLAN_T), H = pI(plan, PLAN_HEADS), d = pI(plan, PLAN_D), G = pI(plan, PLAN_G);
+  const q = <usize>pI(plan, PLAN_Q), qs = <usize>pI(plan, PLAN_QS), sumQ = <usize>pI(plan, PLAN_SUM_Q);
+  const qint = <usize>pI(plan, PLAN_QINT), stride = <usize>pI(plan, PLAN_QINT_STRIDE), perm = <usize>pI(plan, PLAN_PERM);
   const hg = d / G;
   for (let r = 0; r < T * H; r++) {
     const qr = q + (<usize>(r * d) << 2);
@@ -460,34 +461,34 @@ export function scratchBytes(maxV: i32, d: i32, G: i32): i32 {
 function block(
   plan: usize, sk: usize, sv: usize, ja: i32, jg: i32, nT: i32, kvh: i32, t0: i32, nV: i32, st: usize, ap: usize, sc: Scratch,
 ): void {
-  const T = pI(plan, P_T), L = pI(plan, P_L), H = pI(plan, P_HEADS), KVH = pI(plan, P_KVHEADS), d = pI(plan, P_D), G = pI(plan, P_G);
+  const T = pI(plan, PLAN_T), L = pI(plan, PLAN_L), H = pI(plan, PLAN_HEADS), KVH = pI(plan, PLAN_KV_HEADS), d = pI(plan, PLAN_D), G = pI(plan, PLAN_G);
   const group = H / KVH;
   const hg = d / G;
-  const scale = reinterpret<f32>(pI(plan, P_SCALE));
-  const q = <usize>pI(plan, P_Q), qs = <usize>pI(plan, P_QS), sumQ = <usize>pI(plan, P_SUMQ);
-  const kind = segI(sk, 0);
+  const scale = reinterpret<f32>(pI(plan, PLAN_SCALE));
+  const q = <usize>pI(plan, PLAN_Q), qs = <usize>pI(plan, PLAN_QS), sumQ = <usize>pI(plan, PLAN_SUM_Q);
+  const kind = segI(sk, SEG_KIND);
   const stRow = <usize>(2 + d) << 2;
   // ---- scores (nV, nT)
-  if (kind == 2) {
-    const bits = segI(sk, 5), stride = segI(sk, 6), gpr = segI(sk, 7);
+  if (kind == SEG_PACKED) {
+    const bits = segI(sk, SEG_BITS), stride = segI(sk, SEG_ROW_STRIDE), gpr = segI(sk, SEG_GROUPS_PER_ROW);
     const chunk = min(16, (G * bits) >> 3);
-    unpackTile(sc.tileK, <usize>segI(sk, 1), stride, ja, nT, kvh, d, bits, chunk);
-    const qint = <usize>pI(plan, P_QINT) + <usize>bitsIndex(bits) * <usize>pI(plan, P_QINT_STRIDE);
-    blockParams(sc, <usize>segI(sk, 2), <usize>segI(sk, 3), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, hg);
+    unpackTile(sc.tileK, <usize>segI(sk, SEG_DATA), stride, ja, nT, kvh, d, bits, chunk);
+    const qint = <usize>pI(plan, PLAN_QINT) + <usize>bitsIndex(bits) * <usize>pI(plan, PLAN_QINT_STRIDE);
+    blockParams(sc, <usize>segI(sk, SEG_SCALES), <usize>segI(sk, SEG_ZEROS), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, hg);
     scoresInt(sc, qint, qs, sumQ, nT, kvh, t0, nV, group, H, d, G, hg, scale);
   } else {
-    if (kind == 1) {
-      scoresHalf(sc, q, <usize>segI(sk, 1) + (<usize>(ja * segI(sk, 6) + kvh * d) << 1), segI(sk, 6), nT, kvh, t0, nV, group, H, d, scale);
+    if (kind == SEG_F16) {
+      scoresHalf(sc, q, <usize>segI(sk, SEG_DATA) + (<usize>(ja * segI(sk, SEG_ROW_STRIDE) + kvh * d) << 1), segI(sk, SEG_ROW_STRIDE), nT, kvh, t0, nV, group, H, d, scale);
     } else {
       let rows: usize, rowStride: i32;
-      if (kind == 0) {
-        rows = <usize>segI(sk, 1) + (<usize>(ja * segI(sk, 6) + kvh * d) << 2);
-        rowStride = segI(sk, 6);
+      if (kind == SEG_F32) {
+        rows = <usize>segI(sk, SEG_DATA) + (<usize>(ja * segI(sk, SEG_ROW_STRIDE) + kvh * d) << 2);
+        rowStride = segI(sk, SEG_ROW_STRIDE);
         scoresFloat(sc, q, rows, rowStride, nT, kvh, t0, nV, group, H, d, scale);
       } else {
-        const stride = segI(sk, 6);
-        blockParams(sc, <usize>segI(sk, 2), <usize>segI(sk, 3), segI(sk, 7), 32768, ja, nT, kvh, hg);
-        scoresCode16(sc, q, sumQ, <usize>segI(sk, 1) + (<usize>(ja * stride) << 2) + (<usize>(kvh * d) << 1), stride, nT, kvh, t0, nV, group, H, d, G, hg, scale);
+        const stride = segI(sk, SEG_ROW_STRIDE);
+        blockParams(sc, <usize>segI(sk, SEG_SCALES), <usize>segI(sk, SEG_ZEROS), segI(sk, SEG_GROUPS_PER_ROW), 32768, ja, nT, kvh, hg);
+        scoresCode16(sc, q, sumQ, <usize>segI(sk, SEG_DATA) + (<usize>(ja * stride) << 2) + (<usize>(kvh * d) << 1), stride, nT, kvh, t0, nV, group, H, d, G, hg, scale);
       }
     }
   }
@@ -529,26 +530,26 @@ function block(
     store<f32>(s, load<f32>(s, 4) + hsumF(lsum), 4);
   }
   // ---- values
-  const vkind = segI(sv, 0);
-  if (vkind == 2) {
-    const bits = segI(sv, 5), stride = segI(sv, 6), gpr = segI(sv, 7);
+  const vkind = segI(sv, SEG_KIND);
+  if (vkind == SEG_PACKED) {
+    const bits = segI(sv, SEG_BITS), stride = segI(sv, SEG_ROW_STRIDE), gpr = segI(sv, SEG_GROUPS_PER_ROW);
     const chunk = min(16, (G * bits) >> 3);
-    unpackTile(sc.tileV, <usize>segI(sv, 1), stride, ja, nT, kvh, d, bits, chunk);
-    blockParams(sc, <usize>segI(sv, 2), <usize>segI(sv, 3), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, hg);
+    unpackTile(sc.tileV, <usize>segI(sv, SEG_DATA), stride, ja, nT, kvh, d, bits, chunk);
+    blockParams(sc, <usize>segI(sv, SEG_SCALES), <usize>segI(sv, SEG_ZEROS), gpr, <f32>(1 << (bits - 1)), ja, nT, kvh, hg);
     valuesInt(sc, nT, nV, d, G, hg, ap);
   } else {
-    if (vkind == 1) {
-      valuesHalf(sc, <usize>segI(sv, 1) + (<usize>(ja * segI(sv, 6) + kvh * d) << 1), segI(sv, 6), nT, nV, d, st);
+    if (vkind == SEG_F16) {
+      valuesHalf(sc, <usize>segI(sv, SEG_DATA) + (<usize>(ja * segI(sv, SEG_ROW_STRIDE) + kvh * d) << 1), segI(sv, SEG_ROW_STRIDE), nT, nV, d, st);
     } else {
       let rows: usize, rowStride: i32;
-      if (vkind == 0) {
-        rows = <usize>segI(sv, 1) + (<usize>(ja * segI(sv, 6) + kvh * d) << 2);
-        rowStride = segI(sv, 6);
+      if (vkind == SEG_F32) {
+        rows = <usize>segI(sv, SEG_DATA) + (<usize>(ja * segI(sv, SEG_ROW_STRIDE) + kvh * d) << 2);
+        rowStride = segI(sv, SEG_ROW_STRIDE);
         valuesFloat(sc, rows, rowStride, nT, nV, d, st);
       } else {
-        const stride = segI(sv, 6);
-        blockParams(sc, <usize>segI(sv, 2), <usize>segI(sv, 3), segI(sv, 7), 32768, ja, nT, kvh, hg);
-        valuesCode16(sc, <usize>segI(sv, 1) + (<usize>(ja * stride) << 2) + (<usize>(kvh * d) << 1), stride, nT, nV, d, G, hg, st);
+        const stride = segI(sv, SEG_ROW_STRIDE);
+        blockParams(sc, <usize>segI(sv, SEG_SCALES), <usize>segI(sv, SEG_ZEROS), segI(sv, SEG_GROUPS_PER_ROW), 32768, ja, nT, kvh, hg);
+        valuesCode16(sc, <usize>segI(sv, SEG_DATA) + (<usize>(ja * stride) << 2) + (<usize>(kvh * d) << 1), stride, nT, nV, d, G, hg, st);
       }
     }
   }
@@ -762,31 +763,31 @@ function valuesFloat(sc: Scratch, rows: usize, rowStride: i32, nT: i32, nV: i32,
 // Keys [j0, j1) of KV head kvh for the virtual heads of queries [t0, t0 + nQ), block by block,
 // segment by segment (a block never spans two segments).
 function keysRange(plan: usize, t0: i32, nQ: i32, j0: i32, j1: i32, st: usize, sc: Scratch): void {
-  const KVH = pI(plan, P_KVHEADS);
-  const H = pI(plan, P_HEADS);
+  const KVH = pI(plan, PLAN_KV_HEADS);
+  const H = pI(plan, PLAN_HEADS);
   const group = H / KVH;
-  const d = pI(plan, P_D);
+  const d = pI(plan, PLAN_D);
   const stRow = <usize>(2 + d) << 2;
   const headStates = <usize>(nQ * group) * stRow;
   const headSums = <usize>(nQ * group * d) << 2;
-  const segK = <usize>pI(plan, P_SEGK), segV = <usize>pI(plan, P_SEGV), nSeg = pI(plan, P_NSEG);
+  const segK = <usize>pI(plan, PLAN_SEG_K), segV = <usize>pI(plan, PLAN_SEG_V), nSeg = pI(plan, PLAN_SEGMENTS);
   let start = 0;
   for (let s = 0; s < nSeg; s++) {
     const sk = segK + (<usize>(s * SEG_INTS) << 2);
     const sv = segV + (<usize>(s * SEG_INTS) << 2);
-    const len = segI(sk, 4);
+    const len = segI(sk, SEG_LENGTH);
     const a = max(j0, start), b = min(j1, start + len);
     // block by block, every KV head of a block while its rows are in cache: rows hold all
     // heads, so they stream through memory once, in order
-    if (a < b && segI(sv, 0) == 2) memory.fill(sc.accP, 0, <usize>(nQ * H * d) << 2);
+    if (a < b && segI(sv, SEG_KIND) == SEG_PACKED) memory.fill(sc.accP, 0, <usize>(nQ * H * d) << 2);
     for (let ja = a; ja < b; ja += KEY_BLOCK) {
       for (let kvh = 0; kvh < KVH; kvh++) {
         block(plan, sk, sv, ja - start, ja, min(KEY_BLOCK, b - ja), kvh, t0, nQ * group, st + <usize>kvh * headStates, sc.accP + <usize>kvh * headSums, sc);
       }
     }
-    if (a < b && segI(sv, 0) == 2) {
+    if (a < b && segI(sv, SEG_KIND) == SEG_PACKED) {
       // the integer segment's sums, from tile order into the states' channel order
-      const perm = <usize>pI(plan, P_PERM) + (<usize>(bitsIndex(segI(sv, 5)) * d) << 2);
+      const perm = <usize>pI(plan, PLAN_PERM) + (<usize>(bitsIndex(segI(sv, SEG_BITS)) * d) << 2);
       for (let v = 0; v < nQ * H; v++) {
         const acc = st + <usize>v * stRow + 8;
         const ap = sc.accP + (<usize>(v * d) << 2);
@@ -812,24 +813,24 @@ function keysRange(plan: usize, t0: i32, nQ: i32, j0: i32, j1: i32, st: usize, s
 
 /** Thread `index` of `n` runs its part of the call the plan describes. */
 export function attendTiled(plan: usize, index: i32, n: i32): void {
-  const T = pI(plan, P_T), L = pI(plan, P_L), H = pI(plan, P_HEADS), KVH = pI(plan, P_KVHEADS), d = pI(plan, P_D), G = pI(plan, P_G);
+  const T = pI(plan, PLAN_T), L = pI(plan, PLAN_L), H = pI(plan, PLAN_HEADS), KVH = pI(plan, PLAN_KV_HEADS), d = pI(plan, PLAN_D), G = pI(plan, PLAN_G);
   const group = H / KVH;
-  const scratch = <usize>pI(plan, P_SCRATCH) + <usize>index * <usize>pI(plan, P_SCRATCH_STRIDE);
+  const scratch = <usize>pI(plan, PLAN_SCRATCH) + <usize>index * <usize>pI(plan, PLAN_SCRATCH_STRIDE);
   const stRow = <usize>(2 + d) << 2;
-  if (pI(plan, P_MODE) == 0) {
+  if (pI(plan, PLAN_MODE) == MODE_DECODE) {
     // decode: this thread's share of the keys query t sees, every KV head
-    const t = pI(plan, P_QUERY);
+    const t = pI(plan, PLAN_QUERY);
     const seen = L - T + t + 1;
     const j0 = <i32>((<i64>seen * index) / n), j1 = <i32>((<i64>seen * (index + 1)) / n);
     const sc = scratchAt(scratch, group, d, d / G);
-    const part = <usize>pI(plan, P_PARTIALS) + <usize>index * <usize>pI(plan, P_PARTIAL_STRIDE);
+    const part = <usize>pI(plan, PLAN_PARTIALS) + <usize>index * <usize>pI(plan, PLAN_PARTIAL_STRIDE);
     // states of head h = kvh·group + g at part + h·stRow: the KV heads' runs of `group` follow each other
     initState(part, H, d);
     if (j1 > j0) keysRange(plan, t, 1, j0, j1, part, sc);
     return;
   }
   // prefill: query blocks dealt round-robin, all KV heads, outputs normalised
-  const out = <usize>pI(plan, P_OUT);
+  const out = <usize>pI(plan, PLAN_OUT);
   const sc = scratchAt(scratch, QUERY_BLOCK * H, d, d / G);
   const blocks = (T + QUERY_BLOCK - 1) / QUERY_BLOCK;
   for (let qb = index; qb < blocks; qb += n) {
