@@ -202,20 +202,7 @@ function scoresHalf(sc: Scratch, q: usize, rows: usize, rowStride: i32, nT: i32,
     for (let v = 0; v < nV; v++) {
       const r = (t0 + v / group) * H + kvh * group + (v % group);
       const qr = q + (<usize>(r * d) << 2);
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-      let o: usize = 0;
-      for (const e: usize = <usize>(d & ~15) << 2; o < e; o += 64) {
-        s0 = f32x4.add(s0, f32x4.mul(v128.load(buf + o), v128.load(qr + o)));
-        s1 = f32x4.add(s1, f32x4.mul(v128.load(buf + o, 16), v128.load(qr + o, 16)));
-        s2 = f32x4.add(s2, f32x4.mul(v128.load(buf + o, 32), v128.load(qr + o, 32)));
-        s3 = f32x4.add(s3, f32x4.mul(v128.load(buf + o, 48), v128.load(qr + o, 48)));
-      }
-      if (d & 8) {
-        // a last 8 channels (d is a multiple of 8)
-        s0 = f32x4.add(s0, f32x4.mul(v128.load(buf + o), v128.load(qr + o)));
-        s1 = f32x4.add(s1, f32x4.mul(v128.load(buf + o, 16), v128.load(qr + o, 16)));
-      }
-      store<f32>(sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2), hsumF(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))) * scale);
+      store<f32>(sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2), dotF32(buf, qr, d) * scale);
     }
   }
 }
@@ -605,6 +592,24 @@ function scoresInt(
   }
 }
 
+// a·b over d float32 channels (d a multiple of 8), sixteen a step: lane l of accumulator i holds
+// channels 16k + 4i + l.
+@inline function dotF32(a: usize, b: usize, d: i32): f32 {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let o: usize = 0;
+  for (const e: usize = <usize>(d & ~15) << 2; o < e; o += 64) {
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + o, 16), v128.load(b + o, 16)));
+    s2 = f32x4.add(s2, f32x4.mul(v128.load(a + o, 32), v128.load(b + o, 32)));
+    s3 = f32x4.add(s3, f32x4.mul(v128.load(a + o, 48), v128.load(b + o, 48)));
+  }
+  if (d & 8) {
+    s0 = f32x4.add(s0, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+    s1 = f32x4.add(s1, f32x4.mul(v128.load(a + o, 16), v128.load(b + o, 16)));
+  }
+  return hsumF(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3)));
+}
+
 // scores[v][jj] = scale·(q·k) over float rows (rowStride f32 apart): one dot product per virtual
 // head, sixteen floats a step (lane l of accumulator a holds channels 16i + 4a + l).
 function scoresFloat(sc: Scratch, q: usize, rows: usize, rowStride: i32, nT: i32, kvh: i32, t0: i32, nV: i32, group: i32, H: i32, d: i32, scale: f32): void {
@@ -613,20 +618,7 @@ function scoresFloat(sc: Scratch, q: usize, rows: usize, rowStride: i32, nT: i32
     for (let v = 0; v < nV; v++) {
       const r = (t0 + v / group) * H + kvh * group + (v % group);
       const qr = q + (<usize>(r * d) << 2);
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-      let o: usize = 0;
-      for (const e: usize = <usize>(d & ~15) << 2; o < e; o += 64) {
-        s0 = f32x4.add(s0, f32x4.mul(v128.load(row + o), v128.load(qr + o)));
-        s1 = f32x4.add(s1, f32x4.mul(v128.load(row + o, 16), v128.load(qr + o, 16)));
-        s2 = f32x4.add(s2, f32x4.mul(v128.load(row + o, 32), v128.load(qr + o, 32)));
-        s3 = f32x4.add(s3, f32x4.mul(v128.load(row + o, 48), v128.load(qr + o, 48)));
-      }
-      if (d & 8) {
-        // a last 8 channels (d is a multiple of 8)
-        s0 = f32x4.add(s0, f32x4.mul(v128.load(row + o), v128.load(qr + o)));
-        s1 = f32x4.add(s1, f32x4.mul(v128.load(row + o, 16), v128.load(qr + o, 16)));
-      }
-      store<f32>(sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2), hsumF(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))) * scale);
+      store<f32>(sc.scores + (<usize>(v * KEY_BLOCK + jj) << 2), dotF32(row, qr, d) * scale);
     }
   }
 }
