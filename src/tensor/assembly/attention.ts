@@ -207,6 +207,11 @@ function scoresHalf(sc: Scratch, q: usize, rows: usize, rowStride: i32, nT: i32,
   }
 }
 
+// Virtual head v's row of the score block.
+@inline function scoreRow(sc: Scratch, v: i32): usize {
+  return sc.scores + (<usize>(v * KEY_BLOCK) << 2);
+}
+
 // acc[v] += Σ_jj p[v][jj]·row_jj over f16 rows, widened as they are read (accumulators for
 // eight channels of four virtual heads stay in registers over the block's tokens).
 function valuesHalf(sc: Scratch, rows: usize, rowStride: i32, nT: i32, nV: i32, d: i32, st: usize): void {
@@ -214,8 +219,7 @@ function valuesHalf(sc: Scratch, rows: usize, rowStride: i32, nT: i32, nV: i32, 
   for (let v = 0; v < nV; v += 4) {
     const n = min(4, nV - v);
     const v1 = min(v + 1, v + n - 1), v2 = min(v + 2, v + n - 1), v3 = min(v + 3, v + n - 1);
-    const p0 = sc.scores + (<usize>(v * KEY_BLOCK) << 2), p1 = sc.scores + (<usize>(v1 * KEY_BLOCK) << 2);
-    const p2 = sc.scores + (<usize>(v2 * KEY_BLOCK) << 2), p3 = sc.scores + (<usize>(v3 * KEY_BLOCK) << 2);
+    const p0 = scoreRow(sc, v), p1 = scoreRow(sc, v1), p2 = scoreRow(sc, v2), p3 = scoreRow(sc, v3);
     const c0 = st + <usize>v * stRow + 8, c1 = st + <usize>v1 * stRow + 8, c2 = st + <usize>v2 * stRow + 8, c3 = st + <usize>v3 * stRow + 8;
     for (let c = 0; c < d; c += 8) {
       const o = <usize>c << 2;
@@ -728,8 +732,7 @@ function valuesFloat(sc: Scratch, rows: usize, rowStride: i32, nT: i32, nV: i32,
   for (let v = 0; v < nV; v += 4) {
     const n = min(4, nV - v);
     const v1 = min(v + 1, v + n - 1), v2 = min(v + 2, v + n - 1), v3 = min(v + 3, v + n - 1);
-    const p0 = sc.scores + (<usize>(v * KEY_BLOCK) << 2), p1 = sc.scores + (<usize>(v1 * KEY_BLOCK) << 2);
-    const p2 = sc.scores + (<usize>(v2 * KEY_BLOCK) << 2), p3 = sc.scores + (<usize>(v3 * KEY_BLOCK) << 2);
+    const p0 = scoreRow(sc, v), p1 = scoreRow(sc, v1), p2 = scoreRow(sc, v2), p3 = scoreRow(sc, v3);
     const c0 = st + <usize>v * stRow + 8, c1 = st + <usize>v1 * stRow + 8, c2 = st + <usize>v2 * stRow + 8, c3 = st + <usize>v3 * stRow + 8;
     for (let c = 0; c < d; c += 4) {
       const o = <usize>c << 2;
