@@ -76,3 +76,21 @@ test("a run killed part-way and resumed reaches the uninterrupted run's weights 
   assert.equal(finished.status, 0);
   assert.match(finished.stdout, /has finished .*nothing to resume/);
 });
+
+test("a grown run (--grow-from) is reproducible: two runs of the same flags write the same bytes", () => {
+  const base = tempDir();
+  const small = ["--steps", "3", "--batch-size", "2", "--layers", "1", "--hidden", "64", "--head-dim", "16", "--kv-heads", "2", "--facts", "4", "--task-steps", "5", "--seed", "5"];
+  assert.equal(spawnSync(process.execPath, [BIN, "train", "--out", base, ...small], { encoding: "utf8" }).status, 0);
+  const grow = ["--grow-from", base, "--steps", "3", "--batch-size", "2", "--layers", "3", "--hidden", "64", "--head-dim", "32", "--heads", "4", "--kv-heads", "2", "--facts", "6", "--task-steps", "8", "--countdown", "--seed", "6"];
+  const outs = [tempDir(), tempDir()];
+  for (const o of outs) {
+    const r = spawnSync(process.execPath, [BIN, "train", "--out", o, ...grow], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+  }
+  assert.equal(sha(path.join(outs[0], "model.safetensors")), sha(path.join(outs[1], "model.safetensors")));
+  const cfg = JSON.parse(fs.readFileSync(path.join(outs[0], "config.json"), "utf8"));
+  assert.deepEqual([cfg.num_hidden_layers, cfg.head_dim], [3, 32]);
+  const bad = spawnSync(process.execPath, [BIN, "train", "--out", tempDir(), ...grow.map((a) => (a === "64" ? "96" : a))], { encoding: "utf8" });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /cannot grow this model into the new shape: hidden size 64 → 96/);
+});
