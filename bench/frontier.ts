@@ -3,6 +3,9 @@
 // verdicts written into README.md between the frontier-table markers and its chart to
 // docs/frontier.svg; also the default model's training summary (train-summary markers).
 // Usage: node dist/bench/frontier.js [--problems N] [--out DIR] [--fresh] [--write-readme]
+//   [--model DIR --min-length F --readme-suffix S]: another trained model (its answers' step
+//   counts drawn from [F·S, S]), written to the README sections frontier-table-S and
+//   train-summary-S and to docs/frontier-S.svg
 
 import fs from "node:fs";
 import path from "node:path";
@@ -15,11 +18,16 @@ import { REPO_ROOT } from "./common.js";
 import { writeReadmeSection } from "./readme.js";
 
 const { values: args } = parseArgs({
-  options: { problems: { type: "string", default: "60" }, out: { type: "string", default: ".bench-cache/frontier" }, fresh: { type: "boolean" }, "write-readme": { type: "boolean" } },
+  options: {
+    problems: { type: "string", default: "60" }, out: { type: "string", default: ".bench-cache/frontier" }, fresh: { type: "boolean" }, "write-readme": { type: "boolean" },
+    model: { type: "string", default: DEFAULT_MODEL_DIR }, "min-length": { type: "string", default: "1" }, "readme-suffix": { type: "string", default: "" },
+  },
 });
+const modelDir = args.model!;
+const suffix = args["readme-suffix"] ? `-${args["readme-suffix"]}` : "";
 const t0 = performance.now();
 const r = runFrontier({
-  modelDir: DEFAULT_MODEL_DIR, outDir: args.out!, problems: Number(args.problems), task: trainedTask(DEFAULT_MODEL_DIR), minLengthFraction: 1, fresh: args.fresh,
+  modelDir, outDir: args.out!, problems: Number(args.problems), task: trainedTask(modelDir), minLengthFraction: Number(args["min-length"]), fresh: args.fresh,
   methods: [...FRONTIER_METHODS], bits: [8, 4, 3, 2], windows: [32, 128], hadamard: true, calibrationSamples: 16,
   onNotice: (m: string) => process.stderr.write(m + "\n"),
   onAnswer: (done: number, total: number, key: string) => done % 50 === 0 && process.stderr.write(`${done}/${total} answers (${key})\n`),
@@ -27,7 +35,7 @@ const r = runFrontier({
 const minutes = (performance.now() - t0) / 60000;
 const flags = process.argv.slice(2).filter((a) => a !== "--write-readme").join(" ");
 const body = [
-  `Made by \`npm run bench:frontier -- ${flags}\` (${minutes.toFixed(1)} min on this machine, 2 cores, ${r.generated} answers generated; the same as \`pmkvq frontier --problems ${r.problems}\`; chart: \`docs/frontier.svg\`):`,
+  `Made by \`npm run bench:frontier -- ${flags}\` (${minutes.toFixed(1)} min on this machine, 2 cores, ${r.generated} answers generated; the same as \`pmkvq frontier --problems ${r.problems}${modelDir === DEFAULT_MODEL_DIR ? "" : ` --model ${path.relative(REPO_ROOT, modelDir)} --min-length ${args["min-length"]}`}\`; chart: \`docs/frontier${suffix}.svg\`):`,
   "",
   frontierSummary(r),
   "",
@@ -44,14 +52,14 @@ const body = [
 ].join("\n");
 console.log(body);
 if (args["write-readme"]) {
-  writeReadmeSection("frontier-table", body);
-  writeReadmeSection("train-summary", trainingSummary());
-  writeFileAtomic(path.join(REPO_ROOT, "docs", "frontier.svg"), fs.readFileSync(path.join(args.out!, "frontier.svg"), "utf8"));
+  writeReadmeSection(`frontier-table${suffix}`, body);
+  writeReadmeSection(`train-summary${suffix}`, trainingSummary(modelDir));
+  writeFileAtomic(path.join(REPO_ROOT, "docs", `frontier${suffix}.svg`), fs.readFileSync(path.join(args.out!, "frontier.svg"), "utf8"));
 }
 
-/** The default model's training curve, from its train_log.json. */
-function trainingSummary(): string {
-  const t = JSON.parse(fs.readFileSync(path.join(DEFAULT_MODEL_DIR, "train_log.json"), "utf8")) as {
+/** A trained model's curve, from its train_log.json. */
+function trainingSummary(dir: string): string {
+  const t = JSON.parse(fs.readFileSync(path.join(dir, "train_log.json"), "utf8")) as {
     seconds?: number;
     log: { step: number; loss: number; tokenAccuracy: number; maxSteps: number; maxFacts?: number; tokensPerS: number }[];
   };
@@ -63,7 +71,7 @@ function trainingSummary(): string {
   }
   const last = t.log[t.log.length - 1];
   return [
-    `Training (from \`models/default/train_log.json\`): ${t.log.length} steps of 8 problems in ${((t.seconds ?? 0) / 60).toFixed(0)} min on this machine (${last.tokensPerS.toFixed(0)} tokens/s). Means over each 100 steps (token accuracy over solution tokens, teacher-forced):`,
+    `Training (from \`${path.relative(REPO_ROOT, path.join(dir, "train_log.json"))}\`): ${t.log.length} steps of 8 problems in ${((t.seconds ?? 0) / 60).toFixed(0)} min on this machine (${last.tokensPerS.toFixed(0)} tokens/s). Means over each 100 steps (token accuracy over solution tokens, teacher-forced):`,
     "",
     "| steps | loss | token accuracy | facts ≤ | solution steps ≤ |",
     "|---|---:|---:|---:|---:|",
