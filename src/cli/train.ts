@@ -31,6 +31,7 @@ export interface TrainFlags {
   taskSteps: number;
   countdown: boolean;
   factsFrom?: number;
+  fullFraction?: number;
   growFrom?: string;
   resume: boolean;
   checkpointMinutes: number;
@@ -54,6 +55,7 @@ export function trainCommand(run: (f: TrainFlags) => void | Promise<void>): Comm
     .option("--task-steps <n>", `solution steps per problem at full difficulty (≤ ${MAX_STEPS}; ≤ ${MAX_COUNTDOWN_STEPS} with --countdown)`, parseIntArg(3, MAX_STEPS), DEFAULT_TASK.steps)
     .option("--countdown", "the prompt states the number of steps and each solution line counts down the steps left, so answers can have any length (evaluate with frontier --min-length)", false)
     .option("--facts-from <n>", "a facts curriculum: the largest number of facts grows from n to --facts with the length curriculum", parseIntArg(2, MAX_FACTS))
+    .option("--full-fraction <x>", "share of each batch at the curriculum's current longest length, the rest drawn uniformly from 3 steps up (default 0.5; 0: every length alike, so the model cannot read the counter off the position)", parseFloatArg(0, 1))
     .option("--grow-from <dir>", "start from this pmkvq-trained model, grown into the new shape with the same function (more blocks, head_dim a whole multiple, same hidden size and heads)")
     .option("--checkpoint-minutes <m>", "write the full training state (and the model so far) at least this often (0: after every step)", parseFloatArg(0, 1e6), 5)
     .option("--resume", "continue the run whose state is in --out (train-state.safetensors; the same flags), to the same weights an uninterrupted run reaches", false)
@@ -103,7 +105,7 @@ export async function runTrain(f: TrainFlags): Promise<void> {
   let last = 0;
   const result = train({
     outDir: f.out, seed: f.seed, steps: f.steps, batchSize: f.batchSize, lr: f.lr, warmupSteps: f.warmup, shape, task, curriculumFraction: 0.3, curriculumGate: 0.9,
-    factsFrom: f.factsFrom, growFrom,
+    factsFrom: f.factsFrom, growFrom, fullFraction: f.fullFraction,
     checkpointEvery: 100,
     checkpointSeconds: f.checkpointMinutes * 60,
     stateFile,

@@ -60,6 +60,12 @@ export interface TrainOptions {
    * task.facts.
    */
   factsFrom?: number;
+  /**
+   * The share of each batch drawn at the current longest length (the rest uniform over 3 …
+   * longest steps); unset: 0.5. At 0.5 a model can read the counter off the position (half the
+   * problems end at the same step); 0 gives every length the same weight.
+   */
+  fullFraction?: number;
   /** Start from this trained model, grown into the new shape (grow.ts) instead of from random weights. */
   growFrom?: GrowSource;
   onStep?: (s: TrainStepLog) => void;
@@ -214,11 +220,24 @@ export function train(o: TrainOptions): TrainResult {
   }
 }
 
+/**
+ * One training problem's size and seed from the data stream: a share (half unless told) at the
+ * curriculum's current longest length, the rest uniform over 3 … maxSteps steps. The stream
+ * draws facts only with a facts curriculum, so runs without one keep their stream.
+ */
+export function drawProblem(rng: Rng, maxSteps: number, maxFacts: number, o: Pick<TrainOptions, "fullFraction" | "factsFrom">): { steps: number; facts: number; seed: number } {
+  const full = rng.next() < (o.fullFraction ?? 0.5);
+  const steps = full ? maxSteps : 3 + Math.floor(rng.next() * (maxSteps - 2));
+  const facts = o.factsFrom === undefined || full ? maxFacts : 2 + Math.floor(rng.next() * (maxFacts - 1));
+  return { steps, facts, seed: TRAIN_SEED_BASE + Math.floor(rng.next() * 2 ** 31) };
+}
+
 /** What makes two runs the same run (a resume must match them). */
 function runSettings(o: TrainOptions): Record<string, unknown> {
   return {
     seed: o.seed, steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmupSteps: o.warmupSteps, shape: o.shape, task: o.task,
     curriculumFraction: o.curriculumFraction, curriculumGate: o.curriculumGate ?? 0, factsFrom: o.factsFrom ?? null,
+    ...(o.fullFraction === undefined ? {} : { fullFraction: o.fullFraction }),
     growFrom: o.growFrom ? o.growFrom.fingerprint : null,
   };
 }
@@ -246,12 +265,8 @@ function trainLoop(o: TrainOptions, config: ModelConfig, tok: TextTokenizer, tf:
     const maxSteps = Math.round(6 + (o.task.steps - 6) * ramp);
     const maxFacts = o.factsFrom === undefined ? o.task.facts : Math.round(o.factsFrom + (o.task.facts - o.factsFrom) * ramp);
     const batch = Array.from({ length: o.batchSize }, () => {
-      // half the problems at the current longest length, half shorter
-      const full = dataRng.next() < 0.5;
-      const steps = full ? maxSteps : 3 + Math.floor(dataRng.next() * (maxSteps - 2));
-      // (the stream draws facts only with a facts curriculum, so runs without one keep theirs)
-      const facts = o.factsFrom === undefined || full ? maxFacts : 2 + Math.floor(dataRng.next() * (maxFacts - 1));
-      return trainingSequence(tok, TRAIN_SEED_BASE + Math.floor(dataRng.next() * 2 ** 31), { ...o.task, facts, steps });
+      const d = drawProblem(dataRng, maxSteps, maxFacts, o);
+      return trainingSequence(tok, d.seed, { ...o.task, facts: d.facts, steps: d.steps });
     });
     const counted = batch.reduce((a, b) => a + b.mask.reduce((x, y) => x + y, 0), 0);
     clearGrads(grads);

@@ -6,7 +6,8 @@ import { test } from "node:test";
 import { createFullPrecisionCache } from "../../src/cache/full.js";
 import { loadModel } from "../../src/model/checkpoint.js";
 import { AdamW, clipGradNorm, learningRate } from "../../src/train/adamw.js";
-import { saveModel, train, type ModelShape } from "../../src/train/train.js";
+import { drawProblem, saveModel, train, TRAIN_SEED_BASE, type ModelShape } from "../../src/train/train.js";
+import { Rng } from "../../src/util/rng.js";
 import { maxRelDiff, tempDir } from "../helpers.js";
 
 test("AdamW's first step: m̂ = g, v̂ = g², so Δ = lr·(g/(|g| + ε) + wd·p) with decay, lr·sign(g) without", () => {
@@ -43,4 +44,27 @@ test("a short run learns the short task, and the saved model reproduces its logi
   const a = Float32Array.from(r.transformer.forward(ids, ids.map((_, i) => i), createFullPrecisionCache(r.config, r.config.numLayers), "all"));
   const b = Float32Array.from(loaded.transformer.forward(ids, ids.map((_, i) => i), createFullPrecisionCache(loaded.config, loaded.config.numLayers), "all"));
   assert.ok(maxRelDiff(b, a) < 2e-2, `f16 weights change logits by ${maxRelDiff(b, a)}`);
+});
+
+test("problem lengths: half at the longest by default; with fullFraction 0 every length 3 … longest alike", () => {
+  const n = 40_000;
+  const count = (fullFraction: number | undefined) => {
+    const rng = new Rng(5);
+    const hist = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const d = drawProblem(rng, 99, 16, { fullFraction });
+      assert.ok(d.steps >= 3 && d.steps <= 99 && d.facts === 16 && d.seed >= TRAIN_SEED_BASE);
+      hist.set(d.steps, (hist.get(d.steps) ?? 0) + 1);
+    }
+    return hist;
+  };
+  // the closed forms: P(longest) = f + (1 − f)/97, P(any other length) = (1 − f)/97
+  const half = count(undefined);
+  assert.ok(Math.abs(half.get(99)! / n - (0.5 + 0.5 / 97)) < 0.01);
+  assert.ok(Math.abs(half.get(50)! / n - 0.5 / 97) < 0.003);
+  const flat = count(0);
+  assert.equal(flat.size, 97);
+  // each of the 97 lengths within 5 standard deviations of n/97
+  const mean = n / 97;
+  for (const [, c] of flat) assert.ok(Math.abs(c - mean) < 5 * Math.sqrt(mean), `${c} vs ${mean}`);
 });
