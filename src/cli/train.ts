@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { TRAIN_STATE_FILE } from "../train/train-state.js";
-import { DEFAULT_SHAPE, saveModel, train, type ModelShape } from "../train/train.js";
+import { DEFAULT_FULL_FRACTION, DEFAULT_SHAPE, saveModel, train, type ModelShape } from "../train/train.js";
 import { parseFloatArg, parseIntArg } from "./args.js";
 import { checkOutputDir } from "../util/paths.js";
 import { lockOutput } from "../util/lock.js";
@@ -55,7 +55,7 @@ export function trainCommand(run: (f: TrainFlags) => void | Promise<void>): Comm
     .option("--task-steps <n>", `solution steps per problem at full difficulty (≤ ${MAX_STEPS}; ≤ ${MAX_COUNTDOWN_STEPS} with --countdown)`, parseIntArg(3, MAX_STEPS), DEFAULT_TASK.steps)
     .option("--countdown", "the prompt states the number of steps and each solution line counts down the steps left, so answers can have any length (evaluate with frontier --min-length)", false)
     .option("--facts-from <n>", "a facts curriculum: the largest number of facts grows from n to --facts with the length curriculum", parseIntArg(2, MAX_FACTS))
-    .option("--full-fraction <x>", "share of each batch at the curriculum's current longest length, the rest drawn uniformly from 3 steps up (default 0.5; 0: every length alike, so the model cannot read the counter off the position)", parseFloatArg(0, 1))
+    .option("--full-fraction <x>", `share of each batch at the curriculum's current longest length, the rest drawn uniformly from 3 steps up (default ${DEFAULT_FULL_FRACTION}; 0: every length alike, so the model cannot read the counter off the position)`, parseFloatArg(0, 1))
     .option("--grow-from <dir>", "start from this pmkvq-trained model, grown into the new shape with the same function (more blocks, head_dim a whole multiple, same hidden size and heads)")
     .option("--checkpoint-minutes <m>", "write the full training state (and the model so far) at least this often (0: after every step)", parseFloatArg(0, 1e6), 5)
     .option("--resume", "continue the run whose state is in --out (train-state.safetensors; the same flags), to the same weights an uninterrupted run reaches", false)

@@ -220,13 +220,16 @@ export function train(o: TrainOptions): TrainResult {
   }
 }
 
+/** The share of each batch at the longest length unless told (the default model's stream). */
+export const DEFAULT_FULL_FRACTION = 0.5;
+
 /**
  * One training problem's size and seed from the data stream: a share (half unless told) at the
  * curriculum's current longest length, the rest uniform over 3 … maxSteps steps. The stream
  * draws facts only with a facts curriculum, so runs without one keep their stream.
  */
 export function drawProblem(rng: Rng, maxSteps: number, maxFacts: number, o: Pick<TrainOptions, "fullFraction" | "factsFrom">): { steps: number; facts: number; seed: number } {
-  const full = rng.next() < (o.fullFraction ?? 0.5);
+  const full = rng.next() < (o.fullFraction ?? DEFAULT_FULL_FRACTION);
   const steps = full ? maxSteps : 3 + Math.floor(rng.next() * (maxSteps - 2));
   const facts = o.factsFrom === undefined || full ? maxFacts : 2 + Math.floor(rng.next() * (maxFacts - 1));
   return { steps, facts, seed: TRAIN_SEED_BASE + Math.floor(rng.next() * 2 ** 31) };
@@ -237,7 +240,8 @@ function runSettings(o: TrainOptions): Record<string, unknown> {
   return {
     seed: o.seed, steps: o.steps, batchSize: o.batchSize, lr: o.lr, warmupSteps: o.warmupSteps, shape: o.shape, task: o.task,
     curriculumFraction: o.curriculumFraction, curriculumGate: o.curriculumGate ?? 0, factsFrom: o.factsFrom ?? null,
-    ...(o.fullFraction === undefined ? {} : { fullFraction: o.fullFraction }),
+    // recorded only when it changes the stream, so an explicit default resumes an unset one
+    ...(o.fullFraction === undefined || o.fullFraction === DEFAULT_FULL_FRACTION ? {} : { fullFraction: o.fullFraction }),
     growFrom: o.growFrom ? o.growFrom.fingerprint : null,
   };
 }
