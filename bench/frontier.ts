@@ -5,7 +5,8 @@
 // Usage: node dist/bench/frontier.js [--problems N] [--out DIR] [--fresh] [--write-readme]
 //   [--model DIR --min-length F --readme-suffix S]: another trained model (its answers' step
 //   counts drawn from [F·S, S]), written to the README sections frontier-table-S and
-//   train-summary-S and to docs/frontier-S.svg
+//   train-summary-S and to docs/frontier-S.svg; [--pm-stride K]: pm-kvq at every K-th exact
+//   allocation only (and the last), for a deep model whose table is long
 
 import fs from "node:fs";
 import path from "node:path";
@@ -21,21 +22,24 @@ const { values: args } = parseArgs({
   options: {
     problems: { type: "string", default: "60" }, out: { type: "string", default: ".bench-cache/frontier" }, fresh: { type: "boolean" }, "write-readme": { type: "boolean" },
     model: { type: "string", default: DEFAULT_MODEL_DIR }, "min-length": { type: "string", default: "1" }, "readme-suffix": { type: "string", default: "" },
+    "pm-stride": { type: "string", default: "1" },
   },
 });
 const modelDir = args.model!;
+const pmStride = Number(args["pm-stride"]);
+if (!(Number.isInteger(pmStride) && pmStride >= 1)) throw new Error(`--pm-stride must be a whole number ≥ 1, not ${args["pm-stride"]}`);
 const suffix = args["readme-suffix"] ? `-${args["readme-suffix"]}` : "";
 const t0 = performance.now();
 const r = runFrontier({
   modelDir, outDir: args.out!, problems: Number(args.problems), task: trainedTask(modelDir), minLengthFraction: Number(args["min-length"]), fresh: args.fresh,
-  methods: [...FRONTIER_METHODS], bits: [8, 4, 3, 2], windows: [32, 128], hadamard: true, calibrationSamples: 16,
+  methods: [...FRONTIER_METHODS], bits: [8, 4, 3, 2], windows: [32, 128], hadamard: true, calibrationSamples: 16, pmStride,
   onNotice: (m: string) => process.stderr.write(m + "\n"),
   onAnswer: (done: number, total: number, key: string) => done % 50 === 0 && process.stderr.write(`${done}/${total} answers (${key})\n`),
 });
 const minutes = (performance.now() - t0) / 60000;
 const flags = process.argv.slice(2).filter((a) => a !== "--write-readme").join(" ");
 const body = [
-  `Made by \`npm run bench:frontier -- ${flags}\` (${minutes.toFixed(1)} min on this machine, 2 cores, ${r.generated} answers generated; the same as \`pmkvq frontier --problems ${r.problems}${modelDir === DEFAULT_MODEL_DIR ? "" : ` --model ${path.relative(REPO_ROOT, modelDir)} --min-length ${args["min-length"]}`}\`; chart: \`docs/frontier${suffix}.svg\`):`,
+  `Made by \`npm run bench:frontier -- ${flags}\` (${minutes.toFixed(1)} min on this machine, 2 cores, ${r.generated} answers generated; the same as \`pmkvq frontier --problems ${r.problems}${modelDir === DEFAULT_MODEL_DIR ? "" : ` --model ${path.relative(REPO_ROOT, modelDir)} --min-length ${args["min-length"]}`}\`${pmStride > 1 ? `, but pm-kvq at every ${pmStride}th of its exact allocations and the last only (\`--pm-stride\`, a flag of this bench)` : ""}; chart: \`docs/frontier${suffix}.svg\`):`,
   "",
   frontierSummary(r),
   "",
@@ -57,9 +61,14 @@ if (args["write-readme"]) {
   writeFileAtomic(path.join(REPO_ROOT, "docs", `frontier${suffix}.svg`), fs.readFileSync(path.join(args.out!, "frontier.svg"), "utf8"));
 }
 
-/** A trained model's curve, from its train_log.json. */
+/** A trained model's curve, from its train_log.json (after its first stage's, train_log_stage1.json, when it was trained in two). */
 function trainingSummary(dir: string): string {
-  const t = JSON.parse(fs.readFileSync(path.join(dir, "train_log.json"), "utf8")) as {
+  const files = ["train_log_stage1.json", "train_log.json"].filter((f) => fs.existsSync(path.join(dir, f)));
+  return files.map((f) => stageSummary(path.join(dir, f))).join("\n\n");
+}
+
+function stageSummary(file: string): string {
+  const t = JSON.parse(fs.readFileSync(file, "utf8")) as {
     seconds?: number;
     log: { step: number; loss: number; tokenAccuracy: number; maxSteps: number; maxFacts?: number; tokensPerS: number }[];
   };
@@ -71,7 +80,7 @@ function trainingSummary(dir: string): string {
   }
   const last = t.log[t.log.length - 1];
   return [
-    `Training (from \`${path.relative(REPO_ROOT, path.join(dir, "train_log.json"))}\`): ${t.log.length} steps of 8 problems in ${((t.seconds ?? 0) / 60).toFixed(0)} min on this machine (${last.tokensPerS.toFixed(0)} tokens/s). Means over each 100 steps (token accuracy over solution tokens, teacher-forced):`,
+    `Training (from \`${path.relative(REPO_ROOT, file)}\`): ${t.log.length} steps of 8 problems in ${((t.seconds ?? 0) / 60).toFixed(0)} min on this machine (${last.tokensPerS.toFixed(0)} tokens/s). Means over each 100 steps (token accuracy over solution tokens, teacher-forced):`,
     "",
     "| steps | loss | token accuracy | facts ≤ | solution steps ≤ |",
     "|---|---:|---:|---:|---:|",
