@@ -39,7 +39,7 @@ const r = runFrontier({
 const minutes = (performance.now() - t0) / 60000;
 const flags = process.argv.slice(2).filter((a) => a !== "--write-readme").join(" ");
 const body = [
-  `Made by \`npm run bench:frontier -- ${flags}\` (${minutes.toFixed(1)} min on this machine, 2 cores, ${r.generated} answers generated; the same as \`pmkvq frontier --problems ${r.problems}${modelDir === DEFAULT_MODEL_DIR ? "" : ` --model ${path.relative(REPO_ROOT, modelDir)} --min-length ${args["min-length"]}`}\`${pmStride > 1 ? `, but pm-kvq at every ${pmStride}th of its exact allocations and the last only (\`--pm-stride\`, a flag of this bench)` : ""}; chart: \`docs/frontier${suffix}.svg\`):`,
+  `Made by \`npm run bench:frontier -- ${flags}\` (${minutes.toFixed(1)} min on this machine, 2 cores, ${r.generated} answers generated; the same as \`pmkvq frontier --problems ${r.problems}${modelDir === DEFAULT_MODEL_DIR ? "" : ` --model ${path.relative(REPO_ROOT, modelDir)} --min-length ${args["min-length"]}`}\`${pmStride > 1 ? `, but pm-kvq at one exact allocation in ${pmStride} (and the last) only (\`--pm-stride\`, a flag of this bench)` : ""}; chart: \`docs/frontier${suffix}.svg\`):`,
   "",
   frontierSummary(r),
   "",
